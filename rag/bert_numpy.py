@@ -26,7 +26,7 @@ from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
-__all__ = ["BertNumpyEncoder", "UnsupportedModel"]
+__all__ = ["BertNumpyEncoder", "UnsupportedModel", "erf", "gelu"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -122,9 +122,7 @@ class _Weights:
         anchor = "embeddings.word_embeddings.weight"
         prefixes = [k[: -len(anchor)] for k in tensors if k.endswith(anchor)]
         if len(prefixes) != 1:
-            raise UnsupportedModel(
-                f"{source}: expected exactly one '*{anchor}' tensor, found {len(prefixes)}"
-            )
+            raise UnsupportedModel(f"{source}: expected exactly one '*{anchor}' tensor, found {len(prefixes)}")
         # Checkpoints saved from BertModel have no prefix; ones saved from a
         # task head (BertForMaskedLM, ...) use "bert.".
         self._prefix = prefixes[0]
@@ -203,13 +201,10 @@ class BertNumpyEncoder:
         self._emb_ln_w = weights.get("embeddings.LayerNorm.weight")
         self._emb_ln_b = weights.get("embeddings.LayerNorm.bias")
         if self._word_emb.shape[1] != hidden:
-            raise UnsupportedModel(
-                f"word embeddings have width {self._word_emb.shape[1]}, config says {hidden}"
-            )
+            raise UnsupportedModel(f"word embeddings have width {self._word_emb.shape[1]}, config says {hidden}")
         if self._pos_emb.shape[0] < max_seq_length:
             raise UnsupportedModel(
-                f"max_seq_length {max_seq_length} exceeds the "
-                f"{self._pos_emb.shape[0]} position embeddings"
+                f"max_seq_length {max_seq_length} exceeds the {self._pos_emb.shape[0]} position embeddings"
             )
 
         self._layers: list[_Layer] = []
@@ -265,8 +260,7 @@ class BertNumpyEncoder:
             raise UnsupportedModel(f"{transformer_dir}: hidden_act {config['hidden_act']!r} not supported")
         if config.get("position_embedding_type", "absolute") != "absolute":
             raise UnsupportedModel(
-                f"{transformer_dir}: position_embedding_type "
-                f"{config['position_embedding_type']!r} not supported"
+                f"{transformer_dir}: position_embedding_type {config['position_embedding_type']!r} not supported"
             )
         if config.get("is_decoder", False):
             raise UnsupportedModel(f"{transformer_dir}: decoder (causal) BERT not supported")
@@ -278,8 +272,7 @@ class BertNumpyEncoder:
         kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
         if kinds not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]):
             raise UnsupportedModel(
-                f"{model_dir}: module pipeline {kinds} is not supported "
-                "(need Transformer, Pooling[, Normalize])"
+                f"{model_dir}: module pipeline {kinds} is not supported (need Transformer, Pooling[, Normalize])"
             )
         pooling_dir = model_dir / str(modules[1].get("path", ""))
 
@@ -296,9 +289,7 @@ class BertNumpyEncoder:
             # Mirrors sentence-transformers: tokenizer limit capped by the
             # position table.
             tok_config_path = transformer_dir / "tokenizer_config.json"
-            tok_config: dict[str, Any] = (
-                _read_json(tok_config_path) if tok_config_path.is_file() else {}
-            )
+            tok_config: dict[str, Any] = _read_json(tok_config_path) if tok_config_path.is_file() else {}
             model_max = tok_config.get("model_max_length")
             limit = int(model_max) if isinstance(model_max, int) else max_positions
             max_seq_length = min(limit, max_positions)
@@ -321,14 +312,10 @@ class BertNumpyEncoder:
         if st_config.get("do_lower_case"):
             # Same normalizer sentence-transformers installs for do_lower_case.
             current = tokenizer.normalizer
-            tokenizer.normalizer = (
-                NormalizerSequence([Lowercase(), current]) if current is not None else Lowercase()
-            )
+            tokenizer.normalizer = NormalizerSequence([Lowercase(), current]) if current is not None else Lowercase()
 
         pooling_config_path = pooling_dir / "config.json"
-        pooling_config: dict[str, Any] = (
-            _read_json(pooling_config_path) if pooling_config_path.is_file() else {}
-        )
+        pooling_config: dict[str, Any] = _read_json(pooling_config_path) if pooling_config_path.is_file() else {}
         pooling = _pooling_mode(pooling_config, pooling_config_path)
 
         encoder = cls(

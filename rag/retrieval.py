@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
 from rag.store import PassageStore
@@ -75,7 +73,8 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     shutil.rmtree(building, ignore_errors=True)
     nodes = store.all_nodes()
     if nodes:
-        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=settings.candidates).persist(str(building))
+        top_k = min(settings.candidates, len(nodes))
+        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building), show_progress=False)
     else:
         building.mkdir(parents=True)
     (building / "fingerprint").write_text(lexical_index_fingerprint(store))
@@ -101,7 +100,7 @@ class HybridRetriever:
         if not (directory / "retriever.json").is_file():
             return None
         retriever = BM25Retriever.from_persist_dir(str(directory))
-        retriever.similarity_top_k = min(self.settings.candidates, retriever.similarity_top_k)
+        retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
         return retriever
 
     def embed_question(self, question: str) -> Vectors:
@@ -131,6 +130,3 @@ class HybridRetriever:
                                              dense.get(node_id), lexical.get(node_id), ranks))
         return passages
 
-
-def cosine(matrix: Vectors, vector: Vectors) -> np.ndarray:
-    return np.asarray(matrix @ vector, dtype=np.float32)

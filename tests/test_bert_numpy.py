@@ -74,9 +74,7 @@ def st_model() -> Any:
 def _assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
     assert ours.shape == ref.shape
     assert ours.dtype == np.float32
-    cos = (ours * ref).sum(axis=1) / (
-        np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1)
-    )
+    cos = (ours * ref).sum(axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
     assert cos.min() >= 0.99999, f"min cosine {cos.min()} at text {int(cos.argmin())}"
     diff = np.abs(ours - ref).max(axis=1)
     assert diff.max() < 1e-4, f"max abs diff {diff.max()} at text {int(diff.argmax())}"
@@ -117,9 +115,7 @@ def test_matches_sentence_transformers(encoder: BertNumpyEncoder, st_model: Any)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_single_queries_match_sentence_transformers(
-    encoder: BertNumpyEncoder, st_model: Any
-) -> None:
+def test_single_queries_match_sentence_transformers(encoder: BertNumpyEncoder, st_model: Any) -> None:
     # One-at-a-time is the CLI's path: no padding, no mask.
     ours = np.concatenate([encoder.encode([t]) for t in TEXTS])
     ref = st_model.encode(TEXTS, convert_to_numpy=True)
@@ -227,7 +223,7 @@ def test_pytorch_bin_only_is_unsupported(tmp_path: Path) -> None:
     for name in ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json"):
         shutil.copy(MODEL_DIR / name, tmp_path / name)
     (tmp_path / "pytorch_model.bin").write_bytes(b"")
-    with pytest.raises(UnsupportedModel, match="model.safetensors"):
+    with pytest.raises(UnsupportedModel, match=r"model\.safetensors"):
         BertNumpyEncoder.load(tmp_path)
 
 

@@ -1,0 +1,48 @@
+# Set-up is a stamp on the lock file: `make setup` does nothing when requirements.lock has not changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup ask ingest test unit eval lint bench ui squad clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+# make ask Q="when did Mosul fall?"  (indexes seeds/ first when there is no index yet)
+ask: setup
+	@test -n "$$Q" || { echo 'usage: make ask Q="your question"' >&2; exit 2; }
+	@$(PY) -m rag.ask "$$Q"
+
+ingest: setup
+	$(PY) -m rag.ingest
+
+# Every test, then the quality gate on the seed questions.
+test: setup lint unit eval
+
+unit: setup
+	$(PY) -m pytest -q
+
+eval: setup
+	$(PY) -m rag.eval --questions evals/seeds.jsonl --min-answer.accuracy 0.9 --min-retrieval.recall@5 0.9 \
+		--min-refusal.accuracy 0.9 --min-citation.precision 0.9
+
+lint: setup
+	$(VENV)/bin/ruff check rag tests app.py
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m rag.bench
+
+squad: setup
+	$(PY) -m rag.eval --squad ../shared/data/squad-v1.1-dev.json --report evals/SQUAD.md
+
+ui: setup
+	$(PY) app.py
+
+clean:
+	rm -rf .rag

@@ -1,0 +1,49 @@
+"""``python -m rag.ask "QUESTION" [--json] [--top-k N] [--index DIR]``: answer from the indexed articles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rag.cli import add_index_flags, fail, log, run, settings_from
+from rag.pipeline import Answer, Assistant, QuestionError, check_question
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.ask", description=__doc__)
+    parser.add_argument("question", help="the question, in quotes")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_index_flags(parser)
+    args = parser.parse_args()
+    try:
+        check_question(args.question)
+    except QuestionError as error:
+        fail(str(error))
+    assistant = Assistant(settings_from(args))
+    if assistant.needs_index():
+        corpus = ", ".join(str(path) for path in assistant.settings.corpus)
+        log(f"no index yet in {assistant.settings.index_dir}: indexing {corpus} first")
+        log(assistant.ingest().summary())
+    answer = assistant.ask(args.question)
+    print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else render(answer))
+    return 0
+
+
+def render(answer: Answer) -> str:
+    lines = [answer.answer, ""]
+    if answer.citations:
+        lines.append("Sources:")
+        for citation in answer.citations:
+            lines.append(f"[{citation.n}] {citation.title} ({citation.source}, characters {citation.start}-{citation.end})")
+            lines.append(f"    “{citation.quote}”")
+    else:
+        lines.append("Closest passages:")
+        for number, passage in enumerate(answer.passages, start=1):
+            excerpt = " ".join(passage.text.split())
+            lines.append(f"{number}. {passage.title} ({passage.source}, characters {passage.start}-{passage.end})")
+            lines.append(f"    {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run(main)

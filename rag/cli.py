@@ -1,0 +1,44 @@
+"""What the command-line shells share: settings from flags, one-line errors, logging to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from rag.settings import Settings, SettingsError, load_settings
+
+
+def add_index_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", dest="index_dir", metavar="DIR", help="index directory (default .rag, RAG_INDEX_DIR)")
+    parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
+
+
+def settings_from(args: argparse.Namespace, names: tuple[str, ...] = ("index_dir", "top_k")) -> Settings:
+    try:
+        return load_settings({name: getattr(args, name, None) for name in names})
+    except SettingsError as error:
+        fail(str(error))
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    log(f"error: {message}")
+    raise SystemExit(code)
+
+
+def run(main: Callable[[], int]) -> NoReturn:
+    """Run a CLI main: expected failures are one line on stderr, never a traceback."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        log("interrupted")
+        code = 130
+    except (OSError, ValueError, RuntimeError) as error:
+        log(f"error: {error}")
+        code = 1
+    raise SystemExit(code)

@@ -1,0 +1,200 @@
+"""``python -m rag.eval``: grade retrieval, answers, citations and refusals on a question set.
+
+    python -m rag.eval [--questions FILE] [--corpus PATH ...] [--index DIR] [--top-k K] [--json] [--report FILE.md]
+                       [--squad FILE [--limit N]] [--calibrate] [--min-METRIC VALUE ...]
+
+``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value.
+Metric definitions: ``rag/evaluation.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.cli import fail, log, run, settings_from
+from rag.evaluation import (
+    Graded,
+    Question,
+    QuestionSetError,
+    breakdown,
+    calibrate_threshold,
+    failures,
+    load_questions,
+    summarize,
+)
+from rag.evaluation import run as run_questions
+from rag.indexing import Progress
+from rag.pipeline import CALIBRATION_FILE, Assistant
+from rag.settings import Settings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=Path, default=Path("evals/seeds.jsonl"))
+    parser.add_argument("--corpus", type=Path, nargs="+", help="index this corpus (cached by content) instead of seeds")
+    parser.add_argument("--squad", type=Path, help="SQuAD v1.1 JSON: index its paragraphs and ask its questions")
+    parser.add_argument("--limit", type=int, help="ask only the first N questions")
+    parser.add_argument("--index", dest="index_dir", metavar="DIR")
+    parser.add_argument("--top-k", dest="top_k", type=int, metavar="K")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--report", type=Path, help="write a Markdown report (and a recall@k chart beside it)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="choose the refusal threshold on this question set and record it for this model")
+    args, rest = parser.parse_known_args()
+    minimums = parse_minimums(rest, parser)
+    settings = settings_from(args)
+
+    if args.squad:
+        from rag.squad import squad_corpus
+
+        corpus, questions = squad_corpus(args.squad, settings.index_dir / "squad")
+        args.corpus = [corpus]
+    else:
+        try:
+            questions = load_questions(args.questions)
+        except (OSError, QuestionSetError) as error:
+            fail(str(error))
+    questions = questions[: args.limit] if args.limit else questions
+    if args.corpus and args.index_dir is None:
+        settings = settings.with_overrides({"index_dir": corpus_index_dir(settings, args.corpus)})
+    assistant = Assistant(settings)
+    if args.corpus or assistant.needs_index():
+        report = assistant.ingest(args.corpus or list(settings.corpus))
+        log(report.summary())
+
+    if args.calibrate:
+        record_calibration(assistant, questions, args.questions)
+    progress = Progress("questions", len(questions))
+    graded = run_questions(assistant, questions, progress=lambda done: progress.advance(1))
+    metrics = summarize(graded)
+    metrics["by_type"] = breakdown(graded)
+    metrics["refusal_threshold"] = assistant.threshold
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(render_table(metrics))
+        print(render_failures(graded))
+    if args.report:
+        write_report(args.report, metrics, graded, settings)
+    below = [f"{name} {value:.3f} < {minimum}" for name, minimum in minimums.items()
+             if (value := lookup(metrics, name)) < minimum]
+    for line in below:
+        log(f"below threshold: {line}")
+    return 1 if below else 0
+
+
+def parse_minimums(rest: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    minimums: dict[str, float] = {}
+    pairs = iter(rest)
+    for flag in pairs:
+        if not flag.startswith("--min-"):
+            parser.error(f"unrecognized argument: {flag}")
+        name, _, value = flag[len("--min-"):].partition("=")
+        try:
+            minimums[name] = float(value or next(pairs))
+        except (StopIteration, ValueError):
+            parser.error(f"{flag} needs a number")
+    return minimums
+
+
+def lookup(metrics: dict[str, Any], dotted: str) -> float:
+    value: Any = metrics
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            fail(f"no metric named {dotted!r}")
+        value = value[part]
+    return float(value)
+
+
+def corpus_index_dir(settings: Settings, corpus: list[Path]) -> Path:
+    """An index per corpus content: the same files always map to the same (incrementally updated) index."""
+    digest = hashlib.sha256()
+    for root in sorted(corpus):
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file():
+                digest.update(str(path.relative_to(root.parent)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return settings.index_dir / "corpora" / digest.hexdigest()[:12]
+
+
+def record_calibration(assistant: Assistant, questions: list[Question], source: Path) -> None:
+    assistant.threshold = float("-inf")
+    graded = run_questions(assistant, questions)
+    answerable = [g.answer.support for g in graded if g.question.answerable]
+    unanswerable = [g.answer.support for g in graded if not g.question.answerable]
+    threshold = calibrate_threshold(answerable, unanswerable)
+    calibrations = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
+    calibrations[assistant.settings.fingerprint] = {
+        "threshold": round(threshold, 4),
+        "model": assistant.settings.model_path.name,
+        "questions": str(source),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    CALIBRATION_FILE.write_text(json.dumps(calibrations, indent=2) + "\n")
+    log(f"refusal threshold {threshold:.4f} recorded for index fingerprint {assistant.settings.fingerprint}")
+    assistant.threshold = threshold
+
+
+def render_table(metrics: dict[str, Any]) -> str:
+    rows = [f"{'metric':<24}{'value':>8}", "-" * 32]
+    for group in ("retrieval", "answer", "citation", "refusal"):
+        for name, value in metrics[group].items():
+            if name != "count":
+                rows.append(f"{group + '.' + name:<24}{value:>8.3f}")
+    rows.append(f"{'questions':<24}{metrics['n']:>8d}")
+    return "\n".join(rows)
+
+
+def render_failures(graded: list[Graded]) -> str:
+    failed = failures(graded)
+    lines = [f"\n{len(failed)} question(s) to look at:"]
+    for g in failed:
+        q = g.question
+        expected = "unanswerable" if not q.answerable else " | ".join(q.answers)
+        rank = next((i for i, relevant in enumerate(g.relevance, start=1) if relevant), None)
+        lines.append(f"- [{q.id}] {q.question}")
+        lines.append(f"    expected: {expected}; evidence rank: {rank or '-'}; support {g.answer.support:.3f}")
+        lines.append(f"    answered: {g.answer.answer[:220]}")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], settings: Settings) -> None:
+    from rag.charts import recall_chart
+
+    command = "python -m rag.eval " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    chart = path.with_suffix(".png")
+    recall_chart(graded, chart)
+    lines = [
+        f"# Evaluation report: {path.stem}",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; index fingerprint `{settings.fingerprint}`; "
+        f"{metrics['n']} questions.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for group in ("retrieval", "answer", "citation", "refusal"):
+        lines += [f"| {group}.{name} | {value:.3f} |" for name, value in metrics[group].items() if name != "count"]
+    lines += ["", f"![recall@k]({chart.name})", "", "## By question type", "",
+              "| type | n | recall@5 | accuracy | EM | F1 |", "|---|---|---|---|---|---|"]
+    for kind, row in metrics["by_type"].items():
+        lines.append(f"| {kind} | {row['n']:.0f} | {row['recall@5']:.3f} | {row['accuracy']:.3f} | "
+                     f"{row['exact_match']:.3f} | {row['f1']:.3f} |")
+    path.write_text("\n".join(lines) + "\n")
+    log(f"report written to {path} and {chart}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,227 @@
+"""Grade retrieval, answers, citations and refusals on a question set; the metric definitions live here.
+
+A question set is JSONL, one object a line: ``{"id", "question", "answers": [...], "evidence": [exact quotes],
+"answerable": true}`` (``answerable`` defaults to true); ``gold_docs`` (article ids) may replace ``evidence``.
+
+- ``retrieval.recall@k``: share of answerable questions with a relevant passage in the top k. A passage is relevant
+  if it contains an evidence quote (after whitespace and quote normalisation), or, for questions that give
+  ``gold_docs``, if it belongs to one of those articles.
+- ``retrieval.mrr``: mean over answerable questions of 1 / rank of the first relevant passage in the top 20 (0 if
+  none).
+- ``answer.accuracy``: share of answerable questions answered (not refused) with an answer text that contains an
+  acceptable answer (SQuAD normalisation: case, punctuation, articles, whitespace; whole tokens).
+- ``answer.exact_match`` / ``answer.f1``: SQuAD exact match / token F1 of the short answer (the cited sentence when
+  there is no short answer; 0 when refused) against the best acceptable answer.
+- ``citation.precision``: share of the citations of answered answerable questions whose quote contains, lies in, or
+  overlaps at least half of an evidence quote (for ``gold_docs`` questions: cites one of those articles).
+- ``refusal.accuracy``: share of unanswerable questions refused; ``refusal.false_rate``: share of answerable ones
+  refused.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.metrics import (
+    best_exact_match,
+    best_f1,
+    citation_supports,
+    contains_answer,
+    mean,
+    quote_in_passage,
+    recall_at_k,
+    reciprocal_rank,
+)
+from rag.pipeline import Answer, Assistant
+from rag.retrieval import RetrievedPassage
+
+MRR_DEPTH = 20
+RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
+
+
+class QuestionSetError(ValueError):
+    """A question file that does not follow the schema; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    gold_docs: tuple[str, ...] = ()
+    answerable: bool = True
+
+
+@dataclass
+class Graded:
+    question: Question
+    answer: Answer
+    relevance: list[bool]
+    """For each retrieved passage, in rank order, whether it is relevant."""
+    retrieved: list[RetrievedPassage]
+    correct: bool
+    f1: float
+    exact: bool
+    citations_supported: list[bool] = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return not self.answer.answerable
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answerable = bool(record.get("answerable", True))
+            question = Question(
+                id=str(record.get("id", number)),
+                question=str(record["question"]),
+                answers=tuple(str(answer) for answer in record.get("answers", [])),
+                evidence=tuple(str(quote) for quote in record.get("evidence", [])),
+                gold_docs=tuple(str(doc) for doc in record.get("gold_docs", [])),
+                answerable=answerable,
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise QuestionSetError(f"{path}:{number}: not a question record ({error})") from None
+        if answerable and not question.answers:
+            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'answers'")
+        if answerable and not (question.evidence or question.gold_docs):
+            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'evidence' or 'gold_docs'")
+        questions.append(question)
+    if not questions:
+        raise QuestionSetError(f"{path}: no questions")
+    return questions
+
+
+def is_relevant(passage: RetrievedPassage, question: Question) -> bool:
+    if question.gold_docs:
+        return str(passage.metadata["article_id"]) in question.gold_docs
+    return any(quote_in_passage(passage.text, quote) for quote in question.evidence)
+
+
+def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage]) -> Graded:
+    relevance = [is_relevant(passage, question) for passage in retrieved[:MRR_DEPTH]]
+    answered = answer.answerable
+    correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
+    predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
+    f1 = best_f1(predicted, question.answers) if answered and question.answers else 0.0
+    exact = bool(answered and question.answers and best_exact_match(predicted, question.answers))
+    supported = []
+    if question.answerable and answered:
+        for citation in answer.citations:
+            if question.gold_docs:
+                supported.append(citation.doc_id in question.gold_docs)
+            else:
+                supported.append(citation_supports(citation.quote, question.evidence))
+    return Graded(question, answer, relevance, retrieved, correct, f1, exact, supported)
+
+
+def run(assistant: Assistant, questions: Sequence[Question],
+        progress: Callable[[int], None] = lambda done: None) -> list[Graded]:
+    """Ask every question once (retrieving once) and grade it."""
+    graded = []
+    for done, question in enumerate(questions, start=1):
+        vector = assistant.retriever.embed_question(question.question)
+        retrieved = assistant.retriever.retrieve(question.question, vector, limit=MRR_DEPTH)
+        answer = assistant.answer(question.question, question.question, vector, retrieved)
+        graded.append(grade(question, answer, retrieved))
+        progress(done)
+    return graded
+
+
+def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
+    answerable = [g for g in graded if g.question.answerable]
+    unanswerable = [g for g in graded if not g.question.answerable]
+    citations = [supported for g in answerable for supported in g.citations_supported]
+    retrieval = {f"recall@{k}": mean([recall_at_k(g.relevance, k) for g in answerable]) for k in RECALL_DEPTHS}
+    retrieval["mrr"] = mean([reciprocal_rank(g.relevance, MRR_DEPTH) for g in answerable])
+    return {
+        "n": len(graded),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "retrieval": retrieval,
+        "answer": {
+            "accuracy": mean([float(g.correct) for g in answerable]),
+            "exact_match": mean([float(g.exact) for g in answerable]),
+            "f1": mean([g.f1 for g in answerable]),
+        },
+        "citation": {"precision": mean([float(s) for s in citations]), "count": len(citations)},
+        "refusal": {
+            "accuracy": mean([float(g.refused) for g in unanswerable]),
+            "false_rate": mean([float(g.refused) for g in answerable]),
+        },
+    }
+
+
+def question_type(question: str) -> str:
+    """The question's wh-form, for the per-type breakdown: ``how many``, ``when``, ``who``..."""
+    text = question.lower()
+    for form in ("how many", "how much", "how long", "what year", "what percentage"):
+        if form in text:
+            return form
+    match = re.search(r"\b(what|which|when|who|whom|whose|where|why|how)\b", text)
+    return match.group(1) if match else "other"
+
+
+def breakdown(graded: Sequence[Graded]) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[Graded]] = defaultdict(list)
+    for g in graded:
+        if g.question.answerable:
+            groups[question_type(g.question.question)].append(g)
+    return {
+        kind: {
+            "n": len(items),
+            "recall@5": mean([recall_at_k(g.relevance, 5) for g in items]),
+            "accuracy": mean([float(g.correct) for g in items]),
+            "exact_match": mean([float(g.exact) for g in items]),
+            "f1": mean([g.f1 for g in items]),
+        }
+        for kind, items in sorted(groups.items(), key=lambda pair: -len(pair[1]))
+    }
+
+
+def failures(graded: Sequence[Graded]) -> list[Graded]:
+    """Questions answered wrongly, refused wrongly, or whose evidence was not retrieved in the top 5."""
+    return [
+        g for g in graded
+        if (g.question.answerable and (not g.correct or not recall_at_k(g.relevance, 5)))
+        or (not g.question.answerable and not g.refused)
+    ]
+
+
+def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float]) -> float:
+    """The refusal threshold that best separates the two score distributions.
+
+    Maximises balanced accuracy (mean of the share of unanswerable questions refused and of answerable ones not
+    refused); among equally good thresholds, takes the middle of the widest gap between neighbouring scores.
+    """
+    scores = sorted(set(supports_answerable) | set(supports_unanswerable))
+    if not scores:
+        raise ValueError("no scores to calibrate on")
+    candidates = [scores[0] - 1e-6] + [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)]
+    candidates.append(scores[-1] + 1e-6)
+
+    def balanced(threshold: float) -> float:
+        kept = mean([float(s >= threshold) for s in supports_answerable]) if supports_answerable else 1.0
+        refused = mean([float(s < threshold) for s in supports_unanswerable]) if supports_unanswerable else 1.0
+        return (kept + refused) / 2
+
+    best = max(balanced(t) for t in candidates)
+    tied = [t for t in candidates if balanced(t) == best]
+    def gap(threshold: float) -> float:
+        below = max((s for s in scores if s < threshold), default=threshold)
+        above = min((s for s in scores if s >= threshold), default=threshold)
+        return above - below
+
+    return max(tied, key=gap)

@@ -1,0 +1,136 @@
+"""The assistant: components chosen from settings in one place, and the two things a user does, ingest and ask.
+
+The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin shells over ``Assistant``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rag.answering import choose_sentence
+from rag.citing import Citation, PassageHit, cite, passage_hit
+from rag.conversation import contextualize
+from rag.indexing import IngestReport, ingest, lexical_index_current
+from rag.questions import analyse
+from rag.retrieval import HybridRetriever, RetrievedPassage
+from rag.settings import Settings
+from rag.store import PassageStore
+
+MAX_QUESTION_CHARS = 2000
+# Passages whose sentences compete for the answer; the rest only widen the list shown.
+ANSWER_POOL = 8
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+# Used only for a model never calibrated here (see calibration.json and ``rag.eval --calibrate``).
+UNCALIBRATED_THRESHOLD = 1.0
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked (empty, or too long)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    short_answer: str | None
+    answerable: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[PassageHit] = field(default_factory=list)
+    support: float = 0.0
+    """The best sentence's score, which the refusal threshold is compared with."""
+    asked: str = ""
+    """The question as retrieved with (a follow-up rewritten with its context)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "short_answer": self.short_answer,
+            "answerable": self.answerable,
+            "citations": [asdict(citation) for citation in self.citations],
+            "passages": [asdict(passage) for passage in self.passages],
+        }
+
+
+def check_question(question: str) -> str:
+    if not question or not question.strip():
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return " ".join(question.split())
+
+
+def calibrated_threshold(settings: Settings) -> float:
+    """The refusal threshold: the setting if given, else the value calibrated for this index fingerprint."""
+    if settings.refusal_threshold:
+        return settings.refusal_threshold
+    if CALIBRATION_FILE.is_file():
+        calibrations = json.loads(CALIBRATION_FILE.read_text())
+        entry = calibrations.get(settings.fingerprint)
+        if entry:
+            return float(entry["threshold"])
+    return UNCALIBRATED_THRESHOLD
+
+
+class Assistant:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def store(self) -> PassageStore:
+        return PassageStore(self.settings.index_dir, self.settings.fingerprint)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        from rag.embedding import make_query_encoder
+
+        return HybridRetriever(self.settings, self.store, make_query_encoder(self.settings))
+
+    @cached_property
+    def threshold(self) -> float:
+        return calibrated_threshold(self.settings)
+
+    def needs_index(self) -> bool:
+        return self.store.count() == 0 or not lexical_index_current(self.settings, self.store)
+
+    def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
+        report = ingest(list(paths or self.settings.corpus), self.settings, self.store)
+        self.__dict__.pop("retriever", None)  # the lexical index was rebuilt: reload it on next use
+        return report
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+        question = check_question(question)
+        asked = contextualize(question, history)
+        vector = self.retriever.embed_question(asked)
+        passages = self.retriever.retrieve(asked, vector)
+        return self.answer(question, asked, vector, passages)
+
+    def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
+        shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
+        pool = passages[:ANSWER_POOL]
+        form = analyse(asked)
+        choice = choose_sentence(form, vector, pool, self.store.sentences_of([p.id for p in pool]))
+        if choice is None or choice.score < self.threshold:
+            return Answer(question, refusal(asked), None, False, [], shown,
+                          choice.score if choice else 0.0, asked)
+        citation = cite(1, choice.passage, choice.start, choice.end, choice.score)
+        short = None
+        if choice.short_answer is not None:
+            start, end = choice.short_answer
+            short = choice.passage.text[start - choice.passage.start : end - choice.passage.start]
+        text = f"{short}: “{citation.quote}” [1]" if short else f"“{citation.quote}” [1]"
+        return Answer(question, text, short, True, [citation], shown, choice.score, asked)
+
+    def stats(self) -> dict[str, int]:
+        documents = self.store.documents()
+        return {"articles": len(documents), "passages": self.store.count()}
+
+
+def refusal(question: str) -> str:
+    return (f"The articles don't say. Nothing in the indexed articles answers “{question}”; "
+            "the closest passages are listed below.")
