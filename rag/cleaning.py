@@ -36,7 +36,8 @@ CHROME_LINE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 
-PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+# "\r" too: a file saved with CRLF line ends has "\r\n\r\n" between paragraphs.
+PARAGRAPH_BREAK = re.compile(r"\n[ \t\r]*\n")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[S
 
 
 def _trimmed(text: str, start: int, end: int) -> list[Span]:
-    while start < end and text[start].isspace():
+    # A byte-order mark opening a file is kept in the text (offsets index the file) but is no part of a paragraph.
+    while start < end and (text[start].isspace() or text[start] == "\ufeff"):
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1

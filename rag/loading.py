@@ -114,9 +114,9 @@ def _load_file(path: Path, base: Path, origin: str, result: LoadResult) -> None:
     absolute = str(path.resolve())
     doc_id = path.relative_to(base).as_posix()
     if suffix in JSONL_SUFFIXES:
-        result.articles.extend(_jsonl_articles(text, path, absolute, origin, result))
+        result.articles.extend(_jsonl_articles(text.removeprefix("\ufeff"), path, absolute, origin, result))
     elif suffix in HTML_SUFFIXES:
-        title, body = extract_html(text)
+        title, body = extract_html(text.removeprefix("\ufeff"))
         article = _file_article(absolute, doc_id, body, origin, title, extracted=True)
         _keep_if_reporting(article, path, result)
     else:
@@ -137,10 +137,11 @@ def _read_text(path: Path, result: LoadResult) -> str | None:
     except UnicodeDecodeError as error:
         result.problems.append(Problem(str(path), f"not UTF-8 (invalid byte at offset {error.start})"))
         return None
-    if not text.strip():
+    if not text.removeprefix("\ufeff").strip():
         result.problems.append(Problem(str(path), "empty file"))
         return None
-    return text.removeprefix("\ufeff")
+    # A byte-order mark stays in a text file's text: offsets must index what open(path, encoding="utf-8") reads.
+    return text
 
 
 def _file_article(
@@ -169,7 +170,8 @@ def _keep_if_reporting(article: Article, path: Path, result: LoadResult) -> None
 
 def _jsonl_articles(text: str, path: Path, absolute: str, origin: str, result: LoadResult) -> Iterable[Article]:
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by "\n" only: splitlines() would also split at U+2028, U+0085... inside a record.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -226,6 +228,7 @@ class _MainTextParser(HTMLParser):
     SKIPPED = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template"}
     BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "div", "article", "section", "tr"}
     CHROME_WORDS = ("comment", "share", "social", "sidebar", "related", "newsletter", "advert", "cookie", "menu")
+    ARTICLE = {"article", "main"}
     VOID = {"br", "img", "hr", "meta", "link", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
 
     def __init__(self) -> None:
@@ -245,13 +248,17 @@ class _MainTextParser(HTMLParser):
                 self.current.append("\n")
             return
         marker = " ".join(value or "" for name, value in attrs if name in {"class", "id"}).lower()
-        skipped = tag in self.SKIPPED or any(word in marker for word in self.CHROME_WORDS)
+        chrome = any(word in marker for word in self.CHROME_WORDS)
+        # An <article>'s own <header> holds its headline; only a page-level <header> is the site's banner.
+        own_header = tag == "header" and any(name in self.ARTICLE for name, _ in self.stack)
+        skipped = chrome or (tag in self.SKIPPED and not own_header)
         self.stack.append((tag, skipped))
         self.skip_depth += skipped
         if tag in self.BLOCKS:
             self._flush()
-        self.in_title = self.in_title or tag == "title"
-        self.in_h1 = self.in_h1 or (tag == "h1" and not self.skip_depth)
+        # The page's <title>, not an icon's <svg><title>; the first <h1> only, not every one on the page.
+        self.in_title = self.in_title or (tag == "title" and not self.skip_depth)
+        self.in_h1 = self.in_h1 or (tag == "h1" and not self.skip_depth and not self.h1.strip())
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.VOID or tag not in (name for name, _ in self.stack):

@@ -115,16 +115,20 @@ class Assistant:
         pool = passages[:ANSWER_POOL]
         form = analyse(asked)
         choice = choose_sentence(form, vector, pool, self.store.sentences_of([p.id for p in pool]))
-        if choice is None or choice.score < self.threshold:
+        if choice is None or choice.support < self.threshold:
             return Answer(question, refusal(asked), None, False, [], shown,
-                          choice.score if choice else 0.0, asked)
-        citation = cite(1, choice.passage, choice.start, choice.end, choice.score)
+                          choice.support if choice else 0.0, asked)
+        citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
+        text = f"“{citations[0].quote}” [1]"
+        if choice.context is not None:
+            citations.append(cite(2, choice.passage, *choice.context, choice.score))
+            text += f" (“{citations[1].quote}” [2])"
         short = None
         if choice.short_answer is not None:
             start, end = choice.short_answer
             short = choice.passage.text[start - choice.passage.start : end - choice.passage.start]
-        text = f"{short}: “{citation.quote}” [1]" if short else f"“{citation.quote}” [1]"
-        return Answer(question, text, short, True, [citation], shown, choice.score, asked)
+            text = f"{short}: {text}"
+        return Answer(question, text, short, True, citations, shown, choice.support, asked)
 
     def stats(self) -> dict[str, int]:
         documents = self.store.documents()

@@ -93,6 +93,10 @@ class Settings:
             raise SettingsError("top_k must be between 1 and 100")
         if self.candidates < self.top_k:
             raise SettingsError("candidates must be at least top_k")
+        if self.rrf_k < 0:
+            raise SettingsError("rrf_k must be at least 0")
+        if self.embed_batch_size < 1:
+            raise SettingsError("embed_batch_size must be at least 1")
         if self.embed_model and not Path(self.embed_model).is_dir():
             raise SettingsError(f"embed_model {self.embed_model!r} is not a local model directory")
 
@@ -105,7 +109,10 @@ def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[st
         for f in dataclasses.fields(Settings)
         if f"RAG_{f.name.upper()}" in environ
     }
-    return Settings().with_overrides(from_env).with_overrides(dict(flags or {}))
+    # One merge, checked once: a flag may fix what the environment alone would make invalid (RAG_TOP_K=50 with
+    # --candidates 60), and a flag overrides an environment value without that value being parsed.
+    given = {name: value for name, value in (flags or {}).items() if value is not None}
+    return Settings().with_overrides({**from_env, **given})
 
 
 def _convert(name: str, value: object) -> object:

@@ -55,3 +55,17 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | 
     """Run ``python -m module args`` as a user would, in a fresh process."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+
+
+@pytest.fixture
+def fresh_settings(tmp_path: Path) -> Settings:
+    """Settings for an empty index of this test's own (under ``tmp_path``), ignoring any ``RAG_*`` variables."""
+    return load_settings({"index_dir": str(tmp_path / "index")}, environ={})
+
+
+@pytest.fixture
+def no_rag_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove ``RAG_*`` variables, so command-line runs (``run_module``) see only the flags a test gives."""
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)

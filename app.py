@@ -1,0 +1,694 @@
+"""Chat UI over the assistant: ``python app.py [--host H] [--port N] [--index DIR] [--auth USER:PASS] [--share]``.
+
+A thin shell over ``rag.pipeline.Assistant`` (the same ``ingest``/``ask`` calls as ``python -m rag.ask``): every
+answer is shown with its [n] markers tied to a sources panel that quotes the cited span in its context and opens the
+whole article scrolled to it; a side panel shows what is indexed and adds uploaded files to the index.
+
+Everything that comes from an article (text, titles, quotes, file names) and everything the user typed is rendered as
+text: it is HTML-escaped here, and the chat component is told not to interpret Markdown, LaTeX or custom tags.
+
+Serves on 127.0.0.1:7860 by default. Listening beyond loopback, or a public ``--share`` link, requires a login
+(``--auth USER:PASS`` or ``RAG_UI_AUTH=USER:PASS``).
+"""
+
+import argparse
+import html
+import ipaddress
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import traceback
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# rag before gradio: importing rag sets the offline environment (no analytics, no model hub) that gradio reads.
+from rag.cli import add_index_flags, fail, log, run, settings_from
+from rag.loading import SUPPORTED_SUFFIXES
+from rag.pipeline import Answer, Assistant, QuestionError
+
+# isort: split
+import gradio as gr
+
+HOST = "127.0.0.1"
+PORT = 7860
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# Questions run concurrently with each other (see Guard): a question costs ~50 ms of numpy and Chroma work, and on
+# 2-4 cores four at a time is the measured sweet spot (10 at once was 5x slower than 4, from thread contention).
+# Further requests wait in the queue, which is bounded so an overload gets a "queue full" message, not a pile-up.
+ASK_CONCURRENCY = 4
+QUEUE_SIZE = 64
+CONTEXT_CHARS = 320
+"""Characters of article text shown on each side of a quote in the sources panel."""
+FULL_ARTICLE_CHARS = 120_000
+"""Longer articles are shown as a window of this size around the quote (a 5 MB upload is not sent to the page)."""
+EXAMPLES = ("When did Mosul fall?", "Who is the spokesman for the Syrian army?", "When was Tal Afar liberated?")
+UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
+# Characters str.splitlines() breaks on, and tabs: gr.Chatbot passes every message through inspect.cleandoc (which
+# re-indents lines and expands tabs), so they are written as character references and reach the page untouched.
+_WHITESPACE_REFS = {ord(c): f"&#{ord(c)};" for c in "\t\n\r\x0b\x0c\x1c\x1d\x1e\u2028\u2029"}
+
+
+def text_html(text: str) -> str:
+    """``text`` as HTML that displays exactly that text: escaped, with line breaks as character references."""
+    return html.escape(text, quote=True).translate(_WHITESPACE_REFS)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Article text (a library-level reader: see the report; it belongs beside rag.citing)
+
+
+def article_text(source: str) -> str:
+    """The text a citation's ``start:end`` index into: a file's content, or a JSONL record's ``text``.
+
+    ``source`` is ``Citation.source``: a path (relative to the current directory, or absolute), or ``FILE.jsonl#id``.
+    Raises ``OSError`` or ``ValueError`` when the file or record cannot be read.
+    """
+    if not Path(source).is_file():
+        match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
+        if match:
+            return _jsonl_record_text(Path(match.group(1)), match.group(2))
+    with open(source, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def _jsonl_record_text(path: Path, record_id: str) -> str:
+    import json
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        content = handle.read().removeprefix("\ufeff")
+    for line in content.splitlines():  # as rag.loading reads it: the first record with the id is the one indexed
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and str(record.get("id")) == record_id and isinstance(record.get("text"), str):
+            return str(record["text"])
+    raise ValueError(f"{path}: no record with id {record_id!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Rendering: plain functions from library objects to escaped HTML
+
+
+def source_anchor(turn: int, n: int) -> str:
+    return f"rag-t{turn}-s{n}"
+
+
+def quote_anchor(turn: int, n: int) -> str:
+    return f"rag-t{turn}-q{n}"
+
+
+def render_question(question: str) -> str:
+    """A user turn as shown in the chat (``previous_questions`` reverses it)."""
+    return text_html(question)
+
+
+def render_answer(answer: Answer, turn: int = 1) -> str:
+    """One assistant turn: the answer with linked [n] markers, then the sources (or the closest passages)."""
+    parts = [f'<div class="rag-answer{"" if answer.answerable else " rag-refusal"}">',
+             f'<p class="rag-text">{_answer_text_html(answer, turn)}</p>']
+    if answer.asked and answer.asked != answer.question:
+        parts.append(f'<p class="rag-asked">Read as a follow-up: “{text_html(answer.asked)}”</p>')
+    parts.append(render_sources(answer, turn))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _answer_text_html(answer: Answer, turn: int) -> str:
+    """The answer text, escaped; its [n] markers (not any inside a quote) link to source n; the short answer bold."""
+    text = answer.answer
+    numbers = {citation.n for citation in answer.citations}
+    quoted = []
+    for citation in answer.citations:
+        at = text.find(citation.quote) if citation.quote else -1
+        while at != -1:
+            quoted.append((at, at + len(citation.quote)))
+            at = text.find(citation.quote, at + 1)
+    pieces, position = [], 0
+    short = answer.short_answer
+    if short and text.startswith(f"{short}:"):
+        pieces.append(f'<strong class="rag-short">{text_html(short)}</strong>')
+        position = len(short)
+    for marker in re.finditer(r"\[(\d+)\]", text):
+        n = int(marker.group(1))
+        if marker.start() < position or n not in numbers or any(a <= marker.start() < b for a, b in quoted):
+            continue
+        pieces.append(text_html(text[position : marker.start()]))
+        pieces.append(f'<a class="rag-ref" href="#{source_anchor(turn, n)}" title="Go to source {n}">[{n}]</a>')
+        position = marker.end()
+    pieces.append(text_html(text[position:]))
+    return "".join(pieces)
+
+
+def render_sources(answer: Answer, turn: int = 1) -> str:
+    """The sources panel: each citation in its context with the quote highlighted, or for a refusal the closest
+    passages; the other passages retrieved for an answer are listed folded away."""
+    if not answer.citations:
+        if not answer.passages:
+            return '<p class="rag-note">Nothing is indexed yet: add articles in the side panel.</p>'
+        return (f'<div class="rag-sources"><div class="rag-label">Closest passages — none of them answers the '
+                f'question</div><ol class="rag-passages">{"".join(_passage_html(p) for p in answer.passages)}'
+                "</ol></div>")
+    cards = "".join(_citation_html(citation, turn) for citation in answer.citations)
+    panel = f'<div class="rag-sources"><div class="rag-label">Sources</div>{cards}</div>'
+    others = [p for p in answer.passages
+              if not any(p.source == c.source and p.start <= c.start and c.end <= p.end for c in answer.citations)]
+    if others:
+        panel += (f'<details class="rag-more"><summary>Other passages retrieved ({len(others)})</summary>'
+                  f'<ol class="rag-passages">{"".join(_passage_html(p) for p in others)}</ol></details>')
+    return panel
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A citation's span in its article: the text around it and, when it fits, the article shown whole."""
+
+    before: str
+    after: str
+    clipped_before: bool
+    clipped_after: bool
+    article: str | None = None
+    """The article (or a window of a long one) with the quote at ``article_start:article_end``."""
+    article_start: int = 0
+    article_end: int = 0
+    article_offset: int = 0
+    """Where ``article`` starts in the full text (non-zero for a window of a long article)."""
+    article_length: int = 0
+
+
+def _locate(source: str, start: int, end: int, quote: str) -> _Located | None:
+    try:
+        text = article_text(source)
+    except (OSError, ValueError) as error:
+        log(f"sources panel: cannot read {source}: {error}")
+        return None
+    if text[start:end] != quote:
+        log(f"sources panel: {source} changed since it was indexed (characters {start}-{end} are not the quote)")
+        return None
+    low, high = _context_bounds(text, start, end, CONTEXT_CHARS)
+    window_start, window_end = 0, len(text)
+    if len(text) > FULL_ARTICLE_CHARS:
+        window_start, window_end = _context_bounds(text, start, end, FULL_ARTICLE_CHARS // 2)
+    return _Located(text[low:start], text[end:high], _cut_inside_paragraph(text, low),
+                    _cut_inside_paragraph(text, high), text[window_start:window_end],
+                    start - window_start, end - window_start, window_start, len(text))
+
+
+def _context_bounds(text: str, start: int, end: int, radius: int) -> tuple[int, int]:
+    """About ``radius`` characters each side of ``start:end``: whole paragraphs when they fit, else cut at a word."""
+    low, high = max(0, start - radius), min(len(text), end + radius)
+    if low > 0:
+        paragraph = text.find("\n\n", low, start)
+        space = re.search(r"\s", text[low:start])
+        low = paragraph + 2 if paragraph != -1 else (low + space.end() if space else start)
+    if high < len(text):
+        paragraph = text.rfind("\n\n", end, high)
+        spaces = [m.start() for m in re.finditer(r"\s", text[end:high])]
+        high = paragraph if paragraph != -1 else (end + spaces[-1] if spaces else end)
+    return low, high
+
+
+def _cut_inside_paragraph(text: str, at: int) -> bool:
+    """Whether a context starting or ending at ``at`` cuts a paragraph (and so needs an ellipsis)."""
+    return 0 < at < len(text) and not (text[:at].endswith("\n\n") or text[at:].startswith("\n\n"))
+
+
+def _citation_html(citation: Any, turn: int) -> str:
+    title = citation.title.strip() or citation.doc_id
+    where = _where(citation.source, citation.doc_id, citation.start, citation.end)
+    located = _locate(citation.source, citation.start, citation.end, citation.quote)
+    quote = f'<mark class="rag-quote">{text_html(citation.quote)}</mark>'
+    if located is None:
+        context = (f'<blockquote class="rag-context">{quote}</blockquote><p class="rag-note">The article file could '
+                   "not be read or has changed since it was indexed; only the quoted span is shown.</p>")
+        article = ""
+    else:
+        context = (f'<blockquote class="rag-context">{"…" if located.clipped_before else ""}'
+                   f"{text_html(_squash(located.before))}{quote}{text_html(_squash(located.after))}"
+                   f'{"…" if located.clipped_after else ""}</blockquote>')
+        article = _article_html(located, citation.quote, quote_anchor(turn, citation.n))
+    return (f'<section class="rag-source" id="{source_anchor(turn, citation.n)}">'
+            f'<div class="rag-source-head"><span class="rag-n">[{citation.n}]</span>'
+            f'<span class="rag-title">{text_html(title)}</span></div>'
+            f'<div class="rag-where">{where}</div>{context}{article}</section>')
+
+
+def _article_html(located: _Located, quote: str, anchor: str) -> str:
+    article = located.article or ""
+    before, after = article[: located.article_start], article[located.article_end :]
+    note = ""
+    if located.article_offset or len(article) < located.article_length:
+        note = (f'<p class="rag-note">A long article: characters {located.article_offset:,}-'
+                f"{located.article_offset + len(article):,} of {located.article_length:,} are shown.</p>")
+    return (f'<details class="rag-article"><summary>Full article</summary>'
+            f'<div class="rag-article-text">{text_html(before)}<mark class="rag-quote" id="{anchor}">'
+            f"{text_html(quote)}</mark>{text_html(after)}</div>{note}</details>"
+            f'<a class="rag-jump" href="#{anchor}">Show the quote in the full article</a>')
+
+
+def _passage_html(passage: Any) -> str:
+    title = passage.title.strip() or passage.doc_id
+    return (f'<li class="rag-passage"><div class="rag-title">{text_html(title)}</div>'
+            f'<div class="rag-where">{_where(passage.source, passage.doc_id, passage.start, passage.end)}</div>'
+            f'<blockquote class="rag-context">{text_html(_squash(passage.text))}</blockquote></li>')
+
+
+def _where(source: str, doc_id: str, start: int, end: int) -> str:
+    match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
+    if match and not Path(source).is_file():
+        place = f"{text_html(match.group(1))} · record <code>{text_html(match.group(2))}</code>"
+    else:
+        place = text_html(source)
+    return f"{place} · characters {start:,}-{end:,}"
+
+
+def _squash(text: str) -> str:
+    """Context text made compact: each run of whitespace becomes one space, or one line break if it had any."""
+    return re.sub(r"\s+", lambda run: "\n" if "\n" in run.group() else " ", text)
+
+
+def render_stats(stats: dict[str, int], index_dir: Path, note: str = "") -> str:
+    articles, passages = stats.get("articles", 0), stats.get("passages", 0)
+    body = (f'<div class="rag-stats"><div class="rag-label">Indexed</div>'
+            f'<div class="rag-counts"><span><b>{articles:,}</b> article{"" if articles == 1 else "s"}</span>'
+            f'<span><b>{passages:,}</b> passage{"" if passages == 1 else "s"}</span></div>'
+            f'<div class="rag-where">index: {text_html(str(index_dir))}</div>')
+    if note:
+        body += f'<p class="rag-note">{text_html(note)}</p>'
+    return body + "</div>"
+
+
+def previous_questions(history: Sequence[Any] | None) -> list[str]:
+    """The user's earlier questions, from the chat history (messages with a string or a list of text parts)."""
+    questions = []
+    for message in history or []:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            text = content
+        else:
+            parts = content if isinstance(content, list) else [content]
+            text = " ".join(str(part.get("text", "")) for part in parts
+                            if isinstance(part, dict) and part.get("type", "text") == "text")
+        if text.strip():
+            questions.append(html.unescape(text))  # undoes render_question exactly
+    return questions
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Uploads
+
+
+def safe_filename(name: str) -> str:
+    """The file's own name, reduced to letters, digits, ``.``, ``-`` and ``_``: no directories, no hidden files."""
+    base = unicodedata.normalize("NFKC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    base = re.sub(r"[^\w.-]+", "_", base).strip("._-") or "upload"
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = stem[:100].rstrip("._-") or "upload"
+    return f"{stem}.{suffix[:12]}" if suffix else stem
+
+
+def check_upload(path: Path, name: str) -> str | None:
+    """Why an uploaded file cannot be added (wrong type, too big), or None. Its content is the loader's to judge."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        kinds = ", ".join(UPLOAD_SUFFIXES)
+        return f"{name}: {suffix or 'no extension'} is not a supported file type (use {kinds})"
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        return f"{name}: {size / 1024 / 1024:.1f} MB is over the {MAX_UPLOAD_BYTES // 1024 // 1024} MB limit"
+    if size == 0:
+        return f"{name}: the file is empty"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The handlers
+
+
+class Guard:
+    """Questions share the index; an ingest has it alone.
+
+    Asking only reads (Chroma queries, the BM25 index in memory, numpy), and 10 concurrent asks gave the same answers
+    as 10 sequential ones, so questions run in parallel. An ingest writes Chroma, swaps the BM25 index directory, drops
+    the cached retriever and may rewrite an uploaded article file that the sources panel reads: it waits for the
+    questions in flight and holds new ones back until it is done. A waiting ingest goes before new questions.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._writing and not self._writers_waiting)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._condition:
+            self._writers_waiting += 1
+            try:
+                self._condition.wait_for(lambda: not self._writing and not self._readers)
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
+
+
+Messages = list[dict[str, Any]]
+
+
+class ChatHandlers:
+    """What the UI does, as plain methods over one assistant (testable without a server)."""
+
+    def __init__(self, assistant: Assistant, note: str = "") -> None:
+        self.assistant = assistant
+        self.note = note
+        self.guard = Guard()
+
+    def respond(self, question: str, history: Messages | None) -> tuple[Messages, str]:
+        """Answer ``question`` as a follow-up to the user's earlier questions; returns (chat, cleared textbox).
+
+        A question that cannot be asked (empty, too long) is a ``gr.Error`` with the library's message (the textbox
+        keeps the text); any other failure is logged and answered in the chat with a one-line message.
+        """
+        history = list(history or [])
+        earlier = previous_questions(history)
+        turn = len(earlier) + 1
+        try:
+            with self.guard.reading():
+                answer = self.assistant.ask(question or "", history=earlier)
+                reply = render_answer(answer, turn)
+        except QuestionError as error:
+            raise gr.Error(f"Cannot ask that: {error}.", title="Question", print_exception=False) from None
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            reply = (f'<p class="rag-error">Sorry, this question could not be answered '
+                     f"({text_html(type(error).__name__)}: {text_html(str(error)[:300])}). "
+                     "The details are in the server log.</p>")
+        return [*history, {"role": "user", "content": render_question(question)},
+                {"role": "assistant", "content": reply}], ""
+
+    def respond_example(self, history: Messages | None, event: gr.SelectData) -> tuple[Messages, str]:
+        value = event.value
+        return self.respond(str(value.get("text", "") if isinstance(value, dict) else value), history)
+
+    def stats(self) -> str:
+        try:
+            with self.guard.reading():
+                counts = self.assistant.stats()
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            return f'<p class="rag-error">Cannot read the index: {text_html(str(error)[:300])}</p>'
+        return render_stats(counts, self.assistant.settings.index_dir, self.note)
+
+    def upload(self, files: Sequence[Any] | None) -> tuple[str, str, None]:
+        """Save the files in ``<index_dir>/uploads/`` and ingest them; returns (report, stats, cleared files)."""
+        try:
+            report = self._upload([Path(_file_path(file)) for file in files or []])
+        except Exception as error:
+            traceback.print_exc(file=sys.stderr)
+            report = f'<p class="rag-error">The upload failed: {text_html(str(error)[:300])}</p>'
+        return report, self.stats(), None
+
+    def _upload(self, paths: list[Path]) -> str:
+        if not paths:
+            return '<p class="rag-note">Choose one or more files to add.</p>'
+        refused, accepted = [], []
+        for path in paths:
+            name = safe_filename(path.name)
+            why = check_upload(path, path.name)
+            if why:
+                refused.append(why)
+            else:
+                accepted.append((path, name))
+        lines = []
+        if accepted:
+            folder = self.assistant.settings.index_dir / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            with self.guard.writing(), tempfile.TemporaryDirectory(dir=folder, prefix=".replaced-") as backups:
+                saved: dict[str, str] = {}  # saved path -> name shown
+                for path, name in accepted:
+                    if name in saved.values():
+                        refused.append(f"{path.name}: another file in this upload has the same name")
+                        continue
+                    target = folder / name
+                    if target.exists():  # keep the indexed version until the new one is known to load
+                        shutil.copy2(target, Path(backups) / name)
+                    shutil.copyfile(path, target)
+                    saved[str(target)] = name
+                report = self.assistant.ingest(list(map(Path, saved)))
+                for problem in report.problems:
+                    name = saved.get(problem.path) or Path(problem.path).name
+                    refused.append(f"{name}{f' line {problem.line}' if problem.line else ''}: {problem.message}")
+                    if problem.line is None and problem.path in saved:  # the whole file was refused
+                        backup = Path(backups) / name
+                        if backup.exists():
+                            shutil.copy2(backup, problem.path)  # the index kept the old version: so does the disk
+                        else:
+                            Path(problem.path).unlink(missing_ok=True)
+            lines.append(f'<p class="rag-ok">Indexed {len(saved)} file{"" if len(saved) == 1 else "s"}: '
+                         f"{text_html(report.summary())}.</p>")
+        if refused:
+            items = "".join(f"<li>{text_html(line)}</li>" for line in refused)
+            lines.append(f'<div class="rag-error"><b>Not added:</b><ul>{items}</ul></div>')
+        return "".join(lines)
+
+
+def _file_path(file: Any) -> str:
+    """A gr.File value (a path, or a FileData-like object/dict) as a path."""
+    if isinstance(file, dict):
+        return str(file.get("path"))
+    return str(getattr(file, "path", file))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The page
+
+CSS = """
+.gradio-container { max-width: 1280px !important; margin: 0 auto !important; }
+#rag-header h1 { font-size: 1.45rem; margin: 0.2rem 0 0.1rem; letter-spacing: -0.01em; }
+#rag-header p { margin: 0; color: var(--body-text-color-subdued); font-size: 0.92rem; }
+.rag-answer { font-size: 0.95rem; line-height: 1.55; }
+.rag-text { font-size: 1.02rem; margin: 0 0 0.5rem; }
+.rag-short { font-weight: 700; }
+.rag-refusal .rag-text { color: var(--body-text-color-subdued); font-style: italic; }
+.rag-asked { margin: 0 0 0.5rem; font-size: 0.82rem; color: var(--body-text-color-subdued); }
+a.rag-ref { display: inline-block; padding: 0 0.3em; margin-left: 0.1em; border-radius: 4px; font-size: 0.8em;
+  font-weight: 700; text-decoration: none; vertical-align: 0.1em; background: var(--color-accent-soft);
+  color: var(--color-accent) !important; }
+.rag-label { font-size: 0.72rem; font-weight: 700; letter-spacing: 0.08em; text-transform: uppercase;
+  color: var(--body-text-color-subdued); margin: 0.75rem 0 0.35rem; }
+.rag-source, .rag-passage { border: 1px solid var(--border-color-primary); border-left: 3px solid var(--color-accent);
+  border-radius: 6px; padding: 0.55rem 0.75rem; margin: 0 0 0.6rem; background: var(--background-fill-primary);
+  list-style: none; }
+.rag-passage { border-left-color: var(--border-color-accent, var(--border-color-primary)); }
+.rag-passages { padding: 0; margin: 0; }
+.rag-source-head { display: flex; gap: 0.45rem; align-items: baseline; }
+.rag-n { font-weight: 700; color: var(--color-accent); }
+.rag-title { font-weight: 700; }
+.rag-where { font-family: var(--font-mono); font-size: 0.74rem; color: var(--body-text-color-subdued);
+  margin: 0.1rem 0 0.35rem; overflow-wrap: anywhere; }
+.rag-context { margin: 0; padding: 0.35rem 0.6rem; border-left: 2px solid var(--border-color-primary);
+  white-space: pre-line; font-family: Georgia, 'DejaVu Serif', serif; font-size: 0.94rem;
+  color: var(--body-text-color); }
+mark.rag-quote { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
+.rag-article { margin-top: 0.45rem; font-size: 0.85rem; }
+.rag-article summary, .rag-more summary { cursor: pointer; color: var(--color-accent); font-size: 0.85rem; }
+.rag-article-text { position: relative; max-height: 22rem; overflow: auto; white-space: pre-wrap; margin-top: 0.35rem;
+  padding: 0.5rem 0.7rem; border: 1px solid var(--border-color-primary); border-radius: 4px;
+  font-family: Georgia, 'DejaVu Serif', serif; font-size: 0.9rem; line-height: 1.5; }
+a.rag-jump { display: inline-block; margin-top: 0.25rem; font-size: 0.78rem; color: var(--body-text-color-subdued); }
+.rag-more { margin-top: 0.3rem; }
+.rag-note { font-size: 0.8rem; color: var(--body-text-color-subdued); margin: 0.3rem 0; }
+.rag-error { color: var(--error-text-color, #b91c1c); font-size: 0.88rem; }
+.rag-error ul { margin: 0.2rem 0 0 1rem; padding: 0; }
+.rag-ok { color: var(--body-text-color); font-size: 0.88rem; margin: 0.2rem 0; }
+.rag-stats .rag-label { margin-top: 0; }
+.rag-counts { display: flex; gap: 1rem; font-size: 0.95rem; }
+.rag-counts b { font-size: 1.25rem; }
+#rag-side .rag-help { font-size: 0.8rem; color: var(--body-text-color-subdued); line-height: 1.45; }
+#rag-side .rag-help p { margin: 0 0 0.4rem; }
+"""
+
+# Opening "Full article" scrolls the article box (not the page) to the quote; the "Show the quote" link opens the box
+# and brings the quote into view. Article text stays inert: this only moves what is already on the page.
+JS = """
+() => {
+  const reveal = (box) => {
+    const mark = box.querySelector('mark[id]');
+    const text = box.querySelector('.rag-article-text');
+    if (mark && text) text.scrollTop = Math.max(0, mark.offsetTop - text.clientHeight / 3);
+  };
+  document.addEventListener('toggle', (event) => {
+    const box = event.target;
+    if (box instanceof HTMLDetailsElement && box.open && box.classList.contains('rag-article')) reveal(box);
+  }, true);
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element ? event.target.closest('a.rag-jump, a.rag-ref') : null;
+    if (!link) return;
+    const target = document.getElementById((link.getAttribute('href') || '').slice(1));
+    if (!target) return;
+    event.preventDefault();
+    const box = target.closest('details');
+    if (box && !box.open) box.open = true;
+    if (box) reveal(box);
+    target.scrollIntoView({block: 'nearest', behavior: 'smooth'});
+  });
+}
+"""
+
+HELP = """<div class="rag-help">
+<p>Answers quote one sentence from the indexed articles; <b>[n]</b> links to its source, where the highlighted text
+is the exact quote in its context. Open <i>Full article</i> to read it in place.</p>
+<p>When no sentence answers the question, the assistant says so and lists the closest passages.</p>
+<p>Follow-ups work: after “When did Mosul fall?”, ask “And Raqqa?”.</p></div>"""
+
+
+def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
+    """The page: the conversation on the left, the index (counts and uploads) on the right."""
+    handlers = ChatHandlers(assistant, note)
+    kinds = ", ".join(UPLOAD_SUFFIXES)
+    with gr.Blocks(title="News questions", delete_cache=(3600, 3600)) as demo:
+        gr.HTML('<h1>Questions on the news articles</h1><p>Every answer is a quoted sentence from an indexed article, '
+                "with its source.</p>", elem_id="rag-header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=7, min_width=420):
+                chatbot = gr.Chatbot(
+                    show_label=False, elem_id="rag-chat", height="70vh", layout="panel", buttons=[],
+                    render_markdown=False, sanitize_html=True, latex_delimiters=[], allow_tags=False,
+                    examples=[{"text": question} for question in EXAMPLES],
+                    placeholder="<b>Ask a question about the indexed articles</b><br>or start from an example:",
+                )
+                question = gr.Textbox(placeholder="Ask a question…", show_label=False, lines=1, max_lines=4,
+                                      submit_btn="Ask", autofocus=True, elem_id="rag-question")
+                gr.ClearButton([chatbot, question], value="New conversation", size="sm")
+            with gr.Column(scale=3, min_width=260, elem_id="rag-side"):
+                stats = gr.HTML(handlers.stats, elem_id="rag-stats", padding=True, container=True)
+                files = gr.File(label="Add articles to the index", file_count="multiple",
+                                file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload", height=130)
+                gr.HTML(f'<p class="rag-note">{text_html(kinds)} files, up to {MAX_UPLOAD_BYTES // 1024 // 1024} MB '
+                        "each. A file with the name of an earlier upload replaces it.</p>")
+                upload_report = gr.HTML(elem_id="rag-upload-report")
+                gr.HTML(HELP)
+        question.submit(handlers.respond, [question, chatbot], [chatbot, question], api_name="ask",
+                        show_progress="minimal")
+        chatbot.example_select(handlers.respond_example, [chatbot], [chatbot, question], api_visibility="private",
+                               show_progress="minimal")
+        # One ingest at a time: it loads the embedding model (hundreds of MB) and takes the index for itself.
+        files.upload(handlers.upload, [files], [upload_report, stats, files], api_name="upload", concurrency_limit=1)
+    demo.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, *, host: str = HOST, port: int = PORT, auth: tuple[str, str] | None = None,
+           share: bool = False, block: bool = True) -> tuple[Any, str, str | None]:
+    """Serve ``demo`` (blocking unless ``block=False``); the same settings for ``main`` and the tests."""
+    return demo.launch(server_name=host, server_port=port, auth=auth, share=share, prevent_thread_lock=not block,
+                       auth_message="Sign in to ask questions on the indexed articles.",
+                       max_file_size=MAX_UPLOAD_BYTES, show_error=False, quiet=True, inbrowser=False,
+                       footer_links=["api"], ssr_mode=False, mcp_server=False, enable_monitoring=False, pwa=False,
+                       theme=theme(), css=CSS, js=JS)
+
+
+def theme() -> gr.themes.Base:
+    """Fonts shipped with gradio, so nothing is fetched from the network. Only their regular and bold files: the
+    semibold ones in gradio 6.31 hold a few dozen glyphs, and text set in them comes out in mixed fonts."""
+    font = gr.themes.LocalFont
+    return gr.themes.Soft(
+        primary_hue="blue", neutral_hue="slate", radius_size="sm",
+        font=(font("IBM Plex Sans", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"),
+        font_mono=(font("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None or value == "":
+        return None
+    user, colon, password = value.partition(":")
+    if not colon or not user or not password:
+        fail("the login must be given as USER:PASS (--auth or RAG_UI_AUTH)")
+    return user, password
+
+
+def prepare_index(assistant: Assistant) -> str:
+    """Index the default corpus when there is no index yet; returns what was done, for the UI to say."""
+    if not assistant.needs_index():
+        return ""
+    corpus = ", ".join(str(path) for path in assistant.settings.corpus)
+    log(f"no index yet in {assistant.settings.index_dir}: indexing {corpus} first")
+    report = assistant.ingest()
+    log(report.summary())
+    for problem in report.problems:
+        log(f"skipped {problem}")
+    return f"There was no index yet: {corpus} was indexed at start ({report.summary()})."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Chat UI: ask questions on the indexed "
+                                     "articles and add articles to the index.")
+    parser.add_argument("--host", default=HOST, help=f"address to listen on (default {HOST}); anything beyond "
+                        "loopback needs a login")
+    parser.add_argument("--port", type=int, default=PORT, help=f"port (default {PORT})")
+    add_index_flags(parser)
+    parser.add_argument("--auth", metavar="USER:PASS", help="require this login (better: RAG_UI_AUTH=USER:PASS, which "
+                        "other users cannot see in the process list)")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link (needs a login "
+                        "and a network; off by default)")
+    args = parser.parse_args(argv)
+    auth = parse_auth(args.auth if args.auth is not None else os.environ.get("RAG_UI_AUTH"))
+    if auth is None and (args.share or not is_loopback(args.host)):
+        where = "a public share link" if args.share else args.host
+        fail(f"refusing to serve on {where} without a login: pass --auth USER:PASS or set RAG_UI_AUTH=USER:PASS")
+    assistant = Assistant(settings_from(args))
+    note = prepare_index(assistant)
+    assistant.retriever  # noqa: B018  (load the models now, not on the first question)
+    demo = build_app(assistant, note)
+    log(f"serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+        f"{' (login required)' if auth else ''}; Ctrl-C stops")
+    launch(demo, host=args.host, port=args.port, auth=auth, share=args.share)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
