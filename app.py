@@ -593,7 +593,7 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
             with gr.Column(scale=3, min_width=260, elem_id="rag-side"):
                 stats = gr.HTML(handlers.stats, elem_id="rag-stats", padding=True, container=True)
                 files = gr.File(label="Add articles to the index", file_count="multiple",
-                                file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload", height=130)
+                                file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload")
                 gr.HTML(f'<p class="rag-note">{text_html(kinds)} files, up to {MAX_UPLOAD_BYTES // 1024 // 1024} MB '
                         "each. A file with the name of an earlier upload replaces it.</p>")
                 upload_report = gr.HTML(elem_id="rag-upload-report")

@@ -47,8 +47,6 @@ class SentenceChoice:
     """Offsets in the article text of the short answer, if the question wants a kind of span and one was found."""
     support: float = 0.0
     """How well the articles support answering at all; compared with the refusal threshold."""
-    context: Span | None = None
-    """A neighbouring sentence (offsets in the article) that names what the chosen one only refers to."""
 
 
 def fold(token: str) -> str:
@@ -117,7 +115,7 @@ def choose_sentence(form: QuestionForm, question_vector: Vectors, passages: Sequ
     A question that wants a kind of span (a date, a number, a name) is answered only by a sentence holding one,
     if any does; the support then drops for a sentence that holds none. When the chosen sentence does not name
     what the question names but a neighbour does ("The town was liberated ... Aug. 30" / "... the swift military
-    victory in Tal Afar"), that neighbour is cited as context.
+    victory in Tal Afar"), the quote runs on to that neighbour, so the reader sees what "the town" is.
     """
     candidates = []
     for rank, passage in enumerate(passages, start=1):
@@ -165,15 +163,15 @@ def _choice(candidate: _Candidate, index: int, spans: list[Span], form: Question
             question_keys: frozenset[str], score: float, support: float) -> SentenceChoice:
     stored, passage = candidate.stored, candidate.passage
     short = _nearest_to_terms(candidate.texts[index], spans, question_keys)
-    context = None
+    first = last = index
     missing = [name for name in form.names if not term_keys(name) & candidate.keys[index]]
     for neighbour in (index - 1, index + 1, index + 2):
         if missing and 0 <= neighbour < len(stored) and missing_share(missing, candidate.keys[neighbour]) < 1:
-            context = (stored[neighbour].start, stored[neighbour].end)
+            first, last = min(first, neighbour), max(last, neighbour)
             break
-    sentence = stored[index]
-    return SentenceChoice(passage, sentence.start, sentence.end, candidate.texts[index], score,
-                          (sentence.start + short[0], sentence.start + short[1]) if short else None, support, context)
+    start, end, sentence = stored[first].start, stored[last].end, stored[index]
+    return SentenceChoice(passage, start, end, passage.text[start - passage.start : end - passage.start], score,
+                          (sentence.start + short[0], sentence.start + short[1]) if short else None, support)
 
 
 def _next_to_noun(sentence: str, span: Span, form: QuestionForm) -> bool:

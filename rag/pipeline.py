@@ -119,10 +119,7 @@ class Assistant:
             return Answer(question, refusal(asked), None, False, [], shown,
                           choice.support if choice else 0.0, asked)
         citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
-        text = f"“{citations[0].quote}” [1]"
-        if choice.context is not None:
-            citations.append(cite(2, choice.passage, *choice.context, choice.score))
-            text += f" (“{citations[1].quote}” [2])"
+        text = f"“{' '.join(citations[0].quote.split())}” [1]"
         short = None
         if choice.short_answer is not None:
             start, end = choice.short_answer

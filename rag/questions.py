@@ -97,7 +97,7 @@ def analyse(question: str) -> QuestionForm:
     counted = re.search(r"\bhow many ((?:[a-z-]+ ){0,3}?[a-z-]+)(?= (?:were|are|did|do|does|had|have|has|was|is|will|"
                         r"would|could|can)\b)", text)
     kind, noun = _kind(text)
-    return QuestionForm(kind, tuple(content_terms(question)), tuple(dict.fromkeys(names)),
+    return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
                         counted.group(1).split()[-1] if counted else None,
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun)
 
