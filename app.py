@@ -46,6 +46,8 @@ ASK_CONCURRENCY = 4
 QUEUE_SIZE = 64
 CONTEXT_CHARS = 320
 """Characters of article text shown on each side of a quote in the sources panel."""
+PASSAGE_EXCERPT_CHARS = 240
+"""A retrieved passage is shown as an excerpt this long, which opens into the whole passage."""
 FULL_ARTICLE_CHARS = 120_000
 """Longer articles are shown as a window of this size around the quote (a 5 MB upload is not sent to the page)."""
 EXAMPLES = ("When did Mosul fall?", "Who is the spokesman for the Syrian army?", "When was Tal Afar liberated?")
@@ -256,10 +258,20 @@ def _article_html(located: _Located, quote: str, anchor: str) -> str:
 
 
 def _passage_html(passage: Any) -> str:
+    """A retrieved passage: title, place, and an excerpt that opens into the whole passage."""
     title = passage.title.strip() or passage.doc_id
+    text = _squash(passage.text.strip())
+    if len(text) <= PASSAGE_EXCERPT_CHARS:
+        body = f'<blockquote class="rag-context">{text_html(text)}</blockquote>'
+    else:
+        cut = text.rfind(" ", 0, PASSAGE_EXCERPT_CHARS)
+        excerpt = text[: cut if cut > 0 else PASSAGE_EXCERPT_CHARS]
+        body = (f'<blockquote class="rag-context rag-excerpt">{text_html(excerpt)}…</blockquote>'
+                f'<details class="rag-whole"><summary>Whole passage</summary>'
+                f'<blockquote class="rag-context">{text_html(text)}</blockquote></details>')
     return (f'<li class="rag-passage"><div class="rag-title">{text_html(title)}</div>'
             f'<div class="rag-where">{_where(passage.source, passage.doc_id, passage.start, passage.end)}</div>'
-            f'<blockquote class="rag-context">{text_html(_squash(passage.text))}</blockquote></li>')
+            f"{body}</li>")
 
 
 def _where(source: str, doc_id: str, start: int, end: int) -> str:
@@ -521,12 +533,16 @@ a.rag-ref { display: inline-block; padding: 0 0.3em; margin-left: 0.1em; border-
   color: var(--body-text-color); }
 mark.rag-quote { background: #fde68a; color: #1f2937; padding: 0 1px; border-radius: 2px; }
 .rag-article { margin-top: 0.45rem; font-size: 0.85rem; }
-.rag-article summary, .rag-more summary { cursor: pointer; color: var(--color-accent); font-size: 0.85rem; }
+.rag-article summary, .rag-more summary, .rag-whole summary { cursor: pointer; color: var(--color-accent);
+  font-size: 0.85rem; }
 .rag-article-text { position: relative; max-height: 22rem; overflow: auto; white-space: pre-wrap; margin-top: 0.35rem;
   padding: 0.5rem 0.7rem; border: 1px solid var(--border-color-primary); border-radius: 4px;
   font-family: Georgia, 'DejaVu Serif', serif; font-size: 0.9rem; line-height: 1.5; }
 a.rag-jump { display: inline-block; margin-top: 0.25rem; font-size: 0.78rem; color: var(--body-text-color-subdued); }
 .rag-more { margin-top: 0.3rem; }
+.rag-whole summary { font-size: 0.8rem; margin-top: 0.2rem; }
+.rag-passage:has(details.rag-whole[open]) .rag-excerpt { display: none; }
+.rag-passage .rag-context { font-size: 0.88rem; }
 .rag-note { font-size: 0.8rem; color: var(--body-text-color-subdued); margin: 0.3rem 0; }
 .rag-error { color: var(--error-text-color, #b91c1c); font-size: 0.88rem; }
 .rag-error ul { margin: 0.2rem 0 0 1rem; padding: 0; }

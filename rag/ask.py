@@ -34,7 +34,8 @@ def render(answer: Answer) -> str:
     if answer.citations:
         lines.append("Sources:")
         for citation in answer.citations:
-            lines.append(f"[{citation.n}] {citation.title} ({citation.source}, characters {citation.start}-{citation.end})")
+            where = f"{citation.source}, characters {citation.start}-{citation.end}"
+            lines.append(f"[{citation.n}] {citation.title} ({where})")
             lines.append(f"    “{citation.quote}”")
     else:
         lines.append("Closest passages:")

@@ -11,7 +11,7 @@ from rag.settings import Settings, SettingsError, load_settings
 
 
 def add_index_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", dest="index_dir", metavar="DIR", help="index directory (default .rag, RAG_INDEX_DIR)")
+    parser.add_argument("--index", dest="index_dir", metavar="DIR", help="index directory (.rag; RAG_INDEX_DIR)")
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
 
 

@@ -57,7 +57,9 @@ class PassageEmbedder:
 
     def embed_passages(self, texts: Sequence[str], sentences: Sequence[Sequence[Span]]) -> PassageVectors:
         """``sentences[i]`` are character spans relative to ``texts[i]``."""
-        outputs = self.model.encode(list(texts), batch_size=self.batch_size, output_value=None)
+        outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
+            list(texts), batch_size=self.batch_size, output_value=None
+        )
         passage_rows, sentence_rows = [], []
         for text, spans, output in zip(texts, sentences, outputs, strict=True):
             passage_rows.append(np.asarray(output["sentence_embedding"], dtype=np.float32))

@@ -20,6 +20,7 @@ A question set is JSONL, one object a line: ``{"id", "question", "answers": [...
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import defaultdict
@@ -209,7 +210,7 @@ def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswera
     scores = sorted(set(supports_answerable) | set(supports_unanswerable))
     if not scores:
         raise ValueError("no scores to calibrate on")
-    candidates = [scores[0] - 1e-6] + [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)]
+    candidates = [scores[0] - 1e-6] + [(a + b) / 2 for a, b in itertools.pairwise(scores)]
     candidates.append(scores[-1] + 1e-6)
 
     def balanced(threshold: float) -> float:

@@ -137,7 +137,7 @@ def _store_group(group: list[tuple[Article, str | None, list[Passage]]], setting
         [passage.text for passage in all_passages],
         [[(s - passage.start, e - passage.start) for s, e in passage.sentences] for passage in all_passages],
     )
-    sentences = []
+    sentences: list[StoredSentence] = []
     for row, (node, passage) in enumerate(zip(nodes, all_passages, strict=True)):
         node.embedding = vectors.passage[row].tolist()
         sentences.extend(StoredSentence(node.node_id, start, end, vector)

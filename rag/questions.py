@@ -51,7 +51,9 @@ ORGANIZATION_WORDS = re.compile(
     r"Foundation|University|State|Service|Staff|Chiefs|Department|Office|Institute|Cent(?:er|re)|Commission|"
     r"Association|Club|League|Press|SANA|PKK|CJTF-OIR|UN|NATO|AP|Reuters|BBC|IS|ISIS|ISIL|Qaeda)\b"
 )
-PLACE_CUES = re.compile(r"\b(?:in|at|from|to|of|near|into|across|toward|towards|outside|inside)\s+(?:[a-z]+-[a-z]+\s+)?$")
+PLACE_CUES = re.compile(
+    r"\b(?:in|at|from|to|of|near|into|across|toward|towards|outside|inside)\s+(?:[a-z]+-[a-z]+\s+)?$"
+)
 PLACE_NOUNS = re.compile(r"^\s+(?:province|city|town|village|region|county|district|state|border|river|valley|"
                          r"governorate|country|desert)\b")
 GROUP_NOUN = re.compile(r"^\s+(?:forces|militias?|troops|fighters|rebels|government|military|army|group)\b")
@@ -121,7 +123,8 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (rf"\b(which|what) {between}(group|organi[sz]ation|forces?|militias?|army|party|agency|service|newspaper|"
          r"government|coalition|alliance|company|team|command|movement|division|umbrella)\b", "organization"),
         (r"\bwho (?:is|was|are|were) (?:the |a |an )?(?:[\w.'-]+ )?(leader|head|chief|spokesman|spokeswoman|envoy|"
-         r"commander|president|minister|chairman|secretary|author|founder|director|owner|ceo|coach|editor)\b", "person"),
+         r"commander|president|minister|chairman|secretary|author|founder|director|owner|ceo|coach|editor)\b",
+         "person"),
         (rf"\bwho\b|\bwhom\b|\bwhose\b|\b(which|what) {between}(person|official|leader|reporter|general|president|"
          r"minister|spokesman|spokeswoman|envoy|commander|author|analyst|secretary|chairman|chief|man|woman|king|"
          r"queen|writer|journalist|player|coach|ceo|founder)\b", "person"),

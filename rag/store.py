@@ -108,18 +108,23 @@ class PassageStore:
         keep_ids = set(keep)
         ids = [i for i in self.passages.get(where={"doc_key": doc_key}, include=[])["ids"] if i not in keep_ids]
         for batch in _batches(ids):
-            self.sentences.delete(where={"passage_id": {"$in": list(batch)}})
+            self.sentences.delete(where=_any_passage(batch))
             self.passages.delete(ids=list(batch))
 
     def sentences_of(self, passage_ids: Sequence[str]) -> dict[str, list[StoredSentence]]:
         """Sentence spans and vectors of the given passages, in text order."""
         if not passage_ids:
             return {}
-        found = self.sentences.get(where={"passage_id": {"$in": list(passage_ids)}}, include=["metadatas", "embeddings"])
+        found = self.sentences.get(
+            where=_any_passage(passage_ids), include=["metadatas", "embeddings"]
+        )
+        vectors = found["embeddings"] if found["embeddings"] is not None else []
         by_passage: dict[str, list[StoredSentence]] = {pid: [] for pid in passage_ids}
-        for meta, vector in zip(found["metadatas"] or [], found["embeddings"] if found["embeddings"] is not None else []):
+        for meta, vector in zip(found["metadatas"] or [], vectors, strict=True):
             pid = str(meta["passage_id"])
-            by_passage[pid].append(StoredSentence(pid, int(meta["start"]), int(meta["end"]), np.asarray(vector, np.float32)))
+            start, end = int(meta["start"]), int(meta["end"])  # type: ignore[arg-type]
+            sentence = StoredSentence(pid, start, end, np.asarray(vector, np.float32))
+            by_passage[pid].append(sentence)
         for sentences in by_passage.values():
             sentences.sort(key=lambda sentence: sentence.start)
         return by_passage
@@ -138,6 +143,11 @@ class PassageStore:
             page = self.passages.get(include=["metadatas"], limit=WRITE_BATCH, offset=offset)
             metadatas.extend(dict(meta) for meta in page["metadatas"] or [])
         return metadatas
+
+
+def _any_passage(passage_ids: Sequence[str]) -> Any:
+    """A Chroma filter for sentences of any of these passages."""
+    return {"passage_id": {"$in": list(passage_ids)}}
 
 
 def _node_metadata(node: Any) -> dict[str, Any]:

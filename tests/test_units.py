@@ -1,0 +1,161 @@
+"""Small pure functions: rank fusion, passage ids, citation sources, follow-up questions, question checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.citing import source_of
+from rag.conversation import contextualize
+from rag.embedding import pool_spans
+from rag.pipeline import MAX_QUESTION_CHARS, QuestionError, check_question
+from rag.retrieval import reciprocal_rank_fusion
+from rag.store import passage_id, sentence_id
+
+# --- reciprocal_rank_fusion -----------------------------------------------------------------------------------------
+
+
+def test_rrf_sums_reciprocal_ranks() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "a"]], k=60)
+    assert [item for item, _ in fused] == ["b", "a", "c"]
+    scores = dict(fused)
+    assert scores["a"] == pytest.approx(1 / 61 + 1 / 63)
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert scores["c"] == pytest.approx(1 / 63 + 1 / 62)
+
+
+def test_rrf_rewards_agreement_over_one_top_rank() -> None:
+    # "x" is first in one list only; "y" is second in both.
+    fused = reciprocal_rank_fusion([["x", "y"], ["z", "y"]], k=60)
+    assert fused[0][0] == "y"
+
+
+def test_rrf_k_controls_how_much_the_top_rank_counts() -> None:
+    # "a" is first in one list; "b" is second and third. A small k favours the single top rank.
+    rankings = [["a", "b"], ["c", "d", "b"]]
+    assert [item for item, _ in reciprocal_rank_fusion(rankings, k=0)] == ["a", "c", "b", "d"]
+    assert reciprocal_rank_fusion(rankings, k=60)[0][0] == "b"
+
+
+def test_rrf_ties_keep_first_seen_order_and_empty_input() -> None:
+    assert [item for item, _ in reciprocal_rank_fusion([["a"], ["b"]], k=60)] == ["a", "b"]
+    assert [item for item, _ in reciprocal_rank_fusion([["b", "a"], ["a", "b"]], k=60)] == ["b", "a"]
+    assert reciprocal_rank_fusion([], k=60) == []
+    assert reciprocal_rank_fusion([[], []], k=60) == []
+
+
+# --- passage ids ----------------------------------------------------------------------------------------------------
+
+
+def test_passage_id_is_deterministic_and_content_derived() -> None:
+    first = passage_id("/corpus/a.txt", "abc123", 0, 100)
+    assert first == passage_id("/corpus/a.txt", "abc123", 0, 100)
+    assert len(first) == 32 and all(char in "0123456789abcdef" for char in first)
+    others = {
+        passage_id("/corpus/b.txt", "abc123", 0, 100),
+        passage_id("/corpus/a.txt", "abc124", 0, 100),
+        passage_id("/corpus/a.txt", "abc123", 1, 100),
+        passage_id("/corpus/a.txt", "abc123", 0, 101),
+        passage_id("/corpus/a.txt#1", "abc123", 0, 100),
+    }
+    assert first not in others and len(others) == 5
+
+
+def test_passage_id_fields_cannot_run_together() -> None:
+    assert passage_id("a", "bc", 1, 2) != passage_id("ab", "c", 1, 2)
+    assert passage_id("a", "b", 1, 23) != passage_id("a", "b", 12, 3)
+
+
+def test_sentence_id_names_its_passage_and_span() -> None:
+    assert sentence_id("p1", 3, 9) == "p1:3:9"
+    assert sentence_id("p1", 3, 9) != sentence_id("p1", 3, 10)
+
+
+# --- source_of ------------------------------------------------------------------------------------------------------
+
+
+def test_source_of_a_file_below_the_current_directory_is_relative(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "corpus" / "a.txt"
+    assert source_of({"text_path": str(path), "record_id": ""}) == os.path.join("corpus", "a.txt")
+    assert source_of({"text_path": str(path)}) == os.path.join("corpus", "a.txt")
+
+
+def test_source_of_a_file_elsewhere_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    path = str(tmp_path / "there" / "a.txt")
+    assert source_of({"text_path": path, "record_id": ""}) == path
+
+
+def test_source_of_a_jsonl_record_names_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "news.jsonl"
+    assert source_of({"text_path": str(path), "record_id": "r-7"}) == "news.jsonl#r-7"
+
+
+# --- contextualize --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "follow_up,previous,expected",
+    [
+        ("And Raqqa?", "When did Mosul fall?", "When did Raqqa fall?"),
+        ("and Raqqa", "When did Mosul fall?", "When did Raqqa fall?"),
+        ("What about Hawija?", "When did Mosul fall?", "When did Hawija fall?"),
+        ("How about Tal Afar?", "When was Hawija liberated?", "When was Tal Afar liberated?"),
+        ("Raqqa?", "When did Mosul fall?", "When did Raqqa fall?"),
+        ("And Deir el-Zour?", "When did the Syrian army seize Mayadeen?", "When did the Syrian army seize Deir el-Zour?"),
+        ("And Raqqa?", "When did Deir el-Zour fall?", "When did Raqqa fall?"),
+        ("And what about Raqqa?", "When did Mosul fall?", "When did Raqqa fall?"),
+    ],
+)
+def test_follow_up_takes_the_previous_question_with_a_new_subject(follow_up: str, previous: str,
+                                                                 expected: str) -> None:
+    assert contextualize(follow_up, ["Who is Brett McGurk?", previous]) == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Who is Brett McGurk?", "When was Tal Afar liberated?", "How many days did it take to liberate Hawija?",
+     "And when did the Syrian government seize Mayadin?", "Which city fell first?"],
+)
+def test_a_full_question_is_left_alone(question: str) -> None:
+    assert contextualize(question, ["When did Mosul fall?"]) == question
+
+
+def test_without_history_the_question_is_asked_as_it_stands() -> None:
+    assert contextualize("And Raqqa?", []) == "And Raqqa?"
+
+
+# --- check_question -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * (MAX_QUESTION_CHARS + 1)])
+def test_unaskable_questions(question: str) -> None:
+    with pytest.raises(QuestionError):
+        check_question(question)
+
+
+def test_questions_are_normalised_and_the_limit_is_inclusive() -> None:
+    assert check_question("  when did\n Mosul   fall? ") == "when did Mosul fall?"
+    assert check_question("x" * MAX_QUESTION_CHARS) == "x" * MAX_QUESTION_CHARS
+
+
+# --- pool_spans -----------------------------------------------------------------------------------------------------
+
+
+def test_pool_spans_averages_the_tokens_of_each_span() -> None:
+    tokens = np.array([[9, 9], [1, 0], [0, 1], [3, 4], [9, 9], [7, 7]], dtype=np.float32)
+    offsets = [(0, 0), (0, 5), (6, 10), (11, 15), (0, 0)]  # special tokens are (0, 0); the last row is padding
+    pooled = pool_spans(tokens, offsets, [(0, 10), (11, 15), (20, 30)])
+    assert pooled.shape == (3, 2)
+    np.testing.assert_allclose(pooled[0], np.array([1, 1]) / np.sqrt(2), rtol=1e-6)
+    np.testing.assert_allclose(pooled[1], [0.6, 0.8], rtol=1e-6)
+    # A span with no tokens (cut off by the model's window) falls back to the mean of all tokens.
+    np.testing.assert_allclose(pooled[2], np.array([22, 23]) / np.linalg.norm([22, 23]), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, rtol=1e-6)
