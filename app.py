@@ -14,6 +14,7 @@ Serves on 127.0.0.1:7860 by default. Listening beyond loopback, or a public ``--
 import argparse
 import html
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 # rag before gradio: importing rag sets the offline environment (no analytics, no model hub) that gradio reads.
+from rag.citing import Citation, PassageHit
 from rag.cli import add_index_flags, fail, log, run, settings_from
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.pipeline import Answer, Assistant, QuestionError
@@ -81,8 +83,6 @@ def article_text(source: str) -> str:
 
 
 def _jsonl_record_text(path: Path, record_id: str) -> str:
-    import json
-
     with open(path, encoding="utf-8", newline="") as handle:
         content = handle.read().removeprefix("\ufeff")
     for line in content.splitlines():  # as rag.loading reads it: the first record with the id is the one indexed
@@ -224,7 +224,7 @@ def _cut_inside_paragraph(text: str, at: int) -> bool:
     return 0 < at < len(text) and not (text[:at].endswith("\n\n") or text[at:].startswith("\n\n"))
 
 
-def _citation_html(citation: Any, turn: int) -> str:
+def _citation_html(citation: Citation, turn: int) -> str:
     title = citation.title.strip() or citation.doc_id
     where = _where(citation.source, citation.doc_id, citation.start, citation.end)
     located = _locate(citation.source, citation.start, citation.end, citation.quote)
@@ -235,7 +235,7 @@ def _citation_html(citation: Any, turn: int) -> str:
         article = ""
     else:
         context = (f'<blockquote class="rag-context">{"…" if located.clipped_before else ""}'
-                   f"{text_html(_squash(located.before))}{quote}{text_html(_squash(located.after))}"
+                   f"{text_html(_squash(located.before).lstrip())}{quote}{text_html(_squash(located.after).rstrip())}"
                    f'{"…" if located.clipped_after else ""}</blockquote>')
         article = _article_html(located, citation.quote, quote_anchor(turn, citation.n))
     return (f'<section class="rag-source" id="{source_anchor(turn, citation.n)}">'
@@ -257,7 +257,7 @@ def _article_html(located: _Located, quote: str, anchor: str) -> str:
             f'<a class="rag-jump" href="#{anchor}">Show the quote in the full article</a>')
 
 
-def _passage_html(passage: Any) -> str:
+def _passage_html(passage: PassageHit) -> str:
     """A retrieved passage: title, place, and an excerpt that opens into the whole passage."""
     title = passage.title.strip() or passage.doc_id
     text = _squash(passage.text.strip())
@@ -448,7 +448,7 @@ class ChatHandlers:
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
             report = f'<p class="rag-error">The upload failed: {text_html(str(error)[:300])}</p>'
-        return report, self.stats(), None
+        return report + UPLOAD_NOTE, self.stats(), None
 
     def _upload(self, paths: list[Path]) -> str:
         if not paths:
@@ -581,6 +581,22 @@ JS = """
 }
 """
 
+UPLOAD_NOTE = (f'<p class="rag-note">Add articles to the index: {", ".join(UPLOAD_SUFFIXES)} files, up to '
+               f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB each. A file named like an earlier upload replaces it.</p>")
+# Brings the top of the newest reply (and the end of the question above it) into view inside the chat.
+SCROLL_TO_REPLY = """
+() => {
+  setTimeout(() => {
+    const replies = document.querySelectorAll('#rag-chat .rag-answer, #rag-chat .rag-error');
+    const reply = replies[replies.length - 1];
+    if (!reply) return;
+    let box = reply.parentElement;
+    while (box && box.scrollHeight <= box.clientHeight + 1) box = box.parentElement;
+    if (!box || box === document.body || box === document.documentElement) return;
+    box.scrollTop += reply.getBoundingClientRect().top - box.getBoundingClientRect().top - 72;
+  }, 60);
+}
+"""
 HELP = """<div class="rag-help">
 <p>Answers quote one sentence from the indexed articles; <b>[n]</b> links to its source, where the highlighted text
 is the exact quote in its context. Open <i>Full article</i> to read it in place.</p>
@@ -591,14 +607,13 @@ is the exact quote in its context. Open <i>Full article</i> to read it in place.
 def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
     """The page: the conversation on the left, the index (counts and uploads) on the right."""
     handlers = ChatHandlers(assistant, note)
-    kinds = ", ".join(UPLOAD_SUFFIXES)
     with gr.Blocks(title="News questions", delete_cache=(3600, 3600)) as demo:
         gr.HTML('<h1>Questions on the news articles</h1><p>Every answer is a quoted sentence from an indexed article, '
                 "with its source.</p>", elem_id="rag-header")
         with gr.Row(equal_height=False):
             with gr.Column(scale=7, min_width=420):
                 chatbot = gr.Chatbot(
-                    show_label=False, elem_id="rag-chat", height="70vh", layout="panel", buttons=[],
+                    show_label=False, elem_id="rag-chat", height="70vh", layout="panel", buttons=[], autoscroll=False,
                     render_markdown=False, sanitize_html=True, latex_delimiters=[], allow_tags=False,
                     examples=[{"text": question} for question in EXAMPLES],
                     placeholder="<b>Ask a question about the indexed articles</b><br>or start from an example:",
@@ -608,16 +623,15 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
                 gr.ClearButton([chatbot, question], value="New conversation", size="sm")
             with gr.Column(scale=3, min_width=260, elem_id="rag-side"):
                 stats = gr.HTML(handlers.stats, elem_id="rag-stats", padding=True, container=True)
-                files = gr.File(label="Add articles to the index", file_count="multiple",
-                                file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload")
-                gr.HTML(f'<p class="rag-note">{text_html(kinds)} files, up to {MAX_UPLOAD_BYTES // 1024 // 1024} MB '
-                        "each. A file with the name of an earlier upload replaces it.</p>")
-                upload_report = gr.HTML(elem_id="rag-upload-report")
+                files = gr.File(label="Add articles to the index", show_label=False, file_count="multiple",
+                                file_types=list(UPLOAD_SUFFIXES), elem_id="rag-upload", height=140)
+                upload_report = gr.HTML(UPLOAD_NOTE, elem_id="rag-upload-report")
                 gr.HTML(HELP)
+        # The chat does not jump to its bottom (an answer with its sources is long): the new reply is scrolled to.
         question.submit(handlers.respond, [question, chatbot], [chatbot, question], api_name="ask",
-                        show_progress="minimal")
+                        show_progress="minimal").then(None, js=SCROLL_TO_REPLY, api_visibility="private")
         chatbot.example_select(handlers.respond_example, [chatbot], [chatbot, question], api_visibility="private",
-                               show_progress="minimal")
+                               show_progress="minimal").then(None, js=SCROLL_TO_REPLY, api_visibility="private")
         # One ingest at a time: it loads the embedding model (hundreds of MB) and takes the index for itself.
         files.upload(handlers.upload, [files], [upload_report, stats, files], api_name="upload", concurrency_limit=1)
     demo.queue(default_concurrency_limit=ASK_CONCURRENCY, max_size=QUEUE_SIZE)
@@ -700,9 +714,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     note = prepare_index(assistant)
     assistant.retriever  # noqa: B018  (load the models now, not on the first question)
     demo = build_app(assistant, note)
-    log(f"serving on http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
-        f"{' (login required)' if auth else ''}; Ctrl-C stops")
-    launch(demo, host=args.host, port=args.port, auth=auth, share=args.share)
+    _, local_url, share_url = launch(demo, host=args.host, port=args.port, auth=auth, share=args.share, block=False)
+    log(f"serving on {local_url}{f' and {share_url}' if share_url else ''}{' (login required)' if auth else ''}; "
+        "Ctrl-C stops")
+    demo.block_thread()
     return 0
 
 

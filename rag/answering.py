@@ -108,8 +108,8 @@ class _Candidate:
     title: frozenset[str]
 
 
-def choose_sentence(form: QuestionForm, question_vector: Vectors, passages: Sequence[RetrievedPassage],
-                    sentences: dict[str, list[StoredSentence]]) -> SentenceChoice | None:
+def choose_sentence(form: QuestionForm, question_vector: Vectors,
+                    passages: Sequence[RetrievedPassage]) -> SentenceChoice | None:
     """The best-scoring sentence of the retrieved passages, or ``None`` if they hold no sentence at all.
 
     A question that wants a kind of span (a date, a number, a name) is answered only by a sentence holding one,
@@ -119,7 +119,7 @@ def choose_sentence(form: QuestionForm, question_vector: Vectors, passages: Sequ
     """
     candidates = []
     for rank, passage in enumerate(passages, start=1):
-        stored = sentences.get(passage.id, [])
+        stored = passage.sentences
         texts = [passage.text[s.start - passage.start : s.end - passage.start] for s in stored]
         if stored:
             title = text_keys(str(passage.metadata.get("title", "")))

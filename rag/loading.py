@@ -71,6 +71,7 @@ class LoadResult:
 def load_corpus(paths: Sequence[Path]) -> LoadResult:
     """Read every supported file under ``paths`` (directories are walked; README files in them are skipped)."""
     result = LoadResult()
+    loaded: set[Path] = set()  # a file named twice (overlapping paths, a symlink) is one article, loaded once
     for root in paths:
         if not root.exists():
             result.problems.append(Problem(str(root), "no such file or directory"))
@@ -86,7 +87,9 @@ def load_corpus(paths: Sequence[Path]) -> LoadResult:
             files = [root]
             base = root.parent
         for path in files:
-            _load_file(path, base, origin, result)
+            if path.resolve() not in loaded:
+                loaded.add(path.resolve())
+                _load_file(path, base, origin, result)
     return result
 
 
@@ -225,11 +228,17 @@ def _scalar_metadata(record: dict[str, object]) -> dict[str, MetadataValue]:
 class _MainTextParser(HTMLParser):
     """Collects the text of content blocks, skipping scripts, navigation and comment sections."""
 
-    SKIPPED = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template"}
-    BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "div", "article", "section", "tr"}
+    SKIPPED = frozenset(
+        {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "template"}
+    )
+    BLOCKS = frozenset(
+        {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "div", "article", "section", "tr"}
+    )
     CHROME_WORDS = ("comment", "share", "social", "sidebar", "related", "newsletter", "advert", "cookie", "menu")
-    ARTICLE = {"article", "main"}
-    VOID = {"br", "img", "hr", "meta", "link", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
+    ARTICLE = frozenset({"article", "main"})
+    VOID = frozenset(
+        {"br", "img", "hr", "meta", "link", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -114,7 +114,7 @@ class Assistant:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
         pool = passages[:ANSWER_POOL]
         form = analyse(asked)
-        choice = choose_sentence(form, vector, pool, self.store.sentences_of([p.id for p in pool]))
+        choice = choose_sentence(form, vector, pool)
         if choice is None or choice.support < self.threshold:
             return Answer(question, refusal(asked), None, False, [], shown,
                           choice.support if choice else 0.0, asked)

@@ -1,4 +1,5 @@
-"""Hybrid retrieval: llama-index's dense retriever over Chroma and its BM25 retriever, fused by reciprocal rank.
+"""Hybrid retrieval: llama-index's dense retriever over Chroma and its BM25 retriever, fused by reciprocal rank,
+then the best candidates re-ordered by their closest sentence.
 
 Dense retrieval finds a passage whatever spelling or wording the question uses (Deir Ezzor / Deir el-Zour); BM25
 finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma and stamped with a hash
@@ -7,6 +8,7 @@ of the passage ids it was built from, so it is rebuilt whenever the store change
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import shutil
@@ -17,7 +19,12 @@ from typing import Any
 
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
-from rag.store import PassageStore
+from rag.store import PassageStore, StoredSentence
+
+
+# Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
+RERANK_DEPTH = 30
+W_RERANK_LEXICAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -26,12 +33,15 @@ class RetrievedPassage:
     text: str
     metadata: dict[str, Any]
     score: float
-    """Fused score (higher is better); comparable only within one question."""
+    """Ranking score (higher is better); comparable only within one question."""
     dense: float | None = None
     """Cosine similarity of passage and question, if the dense retriever proposed it."""
     lexical: float | None = None
     """BM25 score, if the lexical retriever proposed it."""
     ranks: dict[str, int] = field(default_factory=dict)
+    """Rank (from 1) in each retriever's own list."""
+    sentences: list[StoredSentence] = field(default_factory=list)
+    """The passage's sentences with their vectors, in text order (attached by the reranking step)."""
 
     @property
     def start(self) -> int:
@@ -123,10 +133,32 @@ class HybridRetriever:
         rankings = {"dense": list(dense), "lexical": list(lexical)}
         fused = reciprocal_rank_fusion(list(rankings.values()), self.settings.rrf_k)
         passages = []
-        for node_id, score in fused[: limit or self.settings.candidates]:
+        for node_id, score in fused[: max(limit or self.settings.candidates, RERANK_DEPTH)]:
             node = nodes[node_id]
             ranks = {name: ranking.index(node_id) + 1 for name, ranking in rankings.items() if node_id in ranking}
             passages.append(RetrievedPassage(node_id, node.get_content(), dict(node.metadata), score,
                                              dense.get(node_id), lexical.get(node_id), ranks))
-        return passages
+        head, tail = passages[:RERANK_DEPTH], passages[RERANK_DEPTH:]
+        sentences = self.store.sentences_of([passage.id for passage in head])
+        reranked = rerank(head, sentences, vector)
+        return (reranked + tail)[: limit or self.settings.candidates]
+
+
+def rerank(passages: Sequence[RetrievedPassage], sentences: dict[str, list[StoredSentence]],
+           query_vector: Vectors) -> list[RetrievedPassage]:
+    """Order fused candidates by their best sentence's similarity to the question plus half their BM25 score
+    (relative to the best candidate's), and attach their sentences.
+
+    A passage is as relevant as its most relevant sentence: whole-passage vectors average the answer away among
+    the other sentences. On 1,500 SQuAD questions this lifted recall@1 from 0.747 (reciprocal-rank fusion) to 0.834
+    and recall@5 from 0.943 to 0.962 (see evals/SQUAD.md).
+    """
+    best_lexical = max((passage.lexical or 0.0 for passage in passages), default=0.0) or 1.0
+    scored = []
+    for passage in passages:
+        stored = sentences.get(passage.id, [])
+        closest = max((float(sentence.vector @ query_vector) for sentence in stored), default=passage.dense or 0.0)
+        score = closest + W_RERANK_LEXICAL * (passage.lexical or 0.0) / best_lexical
+        scored.append(dataclasses.replace(passage, score=score, sentences=stored))
+    return sorted(scored, key=lambda passage: -passage.score)
 

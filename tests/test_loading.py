@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_reporting_spans_are_trimmed_and_ordered(seed: Path) -> None:
     spans = clean(text).reporting
     assert spans
     assert all(start < end for start, end in spans)
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(spans))
     for start, end in spans:
         assert text[start:end] == text[start:end].strip()
 
@@ -156,7 +157,8 @@ PAGE = """<!doctype html>
 <html><head><title>Daily Site | Army retakes Karsh</title>
 <script>var ad = "<p>Buy now in the script</p>";</script><style>p { color: red }</style></head>
 <body>
-<header class="site-header"><h1 class="logo">The Daily Site</h1><nav><a href="/">Home</a><a href="/w">World</a></nav></header>
+<header class="site-header"><h1 class="logo">The Daily Site</h1>
+<nav><a href="/">Home</a><a href="/w">World</a></nav></header>
 <main><article>
 <header class="entry-header"><h1>Army retakes the town of Karsh</h1></header>
 <p>Government troops entered the town of Karsh on March 3 after rebel fighters withdrew, the governor said.</p>
@@ -188,7 +190,8 @@ def test_extract_html_keeps_the_article_and_drops_chrome() -> None:
 
 
 def test_extract_html_title_falls_back_to_the_title_element() -> None:
-    title, body = extract_html("<html><head><title> Army  retakes Karsh </title></head><body><p>Text.</p></body></html>")
+    page = "<html><head><title> Army  retakes Karsh </title></head><body><p>Text.</p></body></html>"
+    title, body = extract_html(page)
     assert title == "Army retakes Karsh"
     assert body == "Text.\n"
 
@@ -233,6 +236,16 @@ def test_load_directory_walks_subdirectories_and_skips_readme_hidden_and_other_f
         assert article.text == (tmp_path / article.doc_id).read_text(encoding="utf-8")
         assert article.title.startswith("Army retakes the town of")
         assert not article.extracted
+
+
+def test_a_file_named_twice_is_loaded_once(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "b.txt").write_text(ARTICLE.replace("Karsh", "Zarqa"), encoding="utf-8")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "a.txt")
+    result = load_corpus([tmp_path, tmp_path / "a.txt", tmp_path])
+    assert result.problems == []
+    assert sorted(article.doc_id for article in result.articles) == ["a.txt", "b.txt"]
+    assert len({article.key for article in result.articles}) == 2
 
 
 def test_loaded_seed_articles_keep_the_file_text_exactly() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_sentence_spans_of_the_seeds_slice_the_text() -> None:
             for s, e in spans:
                 assert start <= s < e <= end
                 assert article.text[s:e] == article.text[s:e].strip()
-            assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:], strict=False))
+            assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairwise(spans))
     ap = next(article for article in load_corpus([SEEDS]).articles if article.doc_id.startswith("000"))
     found = [ap.text[s:e] for region in ap.reporting for s, e in sentence_spans(ap.text, *region)]
     assert "Iraqi forces declared victory in Mosul on July 10." in found
@@ -118,7 +119,7 @@ def check_passages(article: Article, splitter: PassageSplitter, embedder: Passag
     for start, end in article.reporting:
         inside = sorted((p.start, p.end) for p in passages if start <= p.start and p.end <= end)
         assert inside[0][0] == start and inside[-1][1] == end
-        for (_, previous_end), (next_start, _) in zip(inside, inside[1:], strict=False):
+        for (_, previous_end), (next_start, _) in pairwise(inside):
             assert not article.text[previous_end:next_start].strip()
 
 

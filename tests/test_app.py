@@ -1,0 +1,428 @@
+"""The chat UI: rendering (escaping, highlights, refusals), handlers, the command line, and the API end to end.
+
+API tests run the app in this process on a free loopback port and talk to it with gradio_client, as a user's script
+would. Anything that ingests works on a copy of the seed index in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+# conftest.py has imported rag already, so the offline environment is set before gradio is imported here.
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+import app
+from rag.citing import Citation, PassageHit
+from rag.pipeline import Answer, Assistant
+from rag.settings import Settings, load_settings
+
+HARBOUR = """Port Vell harbour <script>alert(1)</script> reopens
+
+The harbour of Port Vell reopened on March 3 after two years of works <img src=x onerror=alert(1)> \
+[click](http://evil.example).
+
+The city council said the works cost 40 million euros. Fishing boats returned the same week, and the ferry to the \
+islands will resume in May, the harbour master said.
+"""
+HARBOUR_QUESTION = "When did the harbour of Port Vell reopen?"
+# Questions with one right answer each in the seed articles (from evals/seeds.jsonl).
+KNOWN = {
+    "When did Mosul fall?": "July 10",
+    "When was Tal Afar liberated?": "Aug. 30",
+    "On what date was Raqqah captured?": "Oct. 17",
+    "How many days did it take to liberate Hawija?": "20 days",
+    "Who is the spokesman for the Syrian army?": "Mayhoub",
+    "How many foreign fighters did the U.S.-led coalition estimate once flowed into Islamic State territory?": "40,000",
+    "Which Iraqi prime minister proclaimed victory in retaking Al Qaim?": "Abadi",
+    "Which U.S. envoy said the Islamic State is now facing “annihilation”?": "McGurk",
+    "Which chairman of the U.S. Joint Chiefs of Staff said IS leaders are trying to exploit local insurgencies in "
+    "Africa and Asia?": "Dunford",
+    "During which years did al Qaeda in Iraq weather the US “surge”?": "2007 to 2009",
+}
+ALLOWED_TAGS = {"div", "p", "strong", "a", "section", "span", "blockquote", "mark", "details", "summary", "ol", "ul",
+                "li", "code", "b"}
+
+
+class Page(HTMLParser):
+    """What a browser would build from an HTML fragment: tags with their attributes, text, and each <mark>'s text."""
+
+    def __init__(self, fragment: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text_parts: list[str] = []
+        self.marks: list[str] = []
+        self._open_marks: list[list[str]] = []
+        self.feed(fragment)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "mark":
+            self._open_marks.append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark" and self._open_marks:
+            self.marks.append("".join(self._open_marks.pop()))
+
+    def handle_data(self, data: str) -> None:
+        self.text_parts.append(data)
+        for mark in self._open_marks:
+            mark.append(data)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    def assert_inert(self) -> None:
+        """Only the markup the app writes: known tags, no event handlers, links only to anchors on the page."""
+        for tag, attrs in self.tags:
+            assert tag in ALLOWED_TAGS, f"unexpected live tag <{tag}>"
+            assert not [name for name in attrs if name.startswith("on") or name in {"src", "style"}], (tag, attrs)
+            if tag == "a":
+                assert (attrs.get("href") or "").startswith("#"), attrs
+
+
+def reply_text(messages: list[dict[str, Any]]) -> str:
+    """The last assistant message of a chat value (as gradio_client returns it) as one string of HTML."""
+    content = messages[-1]["content"]
+    assert messages[-1]["role"] == "assistant"
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def answer_line(rendered: str) -> str:
+    """The text of the answer itself (without the sources panel)."""
+    match = re.search(r'<p class="rag-text">(.*?)</p>', rendered)
+    assert match, rendered[:300]
+    return Page(match.group(1)).text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(assistant: Assistant) -> Iterator[str]:
+    demo = app.build_app(assistant)
+    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Client:
+    return Client(server, verbose=False)
+
+
+@pytest.fixture
+def index_copy(seed_index: Path, tmp_path: Path) -> Settings:
+    """A private copy of the seed index, for tests that add to an index."""
+    target = tmp_path / "index"
+    shutil.copytree(seed_index, target)
+    return load_settings({"index_dir": str(target)}, environ={})
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def malicious_answer(tmp_path: Path) -> tuple[Answer, str]:
+    article = tmp_path / "harbour.txt"
+    article.write_text(HARBOUR, encoding="utf-8")
+    quote = "The harbour of Port Vell reopened on March 3 after two years of works <img src=x onerror=alert(1)> " \
+            "[click](http://evil.example)."
+    start = HARBOUR.index(quote)
+    title = "Port Vell harbour <script>alert(1)</script> reopens"
+    citation = Citation(1, "harbour.txt", title, str(article), start, start + len(quote), quote, 2.0)
+    passage = PassageHit("harbour.txt", title, str(article), 0, len(HARBOUR), 0.03, HARBOUR)
+    other = PassageHit("x<b>.txt", "<img src=x onerror=alert(2)>", "x<b>.txt", 0, 30, 0.01,
+                       "[link](javascript:alert(3)) <script>alert(4)</script>")
+    answer = Answer(HARBOUR_QUESTION, f"March 3: “{quote}” [1]", "March 3", True, [citation], [passage, other],
+                    2.0, HARBOUR_QUESTION)
+    return answer, quote
+
+
+def test_article_text_is_rendered_as_text(tmp_path: Path) -> None:
+    answer, _ = malicious_answer(tmp_path)
+    rendered = app.render_answer(answer, turn=3)
+    page = Page(rendered)
+    page.assert_inert()
+    assert "<script" not in rendered and "<img" not in rendered and "evil.example\"" not in rendered
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
+    for visible in ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[click](http://evil.example)",
+                    "<img src=x onerror=alert(2)>", "[link](javascript:alert(3))", "x<b>.txt"):
+        assert visible in page.text
+    assert "\n" not in rendered  # gr.Chatbot re-indents lines (inspect.cleandoc): line breaks go as &#10;
+
+
+def test_highlight_is_the_exact_quote_and_links_to_the_article(tmp_path: Path) -> None:
+    answer, quote = malicious_answer(tmp_path)
+    page = Page(app.render_answer(answer, turn=3))
+    assert page.marks == [quote, quote]  # in the context, and in the full article
+    marked = [attrs for tag, attrs in page.tags if tag == "mark" and attrs.get("id")]
+    assert [attrs["id"] for attrs in marked] == [app.quote_anchor(3, 1)]
+    hrefs = [attrs.get("href") for tag, attrs in page.tags if tag == "a"]
+    assert f"#{app.source_anchor(3, 1)}" in hrefs and f"#{app.quote_anchor(3, 1)}" in hrefs
+    assert HARBOUR.replace("\n", "") in page.text.replace("\n", "")  # the whole article is there to read
+
+
+def test_real_answer_highlights_its_citation(assistant: Assistant) -> None:
+    answer = assistant.ask("When did Mosul fall?")
+    citation = answer.citations[0]
+    assert app.article_text(citation.source)[citation.start : citation.end] == citation.quote
+    page = Page(app.render_answer(answer))
+    page.assert_inert()
+    assert "July 10" in page.text and set(page.marks) == {citation.quote}
+    assert citation.title in page.text and citation.source in page.text
+
+
+def test_quote_across_paragraphs_keeps_its_line_breaks(tmp_path: Path) -> None:
+    answer, _ = malicious_answer(tmp_path)
+    citation = answer.citations[0]
+    end = HARBOUR.index("euros.") + len("euros.")
+    quote = HARBOUR[citation.start : end]
+    assert "\n\n" in quote
+    spanning = Answer(answer.question, f"“{quote}” [1]", None, True,
+                      [Citation(1, citation.doc_id, citation.title, citation.source, citation.start, end, quote, 2.0)])
+    assert Page(app.render_answer(spanning)).marks == [quote, quote]
+
+
+def test_refusal_says_so_and_shows_the_closest_passages(assistant: Assistant) -> None:
+    answer = assistant.ask("Who won the 2017 French presidential election?")
+    assert not answer.answerable and answer.passages
+    page = Page(app.render_answer(answer))
+    page.assert_inert()
+    assert "The articles don't say" in page.text and "Closest passages" in page.text
+    assert not page.marks
+    assert sum(1 for tag, attrs in page.tags if tag == "li" and attrs.get("class") == "rag-passage") == len(
+        answer.passages)
+    for passage in answer.passages:
+        assert passage.source in page.text
+
+
+def test_missing_or_changed_article_still_shows_the_quote(tmp_path: Path) -> None:
+    answer, quote = malicious_answer(tmp_path)
+    Path(answer.citations[0].source).write_text("rewritten since", encoding="utf-8")
+    page = Page(app.render_answer(answer))
+    assert page.marks == [quote] and "changed since it was indexed" in page.text
+
+
+def test_article_text_reads_files_and_jsonl_records(tmp_path: Path) -> None:
+    records = tmp_path / "news.jsonl"
+    records.write_text("\ufeff" + "\n".join(json.dumps(r) for r in [{"id": 7, "text": "seven\r\nlines"},
+                                                                    {"id": "a#b", "text": "hash id"}]), "utf-8")
+    assert app.article_text(f"{records}#7") == "seven\r\nlines"
+    assert app.article_text(f"{records}#a#b") == "hash id"
+    with pytest.raises(ValueError):
+        app.article_text(f"{records}#missing")
+    odd = tmp_path / "notes#1.txt"
+    odd.write_bytes(b"keeps\r\nCRLF")
+    assert app.article_text(str(odd)) == "keeps\r\nCRLF"
+
+
+def test_previous_questions_undo_the_escaping() -> None:
+    asked = ["When did Mosul fall?", "<b>AT&amp;T</b> & co\nline two"]
+    history: list[dict[str, Any]] = []
+    for question in asked:
+        history += [{"role": "user", "content": [{"type": "text", "text": app.render_question(question)}]},
+                    {"role": "assistant", "content": "<p>answer</p>"}]
+    assert app.previous_questions(history) == asked
+    assert app.previous_questions([{"role": "user", "content": "plain"}]) == ["plain"]
+
+
+def test_stats_panel_escapes_the_note(tmp_path: Path) -> None:
+    rendered = app.render_stats({"articles": 2, "passages": 20}, tmp_path / "<i>", "<script>x</script>")
+    Page(rendered).assert_inert()
+    assert "2</b> articles" in rendered and "20</b> passages" in rendered
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Handlers and uploads
+
+
+def test_respond_answers_follow_ups(assistant: Assistant) -> None:
+    handlers = app.ChatHandlers(assistant)
+    chat, cleared = handlers.respond("When did Mosul fall?", [])
+    assert cleared == "" and [m["role"] for m in chat] == ["user", "assistant"]
+    chat, _ = handlers.respond("And Raqqa?", chat)
+    page = Page(reply_text(chat))
+    assert "Oct. 17" in answer_line(reply_text(chat)) and "When did Raqqa fall?" in page.text
+    assert app.quote_anchor(2, 1) in reply_text(chat)  # ids are unique per turn
+
+
+def test_respond_turns_question_errors_into_messages(assistant: Assistant) -> None:
+    handlers = app.ChatHandlers(assistant)
+    for question, reason in (("   ", "empty"), ("x" * 2001, "longer than 2000")):
+        with pytest.raises(gr.Error) as raised:
+            handlers.respond(question, [])
+        assert reason in str(raised.value.message)
+
+
+def test_respond_reports_unexpected_failures_in_one_line(assistant: Assistant,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    handlers = app.ChatHandlers(assistant)
+
+    def broken(question: str, history: Any = ()) -> Answer:
+        raise RuntimeError("index <unavailable>")
+
+    monkeypatch.setattr(handlers.assistant, "ask", broken)
+    chat, _ = handlers.respond("When did Mosul fall?", [])
+    assert "RuntimeError: index &lt;unavailable&gt;" in reply_text(chat)
+    assert "Traceback" not in reply_text(chat)
+
+
+def test_safe_filename() -> None:
+    assert app.safe_filename("../../etc/passwd.txt") == "passwd.txt"
+    assert app.safe_filename("C:\\Users\\me\\My Notes (1).md") == "My_Notes_1.md"
+    assert app.safe_filename(".hidden.txt") == "hidden.txt"
+    assert app.safe_filename("<script>.html") == "script.html"
+    assert app.safe_filename("Mossoul été.jsonl") == "Mossoul_été.jsonl"
+    assert app.safe_filename("..") == "upload"
+
+
+def test_check_upload_refuses_wrong_type_too_big_and_empty(tmp_path: Path) -> None:
+    good = tmp_path / "a.txt"
+    good.write_text("text", encoding="utf-8")
+    assert app.check_upload(good, "a.txt") is None
+    assert "not a supported file type" in (app.check_upload(good, "a.pdf") or "")
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(app.MAX_UPLOAD_BYTES + 1)
+    assert "over the 5 MB limit" in (app.check_upload(big, "big.txt") or "")
+    empty = tmp_path / "empty.md"
+    empty.touch()
+    assert "empty" in (app.check_upload(empty, "empty.md") or "")
+
+
+def test_upload_handler_ingests_and_reports_problems(index_copy: Settings, tmp_path: Path) -> None:
+    handlers = app.ChatHandlers(Assistant(index_copy))
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "Port Vell harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    (incoming / "latin1.txt").write_bytes("caf\xe9 news".encode("latin-1"))
+    (incoming / "slides.pdf").write_bytes(b"%PDF-1.4")
+    report, stats, cleared = handlers.upload([str(path) for path in sorted(incoming.iterdir())])
+    page = Page(report)
+    page.assert_inert()
+    assert cleared is None
+    assert "1 new" in page.text
+    assert "latin1.txt: not UTF-8" in page.text and "slides.pdf: .pdf is not a supported file type" in page.text
+    uploads = index_copy.index_dir / "uploads"
+    assert sorted(path.name for path in uploads.iterdir()) == ["Port_Vell_harbour.txt"]  # refused files are not kept
+    assert "3</b> articles" in stats
+    answer = handlers.assistant.ask(HARBOUR_QUESTION)
+    assert answer.answerable and answer.citations[0].source.endswith("uploads/Port_Vell_harbour.txt")
+    # A broken new version of an uploaded file leaves the indexed version, on disk as in the index.
+    (incoming / "Port Vell harbour.txt").write_bytes(b"\xff\xfe broken")
+    report, _, _ = handlers.upload([str(incoming / "Port Vell harbour.txt")])
+    assert "not UTF-8" in Page(report).text
+    assert (uploads / "Port_Vell_harbour.txt").read_text(encoding="utf-8") == HARBOUR
+    assert handlers.assistant.ask(HARBOUR_QUESTION).answerable
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+@pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--host", "192.168.1.5"], ["--share"]])
+def test_refuses_to_serve_beyond_loopback_without_login(args: list[str], capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAG_UI_AUTH", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        app.main(args)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: refusing to serve") and "--auth" in error and "\n" not in error
+
+
+def test_bad_login_setting_is_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_UI_AUTH", "no-colon")
+    with pytest.raises(SystemExit) as exited:
+        app.main(["--host", "0.0.0.0"])
+    assert exited.value.code == 2 and "USER:PASS" in capsys.readouterr().err
+
+
+def test_loopback_hosts() -> None:
+    assert all(map(app.is_loopback, ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]))
+    assert not any(map(app.is_loopback, ["0.0.0.0", "::", "10.0.0.1", "example.org", ""]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Through the API
+
+
+def test_api_answers_with_the_library_answer(client: Client, assistant: Assistant) -> None:
+    chat, cleared = client.predict("When did Mosul fall?", [], api_name="/ask")
+    assert cleared == ""
+    page = Page(reply_text(chat))
+    assert "July 10" in answer_line(reply_text(chat))
+    assert set(page.marks) == {assistant.ask("When did Mosul fall?").citations[0].quote}
+
+
+def test_api_follow_up_uses_the_earlier_questions(client: Client) -> None:
+    chat, _ = client.predict("When did Mosul fall?", [], api_name="/ask")
+    chat, _ = client.predict("And Raqqa?", chat, api_name="/ask")
+    assert len(chat) == 4
+    line = answer_line(reply_text(chat))
+    assert "Oct. 17" in line and "Raqqa" in line and "July 10" not in line
+
+
+def test_api_serves_concurrent_questions_each_its_own_answer(client: Client, assistant: Assistant) -> None:
+    expected = {question: assistant.ask(question) for question in KNOWN}
+    for question, short in KNOWN.items():  # the library's own answers are right to begin with
+        assert short in expected[question].answer, question
+
+    def ask(question: str) -> tuple[str, str]:
+        chat, _ = client.predict(question, [], api_name="/ask")
+        return question, reply_text(chat)
+
+    with ThreadPoolExecutor(max_workers=len(KNOWN)) as pool:
+        results = list(pool.map(ask, KNOWN))
+    assert [question for question, _ in results] == list(KNOWN)
+    for question, rendered in results:
+        assert KNOWN[question] in answer_line(rendered), question
+        assert answer_line(rendered) == answer_line(app.render_answer(expected[question])), question
+        assert set(Page(rendered).marks) == {expected[question].citations[0].quote}, question
+
+
+def test_api_empty_question_is_a_message_not_a_traceback(client: Client) -> None:
+    with pytest.raises(AppError) as raised:
+        client.predict("  ", [], api_name="/ask")
+    message = str(raised.value)
+    assert "the question is empty" in message and "Traceback" not in message
+
+
+def test_api_upload_adds_an_article_that_renders_as_text(index_copy: Settings, tmp_path: Path) -> None:
+    demo = app.build_app(Assistant(index_copy))
+    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    try:
+        client = Client(url, verbose=False)
+        upload = tmp_path / "harbour <news>.txt"
+        upload.write_text(HARBOUR, encoding="utf-8")
+        report, stats, _ = client.predict([handle_file(str(upload))], api_name="/upload")
+        assert "1 new" in Page(report).text and "3</b> articles" in stats
+        assert (index_copy.index_dir / "uploads" / "harbour_news.txt").read_text(encoding="utf-8") == HARBOUR
+        chat, _ = client.predict(HARBOUR_QUESTION, [], api_name="/ask")
+        rendered = reply_text(chat)
+        page = Page(rendered)
+        page.assert_inert()
+        assert "March 3" in answer_line(rendered) and "harbour_news.txt" in page.text
+        assert "<script>alert(1)</script>" in page.text and "<img src=x onerror=alert(1)>" in page.text
+        assert "[click](http://evil.example)" in page.text
+        assert "<script" not in rendered and "<img" not in rendered
+    finally:
+        demo.close()

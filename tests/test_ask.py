@@ -1,0 +1,326 @@
+"""Asking: the ``rag.ask`` command line, its JSON schema, citations whose offsets check out, refusals, spelling
+variants and follow-ups, and reader comments that are never cited."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, SEEDS, run_module
+
+from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
+from rag.settings import load_settings
+
+pytestmark = pytest.mark.usefixtures("no_rag_env")
+
+AP = "000_ddbd021a6e61dfd0.txt"
+LWJ = "002_21e9abc1f7ceb01f.txt"
+
+TOP_KEYS = {"question", "answer", "short_answer", "answerable", "citations", "passages"}
+CITATION_TYPES = {"n": int, "doc_id": str, "title": str, "source": str, "start": int, "end": int, "quote": str,
+                  "score": float}
+PASSAGE_TYPES = {"doc_id": str, "source": str, "start": int, "end": int, "score": float, "text": str}
+
+
+def check_schema(payload: dict[str, Any]) -> None:
+    assert set(payload) == TOP_KEYS
+    assert isinstance(payload["question"], str)
+    assert isinstance(payload["answer"], str) and payload["answer"]
+    assert payload["short_answer"] is None or isinstance(payload["short_answer"], str)
+    assert isinstance(payload["answerable"], bool)
+    assert isinstance(payload["citations"], list) and isinstance(payload["passages"], list)
+    for number, citation in enumerate(payload["citations"], start=1):
+        assert set(citation) == set(CITATION_TYPES)
+        for key, kind in CITATION_TYPES.items():
+            assert isinstance(citation[key], kind) and not isinstance(citation[key], bool), (key, citation[key])
+        assert citation["n"] == number
+        assert 0 <= citation["start"] < citation["end"]
+        assert citation["end"] - citation["start"] == len(citation["quote"])
+    for passage in payload["passages"]:
+        assert set(PASSAGE_TYPES) <= set(passage)
+        for key, kind in PASSAGE_TYPES.items():
+            assert isinstance(passage[key], kind) and not isinstance(passage[key], bool), (key, passage[key])
+        assert passage["end"] - passage["start"] == len(passage["text"])
+    if payload["answerable"]:
+        assert payload["citations"]
+    else:
+        assert payload["citations"] == [] and payload["short_answer"] is None
+
+
+def check_offsets(payload: dict[str, Any], cwd: Path) -> None:
+    """Every citation and passage slices the text its ``source`` names, opened from ``cwd``."""
+    for item in [*payload["citations"], *payload["passages"]]:
+        quoted = item.get("quote", item.get("text"))
+        source = item["source"]
+        if ".jsonl#" in source:
+            path, record_id = source.rsplit("#", 1)
+            assert record_id == item["doc_id"]
+            with open(cwd / path, encoding="utf-8") as handle:
+                records = {str(record["id"]): record for record in map(json.loads, handle) if record}
+            text = records[record_id]["text"]
+        else:
+            with open(cwd / source, encoding="utf-8", newline="") as handle:
+                text = handle.read()
+        assert text[item["start"] : item["end"]] == quoted
+
+
+def ask_cli(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
+    done = run_module("rag.ask", *args, "--json", cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    payload: dict[str, Any] = json.loads(done.stdout)
+    check_schema(payload)
+    check_offsets(payload, cwd)
+    return payload
+
+
+# --- the command line -----------------------------------------------------------------------------------------------
+
+
+def test_cli_answers_when_mosul_fell_with_the_exact_sentence(seed_index: Path) -> None:
+    payload = ask_cli("when did Mosul fall?", "--index", str(seed_index))
+    assert payload["question"] == "when did Mosul fall?"
+    assert payload["answerable"] is True
+    assert payload["short_answer"] == "July 10"
+    assert "July 10" in payload["answer"]
+    [citation] = payload["citations"]
+    assert citation["quote"] == "Iraqi forces declared victory in Mosul on July 10."
+    assert citation["source"] == f"seeds/{AP}"
+    assert citation["doc_id"] == AP
+    assert citation["title"] == "Territorial losses suffered by Islamic State in Syria, Iraq"
+    assert (SEEDS / AP).read_text(encoding="utf-8")[citation["start"] : citation["end"]] == citation["quote"]
+    assert len(payload["passages"]) == 5
+    assert any(p["start"] <= citation["start"] and citation["end"] <= p["end"] and p["doc_id"] == AP
+               for p in payload["passages"])
+
+
+def test_cli_answers_tal_afar_and_top_k_sets_the_passage_count(seed_index: Path) -> None:
+    payload = ask_cli("When was Tal Afar liberated?", "--top-k", "3", "--index", str(seed_index))
+    assert payload["answerable"] is True
+    assert payload["short_answer"] == "Aug. 30"
+    assert "Aug. 30" in payload["citations"][0]["quote"]
+    assert len(payload["passages"]) == 3
+
+
+def test_cli_text_output_from_another_directory(seed_index: Path, tmp_path: Path) -> None:
+    done = run_module("rag.ask", "when did Mosul fall?", "--index", str(seed_index), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("July 10: ")
+    assert "Sources:" in done.stdout
+    # Outside the directory holding the article, the source is a path that still opens from here.
+    source = os.path.relpath(SEEDS / AP, tmp_path)
+    source = source if not source.startswith("..") else str((SEEDS / AP).resolve())
+    assert f"({source}, characters " in done.stdout
+    assert "“Iraqi forces declared victory in Mosul on July 10.”" in done.stdout
+
+
+def test_cli_builds_the_index_from_seeds_when_there_is_none(tmp_path: Path) -> None:
+    index = tmp_path / "new-index"
+    done = run_module("rag.ask", "When was Tal Afar liberated?", "--json", "--index", str(index))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no index yet" in done.stderr and "seeds" in done.stderr
+    assert "2 new" in done.stderr
+    payload = json.loads(done.stdout)  # stdout is the JSON object alone; every log went to stderr
+    check_schema(payload)
+    check_offsets(payload, ROOT)
+    assert payload["short_answer"] == "Aug. 30"
+    # The index is complete: the next question uses it as it is.
+    built = Assistant(load_settings({"index_dir": str(index)}, environ={}))
+    assert not built.needs_index()
+    assert len(built.store.documents()) == 2
+
+
+def test_cli_without_any_article_to_index_fails_instead_of_refusing(tmp_path: Path) -> None:
+    # Run where there is no seeds/ directory: nothing can be indexed, so there is nothing to answer from.
+    done = run_module("rag.ask", "when did Mosul fall?", "--json", "--index", str(tmp_path / "index"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert "skipped seeds: no such file or directory" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no articles")
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["", "   ", "\t\n", "x" * (MAX_QUESTION_CHARS + 1)],
+    ids=["empty", "spaces", "whitespace", "too-long"],
+)
+def test_cli_rejects_unaskable_questions_in_one_line(question: str, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    done = run_module("rag.ask", question, "--json", "--index", str(index))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "empty" in lines[0] or str(MAX_QUESTION_CHARS) in lines[0]
+    assert not index.exists()  # rejected before anything was built
+
+
+def test_cli_rejects_a_bad_setting_in_one_line(tmp_path: Path) -> None:
+    done = run_module("rag.ask", "when did Mosul fall?", "--top-k", "0", "--index", str(tmp_path / "index"))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == ["error: top_k must be between 1 and 100"]
+    env_done = run_module("rag.ask", "when did Mosul fall?", "--index", str(tmp_path / "index"),
+                          env={"RAG_CHUNK_SIZE": "big"})
+    assert env_done.returncode == 2
+    assert "chunk_size" in env_done.stderr and "Traceback" not in env_done.stderr
+
+
+# --- in process: schema of a refusal, follow-ups, spelling variants, comments ---------------------------------------
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(json.dumps(answer.to_json(), ensure_ascii=False))
+    check_schema(payload)
+    check_offsets(payload, Path.cwd())
+    return payload
+
+
+def test_refusal_has_the_same_shape(assistant: Assistant) -> None:
+    payload = answer_json(assistant.ask("What is the recipe for banana bread?"))
+    assert payload["answerable"] is False
+    assert payload["short_answer"] is None and payload["citations"] == []
+    assert "don't say" in payload["answer"]
+    assert len(payload["passages"]) == assistant.settings.top_k
+
+
+def test_answer_json_of_an_answer(assistant: Assistant) -> None:
+    payload = answer_json(assistant.ask("When did the Syrian government seize Mayadin?"))
+    assert payload["answerable"] and payload["short_answer"] == "Oct. 14"
+    assert payload["citations"][0]["source"] == os.path.relpath(SEEDS / AP)
+
+
+def test_follow_up_question_is_answered_in_context(assistant: Assistant) -> None:
+    answer = assistant.ask("And Raqqa?", history=["When did Mosul fall?"])
+    assert answer.asked == "When did Raqqa fall?"
+    assert answer.question == "And Raqqa?"
+    assert answer.short_answer == "Oct. 17"
+
+
+@pytest.mark.parametrize(
+    "spellings,evidence",
+    [
+        (("When did the Syrian government seize Mayadin?", "When did the Syrian government seize Mayadeen?"),
+         "seized the town of Mayadeen"),
+        (("Since when had most of Deir el-Zour been under Islamic State control?",
+          "Since when had most of Deir Ezzor been under Islamic State control?"), "since July of 2014"),
+        (("When did Raqqa fall?", "When did Raqqah fall?"), "fell to Kurdish-led forces on Oct. 17"),
+    ],
+    ids=["mayadin", "deir-ezzor", "raqqa"],
+)
+def test_spelling_variants_retrieve_the_same_evidence(assistant: Assistant, spellings: tuple[str, str],
+                                                      evidence: str) -> None:
+    found = []
+    for question in spellings:
+        passages = assistant.ask(question).passages
+        holding = [rank for rank, passage in enumerate(passages) if evidence in passage.text]
+        assert holding, f"{question!r}: evidence not in the top {len(passages)}"
+        found.append(passages[holding[0]])
+    assert (found[0].doc_id, found[0].start, found[0].end) == (found[1].doc_id, found[1].start, found[1].end)
+
+
+def test_both_spellings_of_mayadin_have_the_same_top_passage(assistant: Assistant) -> None:
+    first, second = (assistant.ask(f"When did the Syrian government seize {name}?") for name in ("Mayadin", "Mayadeen"))
+    top = first.passages[0]
+    assert "Mayadeen" in top.text
+    assert (top.doc_id, top.start, top.end) == (second.passages[0].doc_id, second.passages[0].start,
+                                                second.passages[0].end)
+    assert first.short_answer == second.short_answer == "Oct. 14"
+
+
+def comment_section() -> tuple[int, int]:
+    text = (SEEDS / LWJ).read_text(encoding="utf-8")
+    return text.index("Tags:"), len(text)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Who does Richard Loewe say is replacing one jihadi with another?",
+        "What does irebukeu say about the Turks?",
+        "What does Lynn Farley not understand about the Kurds?",
+        "Who says the Islamic State rose and fell without almost any effort from the American military?",
+        "What does irebukeu say Israel should do?",
+        "Which groups are listed under Al shabaab and Boko Haram?",
+    ],
+)
+def test_reader_comments_are_never_cited(assistant: Assistant, question: str) -> None:
+    start, end = comment_section()
+    answer = assistant.ask(question)
+    for citation in answer.citations:
+        assert citation.doc_id != LWJ or citation.end <= start, citation
+    for passage in answer.passages:
+        assert passage.doc_id != LWJ or passage.end <= start or passage.start >= end, passage
+    for name in ("Richard Loewe", "irebukeu", "Lynn Farley", "the Turks are in NATO"):
+        assert name not in json.dumps(answer.to_json(), ensure_ascii=False).replace(question, "")
+
+
+# --- HTML pages and JSONL records -----------------------------------------------------------------------------------
+
+PAGE = """<html><head><title>Daily Site | Karsh</title></head><body>
+<header><h1>The Daily Site</h1><nav><a href="/">Home</a></nav></header>
+<main><article><header class="entry-header"><h1>Rebels withdraw from the town of Karsh</h1></header>
+<p>Government troops entered the town of Karsh on March 3 after rebel fighters withdrew overnight, the provincial
+governor said.</p>
+<p>The withdrawal followed two weeks of talks mediated by tribal elders.</p>
+<div id="comments"><p>Reader: the rebels will be back in June.</p></div>
+</article></main></body></html>
+"""
+RECORDS: list[dict[str, Any]] = [
+    {"id": "dam-1", "title": "Tabqa dam reopens", "author": "Desk",
+     "text": "Engineers reopened the Tabqa dam on May 21 after six months of repairs, the water ministry said."},
+    {"id": 7, "title": "Karsh market reopens",
+     "text": "Traders returned to the Karsh market on Friday, a week after the rebels left."},
+]
+
+
+@pytest.fixture(scope="module")
+def mixed_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Assistant]:
+    root = tmp_path_factory.mktemp("mixed")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    (corpus / "karsh.html").write_text(PAGE, encoding="utf-8")
+    (corpus / "news.jsonl").write_text("".join(json.dumps(record) + "\n" for record in RECORDS), encoding="utf-8")
+    assistant = Assistant(load_settings({"index_dir": str(root / "index")}, environ={}))
+    report = assistant.ingest([corpus])
+    assert (report.new, report.problems) == (3, [])
+    return root, assistant
+
+
+def test_html_citation_points_at_the_extracted_text(mixed_corpus: tuple[Path, Assistant],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root, assistant = mixed_corpus
+    monkeypatch.chdir(root)
+    payload = answer_json(assistant.ask("When did government troops enter Karsh?"))
+    assert payload["short_answer"] == "March 3"
+    [citation] = payload["citations"]
+    assert citation["doc_id"] == "karsh.html"
+    assert citation["title"] == "Rebels withdraw from the town of Karsh"
+    assert citation["source"].startswith("index/extracted/") and citation["source"].endswith(".txt")
+    assert "Government troops entered the town of Karsh on March 3" in citation["quote"]
+    extracted = (root / citation["source"]).read_text(encoding="utf-8")
+    assert "Reader" not in extracted and "Home" not in extracted
+
+
+def test_jsonl_citation_names_the_record(mixed_corpus: tuple[Path, Assistant],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    root, assistant = mixed_corpus
+    monkeypatch.chdir(root)
+    payload = answer_json(assistant.ask("When was the Tabqa dam reopened?"))
+    assert payload["short_answer"] == "May 21"
+    [citation] = payload["citations"]
+    assert (citation["doc_id"], citation["source"], citation["title"]) == (
+        "dam-1", "corpus/news.jsonl#dam-1", "Tabqa dam reopens")
+    assert RECORDS[0]["text"][citation["start"] : citation["end"]] == citation["quote"]
+
+    payload = answer_json(assistant.ask("When did traders return to the Karsh market?"))
+    [citation] = payload["citations"]
+    assert (citation["doc_id"], citation["source"]) == ("7", "corpus/news.jsonl#7")
+    assert payload["short_answer"] == "Friday"
