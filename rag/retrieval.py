@@ -21,7 +21,6 @@ from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
 from rag.store import PassageStore, StoredSentence
 
-
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
 RERANK_DEPTH = 30
 W_RERANK_LEXICAL = 0.5

@@ -27,6 +27,8 @@ from rag.citing import Citation, PassageHit
 from rag.pipeline import Answer, Assistant
 from rag.settings import Settings, load_settings
 
+# gradio's queue trips pandas 3 deprecation warnings of its own; they say nothing about this app.
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
 HARBOUR = """Port Vell harbour <script>alert(1)</script> reopens
 
 The harbour of Port Vell reopened on March 3 after two years of works <img src=x onerror=alert(1)> \

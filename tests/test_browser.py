@@ -21,6 +21,8 @@ import app
 from rag.pipeline import Assistant
 from rag.settings import load_settings
 
+# gradio's queue trips pandas 3 deprecation warnings of its own; they say nothing about this app.
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
