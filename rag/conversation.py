@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about|and what about|same for|what of)\b[\s,]*(.*?)[\s?.!]*$",
-                       re.IGNORECASE)
+FOLLOW_UP = re.compile(
+    r"^\s*(?:and what about|and how about|what about|how about|same for|what of|and)\b[\s,]*(.*?)[\s?.!]*$",
+    re.IGNORECASE,
+)
 QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b",
                            re.IGNORECASE)
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
@@ -24,7 +26,8 @@ def contextualize(question: str, history: Sequence[str]) -> str:
     subject = _follow_up_subject(question)
     if subject is None:
         return question
-    previous = history[-1]
+    # The previous question may itself have been a follow-up ("And Raqqa?"): read it in its own context first.
+    previous = contextualize(history[-1], history[:-1])
     names = [match for match in NAME.finditer(previous) if match.start() > 0]
     if names:
         last = names[-1]
@@ -35,7 +38,8 @@ def contextualize(question: str, history: Sequence[str]) -> str:
 def _follow_up_subject(question: str) -> str | None:
     match = FOLLOW_UP.match(question)
     if match and match.group(1):
-        return match.group(1)
+        # "And when did Raqqa fall?" is a question of its own.
+        return None if QUESTION_WORD.search(match.group(1)) else match.group(1)
     words = question.strip(" ?.!").split()
     if 0 < len(words) <= 3 and not QUESTION_WORD.search(question):
         return question.strip(" ?.!")
