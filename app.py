@@ -14,7 +14,6 @@ Serves on 127.0.0.1:7860 by default. Listening beyond loopback, or a public ``--
 import argparse
 import html
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 # rag before gradio: importing rag sets the offline environment (no analytics, no model hub) that gradio reads.
-from rag.citing import Citation, PassageHit
+from rag.citing import Citation, PassageHit, article_text
 from rag.cli import add_index_flags, fail, log, run, settings_from
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.pipeline import Answer, Assistant, QuestionError
@@ -66,35 +65,6 @@ def text_html(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Article text (a library-level reader: see the report; it belongs beside rag.citing)
-
-
-def article_text(source: str) -> str:
-    """The text a citation's ``start:end`` index into: a file's content, or a JSONL record's ``text``.
-
-    ``source`` is ``Citation.source``: a path (relative to the current directory, or absolute), or ``FILE.jsonl#id``.
-    Raises ``OSError`` or ``ValueError`` when the file or record cannot be read.
-    """
-    if not Path(source).is_file():
-        match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
-        if match:
-            return _jsonl_record_text(Path(match.group(1)), match.group(2))
-    with open(source, encoding="utf-8", newline="") as handle:
-        return handle.read()
-
-
-def _jsonl_record_text(path: Path, record_id: str) -> str:
-    with open(path, encoding="utf-8", newline="") as handle:
-        content = handle.read().removeprefix("\ufeff")
-    for line in content.splitlines():  # as rag.loading reads it: the first record with the id is the one indexed
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and str(record.get("id")) == record_id and isinstance(record.get("text"), str):
-            return str(record["text"])
-    raise ValueError(f"{path}: no record with id {record_id!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

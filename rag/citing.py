@@ -8,8 +8,11 @@ index keeps as a file; ``source`` names that file and ``doc_id`` the page.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from rag.retrieval import RetrievedPassage
@@ -64,3 +67,32 @@ def passage_hit(passage: RetrievedPassage) -> PassageHit:
 
 def as_dict(item: Citation | PassageHit) -> dict[str, Any]:
     return asdict(item)
+
+
+def article_text(source: str) -> str:
+    """The text a citation's ``start:end`` index into: a file's content, or a JSONL record's ``text``.
+
+    ``source`` is ``Citation.source``: a path (relative to the current directory, or absolute), or ``FILE.jsonl#id``.
+    Raises ``OSError`` or ``ValueError`` when the file or record cannot be read.
+    """
+    if not Path(source).is_file():
+        match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
+        if match:
+            return _jsonl_record_text(Path(match.group(1)), match.group(2))
+    with open(source, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def _jsonl_record_text(path: Path, record_id: str) -> str:
+    with open(path, encoding="utf-8", newline="") as handle:
+        content = handle.read().removeprefix("\ufeff")
+    for line in content.split("\n"):  # as rag.loading reads it: the first record with the id is the one indexed
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and str(record.get("id")) == record_id and isinstance(record.get("text"), str):
+            return str(record["text"])
+    raise ValueError(f"{path}: no record with id {record_id!r}")
