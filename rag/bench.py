@@ -724,6 +724,7 @@ def draw_trend(history: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: write the file only
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(len(TRENDS), 1, figsize=(8, 2.6 * len(TRENDS)), sharex=True)
     for axis, trend in zip(axes, TRENDS, strict=True):
@@ -733,11 +734,14 @@ def draw_trend(history: Sequence[Mapping[str, Any]], path: Path) -> None:
             axis.plot(*zip(*points, strict=True), marker="o", label="measured")
         axis.axhline(trend.goal, color="tab:red", linestyle="--", label=f"goal ≤ {trend.goal:g}")
         axis.set_title(trend.label, fontsize=10)
-        axis.set_ylim(bottom=min(0.0, *(value for _, value in points)))
+        values = [value for _, value in points]
+        # Headroom above both the goal and the worst run, so neither sits on the frame.
+        axis.set_ylim(min(0.0, *values), max(trend.goal, *values) * 1.2)
         axis.legend(loc="upper left", fontsize=8)
         axis.grid(alpha=0.3)
     axes[-1].set_xlabel("run (line of bench-history.jsonl)")
-    axes[-1].xaxis.get_major_locator().set_params(integer=True)
+    axes[-1].set_xlim(0.5, max(len(history), 1) + 0.5)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

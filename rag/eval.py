@@ -146,13 +146,24 @@ def record_calibration(assistant: Assistant, questions: list[Question], source: 
     assistant.threshold = threshold
 
 
+def flatten(group: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"a": 1, "b": {"c": 2}}`` as ``{"a": 1, "b.c": 2}``."""
+    flat: dict[str, float] = {}
+    for name, value in group.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
 def render_table(metrics: dict[str, Any]) -> str:
-    rows = [f"{'metric':<24}{'value':>8}", "-" * 32]
+    rows = [f"{'metric':<32}{'value':>8}", "-" * 40]
     for group in ("retrieval", "answer", "citation", "refusal"):
-        for name, value in metrics[group].items():
+        for name, value in flatten(metrics[group]).items():
             if name != "count":
-                rows.append(f"{group + '.' + name:<24}{value:>8.3f}")
-    rows.append(f"{'questions':<24}{metrics['n']:>8d}")
+                rows.append(f"{group + '.' + name:<32}{value:>8.3f}")
+    rows.append(f"{'questions':<32}{metrics['n']:>8d}")
     return "\n".join(rows)
 
 
@@ -186,7 +197,8 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
         "|---|---|",
     ]
     for group in ("retrieval", "answer", "citation", "refusal"):
-        lines += [f"| {group}.{name} | {value:.3f} |" for name, value in metrics[group].items() if name != "count"]
+        lines += [f"| {group}.{name} | {value:.3f} |" for name, value in flatten(metrics[group]).items()
+                  if name != "count"]
     lines += ["", f"![recall@k]({chart.name})", "", "## By question type", "",
               "| type | n | recall@5 | accuracy | EM | F1 |", "|---|---|---|---|---|---|"]
     for kind, row in metrics["by_type"].items():

@@ -8,6 +8,8 @@ A question set is JSONL, one object a line: ``{"id", "question", "answers": [...
   ``gold_docs``, if it belongs to one of those articles.
 - ``retrieval.mrr``: mean over answerable questions of 1 / rank of the first relevant passage in the top 20 (0 if
   none).
+- ``retrieval.rrf_baseline.recall@k``: the same recall for the same candidates in plain reciprocal-rank-fusion order
+  (what the sentence re-ranking in ``rag/retrieval.py`` improves on), measured in the same run.
 - ``answer.accuracy``: share of answerable questions answered (not refused) with an answer text that contains an
   acceptable answer (SQuAD normalisation: case, punctuation, articles, whitespace; whole tokens).
 - ``answer.exact_match`` / ``answer.f1``: SQuAD exact match / token F1 of the short answer (the cited sentence when
@@ -40,7 +42,7 @@ from rag.metrics import (
     reciprocal_rank,
 )
 from rag.pipeline import Answer, Assistant
-from rag.retrieval import RetrievedPassage
+from rag.retrieval import RetrievedPassage, reciprocal_rank_fusion
 
 MRR_DEPTH = 20
 RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
@@ -112,7 +114,7 @@ def is_relevant(passage: RetrievedPassage, question: Question) -> bool:
 
 
 def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage]) -> Graded:
-    relevance = [is_relevant(passage, question) for passage in retrieved[:MRR_DEPTH]]
+    relevance = [is_relevant(passage, question) for passage in retrieved]
     answered = answer.answerable
     correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
     predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
@@ -134,7 +136,8 @@ def run(assistant: Assistant, questions: Sequence[Question],
     graded = []
     for done, question in enumerate(questions, start=1):
         vector = assistant.retriever.embed_question(question.question)
-        retrieved = assistant.retriever.retrieve(question.question, vector, limit=MRR_DEPTH)
+        # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
+        retrieved = assistant.retriever.retrieve(question.question, vector, limit=assistant.settings.candidates)
         answer = assistant.answer(question.question, question.question, vector, retrieved)
         graded.append(grade(question, answer, retrieved))
         progress(done)
@@ -145,8 +148,12 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
     answerable = [g for g in graded if g.question.answerable]
     unanswerable = [g for g in graded if not g.question.answerable]
     citations = [supported for g in answerable for supported in g.citations_supported]
-    retrieval = {f"recall@{k}": mean([recall_at_k(g.relevance, k) for g in answerable]) for k in RECALL_DEPTHS}
+    retrieval: dict[str, Any] = {
+        f"recall@{k}": mean([recall_at_k(g.relevance, k) for g in answerable]) for k in RECALL_DEPTHS
+    }
     retrieval["mrr"] = mean([reciprocal_rank(g.relevance, MRR_DEPTH) for g in answerable])
+    baseline = [fusion_relevance(g) for g in answerable]
+    retrieval["rrf_baseline"] = {f"recall@{k}": mean([recall_at_k(r, k) for r in baseline]) for k in (1, 5)}
     return {
         "n": len(graded),
         "answerable": len(answerable),
@@ -163,6 +170,19 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
             "false_rate": mean([float(g.refused) for g in answerable]),
         },
     }
+
+
+def fusion_relevance(graded: Graded, k: int = 60) -> list[bool]:
+    """Relevance in the order plain reciprocal-rank fusion of the two retrievers gives the same candidates: the
+    baseline the sentence re-ranking is measured against, in the same run."""
+    fused = reciprocal_rank_fusion([_by_rank(graded.retrieved, "dense"), _by_rank(graded.retrieved, "lexical")], k)
+    relevant = {p.id for p, rel in zip(graded.retrieved, graded.relevance, strict=True) if rel}
+    return [item in relevant for item, _ in fused]
+
+
+def _by_rank(passages: Sequence[RetrievedPassage], retriever: str) -> list[str]:
+    ranked = sorted((p.ranks[retriever], p.id) for p in passages if retriever in p.ranks)
+    return [passage_id for _, passage_id in ranked]
 
 
 def question_type(question: str) -> str:

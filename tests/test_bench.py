@@ -179,3 +179,12 @@ def test_report_of_skipped_benchmarks() -> None:
     assert report.count("not run") == 3
     assert "## 3. Ingest" not in report
     assert missed_goals(record) == []
+
+
+def test_draw_trend_writes_a_png_with_gaps_for_skipped_runs(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from rag.bench import draw_trend
+
+    history = [{"cold_start": {"ratio": 2.2}, "warm": {"p50_ms": 15.0}}, {"ingest": {"overhead": 0.1}}, {}]
+    draw_trend(history, tmp_path / "trend.png")
+    assert (tmp_path / "trend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
