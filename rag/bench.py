@@ -218,6 +218,9 @@ class ColdStart:
     package_imports: list[tuple[str, float]]
     imports_torch: bool
     """Whether ``rag.ask`` imported torch at all (answering is meant to run on the numpy encoder)."""
+    ask_cpu_seconds: list[float]
+    torch_cpu_seconds: list[float]
+    """User + system CPU time: less inflated than wall time when other work shares the machine."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,8 @@ class WarmLatency:
     """Total ms per part over all timed questions; the parts add up to the total."""
     outside_share: float
     """Share of the time outside query embedding and vector search."""
+    slowest: str
+    """The question that took ``max_ms``."""
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,8 @@ class Record:
     ingest: Ingest | None = None
     schema: int = HISTORY_SCHEMA
     settings: dict[str, object] = field(default_factory=dict)
+    load: list[float] = field(default_factory=list)
+    """1-minute load average before and after the run: other work on the machine inflates wall times."""
 
 
 # --- child processes ---------------------------------------------------------------------------------------------
@@ -276,6 +283,7 @@ class Record:
 @dataclass(frozen=True)
 class ChildRun:
     seconds: float
+    cpu_seconds: float
     peak_mb: float
     returncode: int
     stderr: str
@@ -298,7 +306,8 @@ def run_child(command: Sequence[str]) -> ChildRun:
         process.returncode = os.waitstatus_to_exitcode(wait_status)
         errors.seek(0)
         text = errors.read().decode("utf-8", errors="replace")
-    return ChildRun(seconds, usage.ru_maxrss / 1024, process.returncode, text)  # ru_maxrss is in KiB on Linux
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    return ChildRun(seconds, cpu_seconds, usage.ru_maxrss / 1024, process.returncode, text)  # maxrss is KiB
 
 
 def checked(child: ChildRun, what: str) -> ChildRun:
@@ -350,6 +359,8 @@ def bench_cold_start(index_dir: Path, repeat: int) -> ColdStart:
         top_imports=top_level_imports(profile),
         package_imports=package_import_times(profile),
         imports_torch=any(line.name == "torch" for line in profile),
+        ask_cpu_seconds=[child.cpu_seconds for child in ask_runs],
+        torch_cpu_seconds=[child.cpu_seconds for child in torch_runs],
     )
 
 
@@ -394,6 +405,7 @@ def bench_warm(index_dir: Path, questions: Sequence[str]) -> WarmLatency:
         mean_ms=total / len(latencies) * 1000,
         parts_ms={label: seconds * 1000 for label, seconds in parts.items()},
         outside_share=1.0 - (parts[EMBED_PART] + parts[DENSE_PART]) / total,
+        slowest=questions[latencies.index(max(latencies))],
     )
 
 
@@ -613,13 +625,16 @@ def summary_table(record: Record) -> str:
 
 
 def cold_section(cold: ColdStart) -> str:
-    def row(name: str, seconds: list[float], peak: float) -> list[object]:
-        return [name, f"{median(seconds):.2f}", f"{min(seconds):.2f}", f"{max(seconds):.2f}", f"{peak:.0f}"]
+    def row(name: str, seconds: list[float], cpu: list[float], peak: float) -> list[object]:
+        return [name, f"{median(seconds):.2f}", f"{min(seconds):.2f}", f"{max(seconds):.2f}", f"{median(cpu):.2f}",
+                f"{peak:.0f}"]
 
-    timing = markdown_table(["fresh process", "median s", "min s", "max s", "peak RSS MiB"], [
-        row(f'`python -m rag.ask --index SEED_INDEX "{COLD_QUESTION}"`', cold.ask_seconds, cold.ask_peak_mb),
-        row('`python -c "import torch"` (baseline)', cold.torch_seconds, cold.torch_peak_mb),
+    timing = markdown_table(["fresh process", "median s", "min s", "max s", "median CPU s", "peak RSS MiB"], [
+        row(f'`python -m rag.ask --index SEED_INDEX "{COLD_QUESTION}"`', cold.ask_seconds, cold.ask_cpu_seconds,
+            cold.ask_peak_mb),
+        row('`python -c "import torch"` (baseline)', cold.torch_seconds, cold.torch_cpu_seconds, cold.torch_peak_mb),
     ])
+    cpu_ratio = ratio(median(cold.ask_cpu_seconds), median(cold.torch_cpu_seconds))
     top = markdown_table(["import started by code (with what it pulls in)", "cumulative ms"],
                          [[f"`{name}`", f"{ms:.0f}"] for name, ms in cold.top_imports])
     packages = markdown_table(["package", "self ms (summed)"],
@@ -630,7 +645,8 @@ def cold_section(cold: ColdStart) -> str:
         f"Each command run {cold.repeat} times, alternating, after one untimed run of each (warm page cache); "
         "same interpreter for both.",
         timing,
-        f"**Ratio of medians: {cold.ratio:.2f}x** (goal ≤ {GOAL_COLD_RATIO:.1f}x).",
+        f"**Ratio of medians: {cold.ratio:.2f}x** (goal ≤ {GOAL_COLD_RATIO:.1f}x); the same ratio of CPU time, "
+        f"which other load on the machine inflates less: {cpu_ratio:.2f}x.",
         f"Where it goes: one `python -X importtime -m rag.ask` run spent {cold.imports_ms:.0f} ms importing "
         f"(torch {'imported' if cold.imports_torch else 'not imported'}); the other ~{rest_ms:.0f} ms of the median "
         "wall time is interpreter start-up, opening Chroma, loading BM25 and the query encoder, and answering. "
@@ -656,7 +672,8 @@ def warm_section(warm: WarmLatency) -> str:
         "retrievers' `retrieve` and the store's `sentences_of`.",
         latency,
         parts,
-        f"**Share outside query embedding and vector search: {warm.outside_share:.1%}.**",
+        f"**Share outside query embedding and vector search: {warm.outside_share:.1%}.** "
+        f"Slowest question ({warm.max_ms:.0f} ms): “{warm.slowest}”.",
     ])
 
 
@@ -698,8 +715,19 @@ def history_table(history: Sequence[Mapping[str, Any]], last: int = 10) -> str:
     return markdown_table(["date (UTC)", "commit", *(trend.label for trend in TRENDS)], rows, left=2)
 
 
+def busy_note(load: Sequence[float], cores: int) -> str | None:
+    """A warning when other work kept more than half of the cores busy around the run (the bench uses them all)."""
+    if cores < 1 or not load or max(load) <= cores / 2:
+        return None
+    return (f"Note: the machine was busy (1-minute load average up to {max(load):.1f} on {cores} cores), so wall "
+            "times are inflated; the same-run ratios much less so, since both sides ran alternately.")
+
+
 def render_report(record: Record, history: Sequence[Mapping[str, Any]]) -> str:
-    machine = markdown_table(["machine", ""], [[name, value] for name, value in record.machine.items()], left=2)
+    load = " / ".join(f"{value:.2f}" for value in record.load) or "unknown"
+    machine = markdown_table(["machine", ""], [*([name, value] for name, value in record.machine.items()),
+                                               ["load average (1 min), before / after", load]], left=2)
+    cores = int(record.machine.get("nproc", "0") or 0)
     sections = [
         "# Benchmarks",
         f"Written by `make bench` on {record.date} (commit `{record.commit}`); regenerated on every run, do not edit. "
@@ -707,6 +735,7 @@ def render_report(record: Record, history: Sequence[Mapping[str, Any]]) -> str:
         "`bench-history.jsonl`; `bench.png` plots the key numbers over all runs.",
         f"Command: `{record.command}`",
         summary_table(record),
+        *filter(None, [busy_note(record.load, cores)]),
         machine,
     ]
     if record.cold_start:
@@ -764,8 +793,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="articles of the corpus to ingest (default 200)")
     parser.add_argument("--repeat", type=positive, default=5, metavar="N",
                         help="cold-start runs of each command (default 5)")
-    parser.add_argument("--ingest-repeat", type=positive, default=1, metavar="N",
-                        help="rounds of ingest and bare encode (default 1)")
+    parser.add_argument("--ingest-repeat", type=positive, default=2, metavar="N",
+                        help="rounds of ingest and bare encode, alternating which goes first (default 2)")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="JSONL corpus for the ingest benchmark")
     parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="JSONL questions (field question)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the report, history and plot go")
@@ -794,7 +823,8 @@ def missed_goals(record: Record) -> list[str]:
 def measure(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> Record:
     record = Record(date=datetime.now(UTC).isoformat(timespec="seconds"), commit=current_commit(),
                     command=command_line(argv), machine=machine_info(),
-                    settings={"articles": args.articles, "repeat": args.repeat, "ingest_repeat": args.ingest_repeat})
+                    settings={"articles": args.articles, "repeat": args.repeat, "ingest_repeat": args.ingest_repeat},
+                    load=[os.getloadavg()[0]])
     seed_index = workdir / "seed-index"
     if not (args.skip_cold and args.skip_warm):
         log("indexing seeds/ into a fresh temporary index")
@@ -808,6 +838,7 @@ def measure(args: argparse.Namespace, argv: Sequence[str], workdir: Path) -> Rec
         if not args.corpus.is_file():
             raise BenchError(f"no corpus at {args.corpus} (give one with --corpus, or --skip-ingest)")
         record.ingest = bench_ingest(args.corpus, args.articles, args.ingest_repeat, workdir)
+    record.load.append(os.getloadavg()[0])
     return record
 
 

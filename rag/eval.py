@@ -50,6 +50,9 @@ def main() -> int:
                         help="choose the refusal threshold on this question set and record it for this model")
     args, rest = parser.parse_known_args()
     minimums = parse_minimums(rest, parser)
+    skeleton = summarize([])  # every metric name, to reject a misspelt one before the run rather than after
+    for name in minimums:
+        lookup(skeleton, name, measured=False)
     settings = settings_from(args)
 
     if args.squad:
@@ -62,6 +65,8 @@ def main() -> int:
             questions = load_questions(args.questions)
         except (OSError, QuestionSetError) as error:
             fail(str(error))
+    if args.limit is not None and args.limit < 1:
+        fail("--limit must be at least 1")
     questions = questions[: args.limit] if args.limit else questions
     if args.corpus and args.index_dir is None:
         settings = settings.with_overrides({"index_dir": corpus_index_dir(settings, args.corpus)})
@@ -105,12 +110,18 @@ def parse_minimums(rest: list[str], parser: argparse.ArgumentParser) -> dict[str
     return minimums
 
 
-def lookup(metrics: dict[str, Any], dotted: str) -> float:
+def lookup(metrics: dict[str, Any], dotted: str, measured: bool = True) -> float:
     value: Any = metrics
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
             fail(f"no metric named {dotted!r}")
         value = value[part]
+    if isinstance(value, dict):
+        fail(f"{dotted!r} is a group of metrics; name one of: {', '.join(value)}")
+    if value is None:
+        if measured:
+            fail(f"{dotted} was not measured on this question set")
+        return 0.0
     return float(value)
 
 
@@ -146,9 +157,13 @@ def record_calibration(assistant: Assistant, questions: list[Question], source: 
     assistant.threshold = threshold
 
 
-def flatten(group: dict[str, Any], prefix: str = "") -> dict[str, float]:
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def flatten(group: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
     """``{"a": 1, "b": {"c": 2}}`` as ``{"a": 1, "b.c": 2}``."""
-    flat: dict[str, float] = {}
+    flat: dict[str, float | None] = {}
     for name, value in group.items():
         if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{name}."))
@@ -162,7 +177,7 @@ def render_table(metrics: dict[str, Any]) -> str:
     for group in ("retrieval", "answer", "citation", "refusal"):
         for name, value in flatten(metrics[group]).items():
             if name != "count":
-                rows.append(f"{group + '.' + name:<32}{value:>8.3f}")
+                rows.append(f"{group + '.' + name:<32}{_number(value):>8}")
     rows.append(f"{'questions':<32}{metrics['n']:>8d}")
     return "\n".join(rows)
 
@@ -197,7 +212,7 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
         "|---|---|",
     ]
     for group in ("retrieval", "answer", "citation", "refusal"):
-        lines += [f"| {group}.{name} | {value:.3f} |" for name, value in flatten(metrics[group]).items()
+        lines += [f"| {group}.{name} | {_number(value)} |" for name, value in flatten(metrics[group]).items()
                   if name != "count"]
     lines += ["", f"![recall@k]({chart.name})", "", "## By question type", "",
               "| type | n | recall@5 | accuracy | EM | F1 |", "|---|---|---|---|---|---|"]

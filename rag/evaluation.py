@@ -87,6 +87,9 @@ def load_questions(path: Path) -> list[Question]:
         try:
             record = json.loads(line)
             answerable = bool(record.get("answerable", True))
+            for name in ("answers", "evidence", "gold_docs"):
+                if not isinstance(record.get(name, []), list):
+                    raise TypeError(f"'{name}' must be a list")
             question = Question(
                 id=str(record.get("id", number)),
                 question=str(record["question"]),
@@ -166,7 +169,8 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
         },
         "citation": {"precision": mean([float(s) for s in citations]), "count": len(citations)},
         "refusal": {
-            "accuracy": mean([float(g.refused) for g in unanswerable]),
+            # None, not 0, when the set has no unanswerable questions (SQuAD): nothing was measured.
+            "accuracy": mean([float(g.refused) for g in unanswerable]) if unanswerable else None,
             "false_rate": mean([float(g.refused) for g in answerable]),
         },
     }

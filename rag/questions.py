@@ -25,7 +25,7 @@ QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up t
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
-        rf"\b(?:{MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}\s+{MONTH}(?:\s+\d{{4}})?"
+        rf"\b(?:{MONTH}\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}\s+{MONTH}(?:\s+\d{{4}})?"
         rf"|(?:early |mid-|late )?{MONTH}\s+(?:of\s+)?\d{{4}}|{WEEKDAY}|(?:the\s+)?(?:last|first|second|third)\s+week"
         rf"\s+of\s+{MONTH}|(?:in|since|by|from|until)\s+\d{{4}}|\b(?:1[5-9]|20)\d{{2}}\b)",
     ),
@@ -43,7 +43,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 # Capitalised runs ("Brett McGurk", "Gen. Ali Mayhoub", "Popular Mobilization Forces") for names of all kinds.
 NAME = re.compile(
     r"\b(?:(?:Gen|Lt|Col|Maj|Dr|Mr|Mrs|Ms|Sen|Rep|Gov|Prof|St)\.\s+|(?:al|el|bin|ibn)[\s-](?=[A-Z]))?"
-    r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|al|el|de|for|and|bin|ibn|von|van)\s+)?[A-Z][\w'’.-]*)*"
+    r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|de|for|and|bin|ibn|von|van)\s+|(?:al|el)[\s-])?[A-Z][\w'’.-]*)*"
 )
 ORGANIZATION_WORDS = re.compile(
     r"\b(?:Forces?|Army|Military|Group|Organi[sz]ation|Party|Division|Council|Ministry|Command|Government|"
@@ -96,11 +96,12 @@ def analyse(question: str) -> QuestionForm:
                           r"claim|write|list)\b)", " ", unattributed)
     words = unattributed.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
-    counted = re.search(r"\bhow many ((?:[a-z-]+ ){0,3}?[a-z-]+)(?= (?:were|are|did|do|does|had|have|has|was|is|will|"
-                        r"would|could|can)\b)", text)
+    # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
+    counted = re.search(r"\b[Hh]ow many ((?:[\w-]+ ){0,3}?[\w-]+)(?= (?:were|are|did|do|does|had|have|has|was|is|"
+                        r"will|would|could|can)\b)", " ".join(question.split()))
     kind, noun = _kind(text)
     return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
-                        counted.group(1).split()[-1] if counted else None,
+                        counted.group(1).split()[-1].lower() if counted else None,
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun)
 
 

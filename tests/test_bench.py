@@ -14,6 +14,7 @@ from rag.bench import (
     Record,
     Stopwatch,
     WarmLatency,
+    busy_note,
     cpu_model,
     current_commit,
     markdown_table,
@@ -87,6 +88,13 @@ def test_parse_importtime_levels_and_rankings() -> None:
     assert package_import_times(lines, 3) == [("llama_index", 0.91), ("numpy", 0.25), ("site", 0.1)]
 
 
+def test_busy_note_only_when_half_the_cores_were_taken() -> None:
+    assert busy_note([0.3, 0.9], 2) is None
+    assert busy_note([], 2) is None
+    note = busy_note([0.3, 3.45], 2)
+    assert note is not None and "3.5 on 2 cores" in note
+
+
 def test_cpu_and_memory_from_proc_text() -> None:
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n") == "AMD EPYC 7B13"
     assert memory_total_gib("MemTotal:       2097152 kB\n") == pytest.approx(2.0)
@@ -155,13 +163,14 @@ def test_read_history_skips_a_cut_line(tmp_path: Path) -> None:
 
 def sample_record() -> Record:
     cold = ColdStart(5, [2.0, 2.2, 2.1], [1.0, 1.1, 1.0], 330.0, 220.0, 2.1, 1200.0,
-                     [("chromadb", 400.0)], [("llama_index", 300.0)], False)
+                     [("chromadb", 400.0)], [("llama_index", 300.0)], False, [1.8, 1.9, 1.8], [1.0, 1.0, 0.9])
     warm = WarmLatency(3, 15.0, 19.0, 22.0, 16.0, {"query embedding": 20.0, "vector search": 10.0, "rest": 18.0},
-                       0.375)
+                       0.375, "When did Mosul fall?")
     run_ = IngestRun(10.0, 100, 800.0, {"embed": 9.0}, 4.0)
     ingest = Ingest(20, 100, [run_], [IngestRun(9.0, 100, 790.0, {"model forward": 9.0}, 3.0)], 10.0, 9.0,
                     overhead(10.0, 9.0), 0, 2)
-    return Record("2026-01-01T00:00:00+00:00", "abc", "python -m rag.bench", {"nproc": "2"}, cold, warm, ingest)
+    return Record("2026-01-01T00:00:00+00:00", "abc", "python -m rag.bench", {"nproc": "2"}, cold, warm, ingest,
+                  load=[0.2, 3.4])
 
 
 def test_report_names_every_benchmark_and_missed_goals() -> None:
@@ -170,6 +179,8 @@ def test_report_names_every_benchmark_and_missed_goals() -> None:
     for heading in ("## 1. Cold start", "## 2. Warm latency", "## 3. Ingest", "## History"):
         assert heading in report
     assert "2.10x" in report and "+11.1%" in report and "37.5%" in report
+    assert "1.80x" in report  # the CPU-time ratio
+    assert "machine was busy" in report and "0.20 / 3.40" in report
     assert missed_goals(record) == ["cold start"]
 
 
