@@ -21,9 +21,9 @@ from rag.settings import Settings
 from rag.splitting import Passage, PassageSplitter
 from rag.store import PassageStore, StoredSentence, passage_id
 
-# Articles are embedded together until this many passages are pending: large batches keep the model busy,
-# small ones bound what a killed run has to redo.
-EMBED_GROUP = 256
+# Articles are embedded together until this many passages are pending: sentence-transformers sorts a call's texts
+# by length, so large groups waste less on padding; a killed run redoes at most one group.
+EMBED_GROUP = 1024
 # Metadata stored with each passage; everything but the title is kept out of the text the lexical index sees.
 SYSTEM_KEYS = ("doc_key", "article_id", "path", "text_path", "record_id", "origin", "start", "end", "doc_hash",
                "doc_passages")
