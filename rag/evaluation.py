@@ -22,6 +22,7 @@ A question set is JSONL, one object a line: ``{"id", "question", "answers": [...
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -130,7 +131,9 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
                 supported.append(citation.doc_id in question.gold_docs)
             else:
                 supported.append(citation_supports(citation.quote, question.evidence))
-    return Graded(question, answer, relevance, retrieved, correct, f1, exact, supported)
+    # Sentence vectors are not needed once answered; 10,570 SQuAD questions would hold gigabytes of them.
+    light = [dataclasses.replace(passage, sentences=[]) for passage in retrieved]
+    return Graded(question, answer, relevance, light, correct, f1, exact, supported)
 
 
 def run(assistant: Assistant, questions: Sequence[Question],
