@@ -765,7 +765,7 @@ def draw_trend(history: Sequence[Mapping[str, Any]], path: Path) -> None:
         axis.set_title(trend.label, fontsize=10)
         values = [value for _, value in points]
         # Headroom above both the goal and the worst run, so neither sits on the frame.
-        axis.set_ylim(min(0.0, *values), max(trend.goal, *values) * 1.2)
+        axis.set_ylim(min([0.0, *values]), max([trend.goal, *values]) * 1.2)
         axis.legend(loc="upper left", fontsize=8)
         axis.grid(alpha=0.3)
     axes[-1].set_xlabel("run (line of bench-history.jsonl)")

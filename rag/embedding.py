@@ -95,7 +95,14 @@ def make_query_encoder(settings: Settings) -> QueryEncoder:
 
     if settings.query_encoder != "sentence-transformers":
         try:
-            return BertNumpyEncoder.load(settings.model_path)
+            encoder = BertNumpyEncoder.load(settings.model_path)
+            # A question is a few dozen tokens. On an idle 2-core machine two BLAS threads embed one in ~6 ms and
+            # one thread in ~9 ms; with the cores busy (concurrent users, an ingest) two threads took ~700 ms and
+            # one ~8 ms. Predictable wins.
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=1, user_api="blas")
+            return encoder
         except UnsupportedModel as error:
             if settings.query_encoder == "numpy":
                 raise

@@ -199,3 +199,5 @@ def test_draw_trend_writes_a_png_with_gaps_for_skipped_runs(tmp_path: Path) -> N
     history = [{"cold_start": {"ratio": 2.2}, "warm": {"p50_ms": 15.0}}, {"ingest": {"overhead": 0.1}}, {}]
     draw_trend(history, tmp_path / "trend.png")
     assert (tmp_path / "trend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    draw_trend([{"warm": {"p50_ms": 15.0}}], tmp_path / "only-warm.png")  # metrics never measured: no points
+    assert (tmp_path / "only-warm.png").is_file()
