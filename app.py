@@ -64,10 +64,6 @@ def text_html(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Article text (a library-level reader: see the report; it belongs beside rag.citing)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Rendering: plain functions from library objects to escaped HTML
 
 
@@ -653,14 +649,10 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 def prepare_index(assistant: Assistant) -> str:
     """Index the default corpus when there is no index yet; returns what was done, for the UI to say."""
-    if not assistant.needs_index():
+    report = assistant.ensure_index(log)
+    if report is None:
         return ""
     corpus = ", ".join(str(path) for path in assistant.settings.corpus)
-    log(f"no index yet in {assistant.settings.index_dir}: indexing {corpus} first")
-    report = assistant.ingest()
-    log(report.summary())
-    for problem in report.problems:
-        log(f"skipped {problem}")
     return f"There was no index yet: {corpus} was indexed at start ({report.summary()})."
 
 

@@ -20,13 +20,11 @@ def main() -> int:
     except QuestionError as error:
         fail(str(error))
     assistant = Assistant(settings_from(args))
-    if assistant.needs_index():
+    assistant.ensure_index(log)
+    if assistant.store.count() == 0:
+        # Saying "the articles don't say" would be wrong: there are no articles to ask.
         corpus = ", ".join(str(path) for path in assistant.settings.corpus)
-        log(f"no index yet in {assistant.settings.index_dir}: indexing {corpus} first")
-        log(assistant.ingest().summary())
-        if assistant.store.count() == 0:
-            # Saying "the articles don't say" would be wrong: there are no articles to ask.
-            fail(f"no articles to answer from: nothing could be indexed from {corpus}", code=1)
+        fail(f"no articles to answer from: nothing could be indexed from {corpus}", code=1)
     answer = assistant.ask(args.question)
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else render(answer))
     return 0

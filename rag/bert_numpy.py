@@ -62,7 +62,7 @@ _LEGACY_POOLING_KEYS = {
 }
 
 
-class UnsupportedModel(Exception):
+class UnsupportedModel(ValueError):
     """The model directory uses something this numpy port does not reproduce.
 
     Callers should catch this and fall back to sentence-transformers.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.evaluation import Graded, fusion_relevance
-from rag.metrics import mean
+from rag.evaluation import Graded
+from rag.metrics import mean, recall_at_k
 
 DEPTHS = list(range(1, 21))
 
@@ -14,9 +14,8 @@ DEPTHS = list(range(1, 21))
 def recall_curves(graded: Sequence[Graded]) -> dict[str, list[float]]:
     """recall@k for k = 1..20 of the final ranking, of plain fusion, and of each retriever alone (its own ranks)."""
     answerable = [g for g in graded if g.question.answerable]
-    curves = {"hybrid, sentence re-ranked": [mean([float(any(g.relevance[:k])) for g in answerable]) for k in DEPTHS]}
-    baseline = [fusion_relevance(g) for g in answerable]
-    curves["hybrid, plain RRF"] = [mean([float(any(relevance[:k])) for relevance in baseline]) for k in DEPTHS]
+    curves = {"hybrid, sentence re-ranked": [mean([recall_at_k(g.relevance, k) for g in answerable]) for k in DEPTHS]}
+    curves["hybrid, plain RRF"] = [mean([recall_at_k(g.baseline_relevance, k) for g in answerable]) for k in DEPTHS]
     for name in ("dense", "lexical"):
         best = [min((p.ranks[name] for p, rel in zip(g.retrieved, g.relevance, strict=False)
                      if rel and name in p.ranks), default=None) for g in answerable]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,6 @@ def passage_hit(passage: RetrievedPassage) -> PassageHit:
     meta = passage.metadata
     return PassageHit(str(meta["article_id"]), str(meta["title"]), source_of(meta), passage.start, passage.end,
                       round(passage.score, 4), passage.text)
-
-
-def as_dict(item: Citation | PassageHit) -> dict[str, Any]:
-    return asdict(item)
 
 
 def article_text(source: str) -> str:

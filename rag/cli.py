@@ -41,4 +41,7 @@ def run(main: Callable[[], int]) -> NoReturn:
     except (OSError, ValueError, RuntimeError) as error:
         log(f"error: {error}")
         code = 1
+    except Exception as error:  # anything else (a Chroma or SQLite error) is still one line, not a traceback
+        log(f"error: {type(error).__name__}: {error}")
+        code = 1
     raise SystemExit(code)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.cli import fail, log, run, settings_from
+from rag.cli import add_index_flags, fail, log, run, settings_from
 from rag.evaluation import (
     Graded,
     Question,
@@ -42,8 +42,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, nargs="+", help="index this corpus (cached by content) instead of seeds")
     parser.add_argument("--squad", type=Path, help="SQuAD v1.1 JSON: index its paragraphs and ask its questions")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
-    parser.add_argument("--index", dest="index_dir", metavar="DIR")
-    parser.add_argument("--top-k", dest="top_k", type=int, metavar="K")
+    add_index_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and a recall@k chart beside it)")
     parser.add_argument("--calibrate", action="store_true",
@@ -71,9 +70,10 @@ def main() -> int:
     if args.corpus and args.index_dir is None:
         settings = settings.with_overrides({"index_dir": corpus_index_dir(settings, args.corpus)})
     assistant = Assistant(settings)
-    if args.corpus or assistant.needs_index():
-        report = assistant.ingest(args.corpus or list(settings.corpus))
-        log(report.summary())
+    if args.corpus:
+        log(assistant.ingest(args.corpus).summary())
+    else:
+        assistant.ensure_index(log)
 
     if args.calibrate:
         record_calibration(assistant, questions, args.questions)

@@ -74,6 +74,8 @@ class Graded:
     f1: float
     exact: bool
     citations_supported: list[bool] = field(default_factory=list)
+    baseline_relevance: list[bool] = field(default_factory=list)
+    """``relevance`` in plain reciprocal-rank-fusion order (see ``fusion_relevance``)."""
 
     @property
     def refused(self) -> bool:
@@ -145,7 +147,9 @@ def run(assistant: Assistant, questions: Sequence[Question],
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(question.question, vector, limit=assistant.settings.candidates)
         answer = assistant.answer(question.question, question.question, vector, retrieved)
-        graded.append(grade(question, answer, retrieved))
+        result = grade(question, answer, retrieved)
+        result.baseline_relevance = fusion_relevance(result.retrieved, result.relevance, assistant.settings.rrf_k)
+        graded.append(result)
         progress(done)
     return graded
 
@@ -158,8 +162,9 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
         f"recall@{k}": mean([recall_at_k(g.relevance, k) for g in answerable]) for k in RECALL_DEPTHS
     }
     retrieval["mrr"] = mean([reciprocal_rank(g.relevance, MRR_DEPTH) for g in answerable])
-    baseline = [fusion_relevance(g) for g in answerable]
-    retrieval["rrf_baseline"] = {f"recall@{k}": mean([recall_at_k(r, k) for r in baseline]) for k in (1, 5)}
+    retrieval["rrf_baseline"] = {
+        f"recall@{k}": mean([recall_at_k(g.baseline_relevance, k) for g in answerable]) for k in (1, 5)
+    }
     return {
         "n": len(graded),
         "answerable": len(answerable),
@@ -179,11 +184,11 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
     }
 
 
-def fusion_relevance(graded: Graded, k: int = 60) -> list[bool]:
+def fusion_relevance(retrieved: Sequence[RetrievedPassage], relevance: Sequence[bool], k: int) -> list[bool]:
     """Relevance in the order plain reciprocal-rank fusion of the two retrievers gives the same candidates: the
     baseline the sentence re-ranking is measured against, in the same run."""
-    fused = reciprocal_rank_fusion([_by_rank(graded.retrieved, "dense"), _by_rank(graded.retrieved, "lexical")], k)
-    relevant = {p.id for p, rel in zip(graded.retrieved, graded.relevance, strict=True) if rel}
+    fused = reciprocal_rank_fusion([_by_rank(retrieved, "dense"), _by_rank(retrieved, "lexical")], k)
+    relevant = {p.id for p, rel in zip(retrieved, relevance, strict=True) if rel}
     return [item in relevant for item, _ in fused]
 
 

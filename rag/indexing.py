@@ -88,13 +88,14 @@ def ingest(paths: Sequence[Path], settings: Settings, store: PassageStore | None
             report.new += before.content_hash == article.content_hash  # an interrupted article, written anew
             pending.append((article, article.key))
 
+    # A file that could not be read, or a JSONL file with a bad line (whose record is unknown), keeps what it had.
     protected = {str(Path(problem.path).resolve()) for problem in loaded.problems} | loaded.unreadable_keys
     present = {article.key for article in loaded.articles}
-    for origin in loaded.origins:
-        for key in store.documents_from(origin) - present:
-            if key.split("#", 1)[0] not in protected:
-                store.delete_document(key)
-                report.removed += 1
+    for document in stored.values():
+        gone = document.key not in present and document.path not in protected
+        if gone and any(document.under(origin) for origin in loaded.origins):
+            store.delete_document(document.key)
+            report.removed += 1
 
     if pending:
         report.passages_added = _embed_and_store(pending, settings, store)

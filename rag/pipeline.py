@@ -6,7 +6,7 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +17,7 @@ from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, lexical_index_current
 from rag.questions import analyse
-from rag.retrieval import HybridRetriever, RetrievedPassage
+from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index
 from rag.settings import Settings
 from rag.store import PassageStore
 
@@ -97,6 +97,22 @@ class Assistant:
 
     def needs_index(self) -> bool:
         return self.store.count() == 0 or not lexical_index_current(self.settings, self.store)
+
+    def ensure_index(self, log: Callable[[str], None]) -> IngestReport | None:
+        """Make the index usable: index the default corpus when there is none; when passages are there but the
+        lexical index is behind them (a run killed before its last step), only rebuild that. Returns the report of
+        an ingest, if one ran."""
+        if self.store.count() == 0:
+            corpus = ", ".join(str(path) for path in self.settings.corpus)
+            log(f"no index yet in {self.settings.index_dir}: indexing {corpus} first")
+            report = self.ingest()
+            log(report.summary())
+            return report
+        if not lexical_index_current(self.settings, self.store):
+            log("the lexical index is behind the stored passages: rebuilding it")
+            build_lexical_index(self.settings, self.store)
+            self.__dict__.pop("retriever", None)
+        return None
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
         report = ingest(list(paths or self.settings.corpus), self.settings, self.store)

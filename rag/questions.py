@@ -20,7 +20,8 @@ WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
-NUMERAL = rf"(?:\$?\d[\d,]*(?:\.\d+)?(?:\s+(?:million|billion|trillion|thousand|hundred))?|{NUMBER_WORD})"
+NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred))?"
+           rf"|{NUMBER_WORD})")
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
@@ -37,7 +38,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b", re.IGNORECASE
     ),
-    "number": re.compile(rf"\b{QUALIFIER}{NUMERAL}\b(?:\s+(?:percent|%))?", re.IGNORECASE),
+    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?(?:percent\b|%))?",
+                         re.IGNORECASE),
 }
 
 # Capitalised runs ("Brett McGurk", "Gen. Ali Mayhoub", "Popular Mobilization Forces") for names of all kinds.
@@ -84,6 +86,8 @@ class QuestionForm:
     """The question asks for an exact figure, which "thousands" or "hundreds" does not give."""
     noun: str | None = None
     """The noun the question names its answer by ("province"): a span next to it is the likelier answer."""
+    share: bool = False
+    """A share answers it: "how much did profits rise?", "by how much" (but not "how much territory")."""
 
 
 def analyse(question: str) -> QuestionForm:
@@ -102,7 +106,9 @@ def analyse(question: str) -> QuestionForm:
     kind, noun = _kind(text)
     return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
                         counted.group(1).split()[-1].lower() if counted else None,
-                        bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun)
+                        bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun,
+                        bool(re.search(r"\bby how much\b|\bhow much (?:did|does|do|has|have|had|was|is|were|will)\b",
+                                       text)))
 
 
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
@@ -146,6 +152,7 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s", ""))
 
 
+PERCENT_SIGN = re.compile(r"%|\bper ?cent\b", re.IGNORECASE)
 TIME_UNIT = re.compile(r"^[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?|minutes?)\b", re.IGNORECASE)
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens) of (?:thousands|millions)?|"
                             r"hundreds|thousands|millions|dozens|several|a few)$", re.IGNORECASE)
@@ -159,6 +166,8 @@ def answer_spans_for(sentence: str, form: QuestionForm) -> list[Span]:
         return spans
     kept = []
     for start, end in spans:
+        if not form.share and PERCENT_SIGN.search(sentence[start:end]):
+            continue  # a share answers "how much did it rise", not "how many" or "how much territory"
         if form.exact and VAGUE_QUANTITY.match(sentence[start:end]):
             continue
         following = [word[:5] for word in tokens(sentence[end:])[:4] if word not in STOPWORDS][:2]
@@ -175,9 +184,9 @@ def answer_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     if kind in PATTERNS:
         spans = [match.span() for match in PATTERNS[kind].finditer(sentence)]
         if kind == "number":
-            # A year, a date or a share is not a count.
-            other = [m.span() for kind in ("date", "percent") for m in PATTERNS[kind].finditer(sentence)]
-            spans = [span for span in spans if not any(_overlaps(span, taken) for taken in other)]
+            # A year or a date is not an amount.
+            dates = [match.span() for match in PATTERNS["date"].finditer(sentence)]
+            spans = [span for span in spans if not any(_overlaps(span, date) for date in dates)]
         return [_trim(sentence, span) for span in spans]
     if kind in {"person", "place", "organization"}:
         spans = [span for span in _names(sentence) if _name_kind_fits(sentence, span, kind)]

@@ -108,7 +108,8 @@ class HybridRetriever:
         directory = lexical_index_dir(self.settings)
         if not (directory / "retriever.json").is_file():
             return None
-        retriever = BM25Retriever.from_persist_dir(str(directory))
+        # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
+        retriever = BM25Retriever.from_persist_dir(str(directory), mmap=True)
         retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
         return retriever
 
@@ -149,8 +150,8 @@ def rerank(passages: Sequence[RetrievedPassage], sentences: dict[str, list[Store
     (relative to the best candidate's), and attach their sentences.
 
     A passage is as relevant as its most relevant sentence: whole-passage vectors average the answer away among
-    the other sentences. On 1,500 SQuAD questions this lifted recall@1 from 0.747 (reciprocal-rank fusion) to 0.834
-    and recall@5 from 0.943 to 0.962 (see evals/SQUAD.md).
+    the other sentences. On all 10,570 SQuAD v1.1 dev questions this lifted recall@1 from 0.742 (plain
+    reciprocal-rank fusion, same run) to 0.828 and recall@5 from 0.933 to 0.958 (evals/SQUAD.md).
     """
     best_lexical = max((passage.lexical or 0.0 for passage in passages), default=0.0) or 1.0
     scored = []

@@ -50,6 +50,7 @@ class Settings:
     refusal_threshold: float = 0.0
     """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
     embed_batch_size: int = 32
+    """Passages per model batch at ingest."""
 
     @property
     def model_path(self) -> Path:

@@ -9,6 +9,7 @@ stored passages do not add up (a run killed halfway) is simply ingested again.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,13 +27,15 @@ WRITE_BATCH = 2000
 @dataclass(frozen=True)
 class StoredDocument:
     key: str
+    path: str
+    """Absolute path of the file the article came from."""
     content_hash: str
-    expected_passages: int
-    stored_passages: int
+    complete: bool
+    """All passages of exactly one version of the article are stored (not a run killed halfway)."""
 
-    @property
-    def complete(self) -> bool:
-        return self.stored_passages == self.expected_passages
+    def under(self, root: str) -> bool:
+        """Whether the article came from ``root`` (a file) or from a file below it (a directory)."""
+        return self.path == root or self.path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,16 @@ class PassageStore:
         return int(self.passages.count())
 
     def documents(self) -> dict[str, StoredDocument]:
-        """Every stored article, with whether all of its passages made it in."""
+        """Every stored article, with whether all of its passages (of one version) made it in."""
         metadatas = self._all_metadatas()
-        stored = Counter(str(meta["doc_key"]) for meta in metadatas)
+        stored = Counter((str(meta["doc_key"]), str(meta["doc_hash"])) for meta in metadatas)
+        versions = Counter(key for key, _ in stored)
         documents: dict[str, StoredDocument] = {}
         for meta in metadatas:
-            key = str(meta["doc_key"])
-            documents[key] = StoredDocument(key, str(meta["doc_hash"]), int(meta["doc_passages"]), stored[key])
+            key, content_hash = str(meta["doc_key"]), str(meta["doc_hash"])
+            complete = versions[key] == 1 and stored[key, content_hash] == int(meta["doc_passages"])
+            documents[key] = StoredDocument(key, str(meta["path"]), content_hash, complete)
         return documents
-
-    def documents_from(self, origin: str) -> set[str]:
-        return {str(meta["doc_key"]) for meta in self._all_metadatas() if meta.get("origin") == origin}
 
     def add(self, nodes: Sequence[Any], sentences: Sequence[StoredSentence]) -> None:
         """Sentences first, passages last: a passage present means its sentences are too."""

@@ -178,9 +178,15 @@ def test_a_year_is_not_a_count() -> None:
     assert not any("2015" in span for span in numbers)
 
 
-def test_a_percentage_is_not_a_count() -> None:
-    numbers = spans_of(FRIDAY, "number")
-    assert not any("96" in span for span in numbers)
+def test_a_percentage_is_not_a_count_nor_an_amount_of_something() -> None:
+    for question in ("How many towns did the group lose?", "How much territory did the group lose?"):
+        assert not any("96" in span for span in spans_for(FRIDAY, question))
+
+
+def test_a_percentage_answers_how_much_something_rose() -> None:
+    sentence = "Quarterly profits at TimeWarner jumped 76% to $1.13bn (£600m) for the three months to December."
+    assert spans_for(sentence, "How much did TimeWarner's quarterly profits rise?")[:2] == ["76%", "$1.13bn"]
+    assert "76%" not in spans_for(sentence, "How much money did TimeWarner make?")
 
 
 def test_a_date_is_not_a_count() -> None:
