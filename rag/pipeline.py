@@ -116,7 +116,9 @@ class Assistant:
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
         report = ingest(list(paths or self.settings.corpus), self.settings, self.store)
-        self.__dict__.pop("retriever", None)  # the lexical index was rebuilt: reload it on next use
+        # The lexical index was rebuilt and the counts changed: both are read again on next use.
+        self.__dict__.pop("retriever", None)
+        self.__dict__.pop("_stats", None)
         return report
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
@@ -143,9 +145,14 @@ class Assistant:
             text = f"{short}: {text}"
         return Answer(question, text, short, True, citations, shown, choice.support, asked)
 
+    @cached_property
+    def _stats(self) -> dict[str, int]:
+        return {"articles": len(self.store.documents()), "passages": self.store.count()}
+
     def stats(self) -> dict[str, int]:
-        documents = self.store.documents()
-        return {"articles": len(documents), "passages": self.store.count()}
+        """Articles and passages indexed; counting articles reads every passage's metadata, so it is kept until
+        the next ingest."""
+        return dict(self._stats)
 
 
 def refusal(question: str) -> str:
