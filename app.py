@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 # rag before gradio: importing rag sets the offline environment (no analytics, no model hub) that gradio reads.
-from rag.citing import Citation, PassageHit, article_text
+from rag.citing import Citation, PassageHit, article_text, jsonl_record_source
 from rag.cli import add_index_flags, fail, log, run, settings_from
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.pipeline import Answer, Assistant, QuestionError
@@ -241,9 +241,9 @@ def _passage_html(passage: PassageHit) -> str:
 
 
 def _where(source: str, doc_id: str, start: int, end: int) -> str:
-    match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
-    if match and not Path(source).is_file():
-        place = f"{text_html(match.group(1))} · record <code>{text_html(match.group(2))}</code>"
+    record = jsonl_record_source(source)
+    if record and not Path(source).is_file():
+        place = f"{text_html(str(record[0]))} · record <code>{text_html(record[1])}</code>"
     else:
         place = text_html(source)
     return f"{place} · characters {start:,}-{end:,}"

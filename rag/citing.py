@@ -72,11 +72,17 @@ def article_text(source: str) -> str:
     Raises ``OSError`` or ``ValueError`` when the file or record cannot be read.
     """
     if not Path(source).is_file():
-        match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
-        if match:
-            return _jsonl_record_text(Path(match.group(1)), match.group(2))
+        record = jsonl_record_source(source)
+        if record:
+            return _jsonl_record_text(*record)
     with open(source, encoding="utf-8", newline="") as handle:
         return handle.read()
+
+
+def jsonl_record_source(source: str) -> tuple[Path, str] | None:
+    """``(FILE.jsonl, id)`` for a ``FILE.jsonl#id`` source, else ``None``."""
+    match = re.match(r"(?is)^(.*?\.jsonl)#(.*)$", source)
+    return (Path(match.group(1)), match.group(2)) if match else None
 
 
 def _jsonl_record_text(path: Path, record_id: str) -> str:

@@ -131,8 +131,11 @@ def _embed_and_store(pending: list[tuple[Article, str | None]], settings: Settin
 
 def _store_group(group: list[tuple[Article, str | None, list[Passage]]], settings: Settings,
                  embedder: PassageEmbedder, store: PassageStore, progress: Progress) -> None:
-    nodes = [passage_node(article, passage, len(passages), settings)
-             for article, _, passages in group for passage in passages]
+    nodes = []
+    for article, _, passages in group:
+        # An extracted page's text is written once per article, not once per passage.
+        text_path = extracted_text_path(article, settings) if article.extracted else article.path
+        nodes += [passage_node(article, passage, len(passages), text_path) for passage in passages]
     all_passages = [passage for _, _, passages in group for passage in passages]
     vectors = embedder.embed_passages(
         [passage.text for passage in all_passages],
@@ -154,7 +157,7 @@ def _passage_id(article: Article, passage: Passage) -> str:
     return passage_id(article.key, article.content_hash, passage.start, passage.end)
 
 
-def passage_node(article: Article, passage: Passage, doc_passages: int, settings: Settings) -> Any:
+def passage_node(article: Article, passage: Passage, doc_passages: int, text_path: str) -> Any:
     from llama_index.core.schema import TextNode
 
     metadata = {name: value for name, value in article.metadata.items() if name not in SYSTEM_KEYS}
@@ -163,7 +166,7 @@ def passage_node(article: Article, passage: Passage, doc_passages: int, settings
         doc_key=article.key,
         article_id=article.doc_id,
         path=article.path,
-        text_path=extracted_text_path(article, settings) if article.extracted else article.path,
+        text_path=text_path,
         record_id=article.record_id or "",
         origin=article.origin,
         start=passage.start,

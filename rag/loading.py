@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class Article:
     """True when ``text`` was extracted from markup and is not the file's bytes (HTML)."""
     metadata: dict[str, MetadataValue] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
 

