@@ -118,7 +118,8 @@ class _Layer:
 class _Weights:
     """Looks up tensors regardless of the prefix the checkpoint was saved with."""
 
-    def __init__(self, tensors: dict[str, npt.NDArray[Any]], source: Path) -> None:
+    def __init__(self, tensors: dict[str, npt.NDArray[Any]], source: Path,
+                 overrides: dict[str, npt.NDArray[Any]] | None = None) -> None:
         anchor = "embeddings.word_embeddings.weight"
         prefixes = [k[: -len(anchor)] for k in tensors if k.endswith(anchor)]
         if len(prefixes) != 1:
@@ -126,7 +127,7 @@ class _Weights:
         # Checkpoints saved from BertModel have no prefix; ones saved from a
         # task head (BertForMaskedLM, ...) use "bert.".
         self._prefix = prefixes[0]
-        self._tensors = tensors
+        self._tensors = {**tensors, **{self._prefix + name: value for name, value in (overrides or {}).items()}}
         self._source = source
 
     def get(self, name: str) -> F32:
@@ -196,8 +197,8 @@ class BertNumpyEncoder:
 
         self._word_emb = weights.get("embeddings.word_embeddings.weight")
         self._pos_emb = weights.get("embeddings.position_embeddings.weight")
-        # Every input is a single segment, so only token type 0 is ever used.
-        self._type0_emb = weights.get("embeddings.token_type_embeddings.weight")[0]
+        # A single text is segment 0; a reader's question + context pair uses segments 0 and 1.
+        self._type_emb = weights.get("embeddings.token_type_embeddings.weight")
         self._emb_ln_w = weights.get("embeddings.LayerNorm.weight")
         self._emb_ln_b = weights.get("embeddings.LayerNorm.bias")
         if self._word_emb.shape[1] != hidden:
@@ -232,10 +233,12 @@ class BertNumpyEncoder:
             )
 
     @classmethod
-    def load(cls, model_dir: Path, max_length: int | None = None) -> BertNumpyEncoder:
+    def load(cls, model_dir: Path, max_length: int | None = None,
+             overrides: dict[str, npt.NDArray[Any]] | None = None) -> BertNumpyEncoder:
         """Load a sentence-transformers model directory.
 
-        ``max_length`` overrides the model's configured ``max_seq_length``.
+        ``max_length`` overrides the model's configured ``max_seq_length``; ``overrides`` replaces tensors by name
+        (without the checkpoint's prefix): fine-tuned layers laid over the packaged model.
         Raises ``UnsupportedModel`` for anything the numpy port cannot match.
         """
         model_dir = Path(model_dir)
@@ -298,7 +301,7 @@ class BertNumpyEncoder:
         if not weights_path.is_file():
             # Reading pytorch_model.bin needs torch, which is what we avoid.
             raise UnsupportedModel(f"{transformer_dir}: no model.safetensors")
-        weights = _Weights(load_file(str(weights_path)), weights_path)
+        weights = _Weights(load_file(str(weights_path)), weights_path, overrides or {})
 
         tokenizer_path = transformer_dir / "tokenizer.json"
         if not tokenizer_path.is_file():
@@ -373,10 +376,14 @@ class BertNumpyEncoder:
             pooled = pooled / np.maximum(norms, 1e-12)
         return pooled.astype(np.float32, copy=False)
 
-    def _forward(self, ids: I64, mask: npt.NDArray[np.bool_]) -> F32:
+    def token_states(self, ids: I64, mask: npt.NDArray[np.bool_], type_ids: I64 | None = None) -> F32:
+        """The last layer's token vectors ``(batch, seq, hidden)`` for right-padded ``ids``."""
+        return self._forward(ids, mask, type_ids)
+
+    def _forward(self, ids: I64, mask: npt.NDArray[np.bool_], type_ids: I64 | None = None) -> F32:
         batch, seq = ids.shape
         # Same summation order as HF BertEmbeddings: (word + type) + position.
-        emb = self._word_emb[ids] + self._type0_emb
+        emb = self._word_emb[ids] + (self._type_emb[0] if type_ids is None else self._type_emb[type_ids])
         emb = emb + self._pos_emb[:seq]
         x = _layer_norm(emb.reshape(batch * seq, self.dimension), self._emb_ln_w, self._emb_ln_b, self._eps)
 

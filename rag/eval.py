@@ -1,10 +1,13 @@
 """``python -m rag.eval``: grade retrieval, answers, citations and refusals on a question set.
 
     python -m rag.eval [--questions FILE] [--corpus PATH ...] [--index DIR] [--top-k K] [--json] [--report FILE.md]
-                       [--squad FILE [--limit N]] [--calibrate] [--min-METRIC VALUE ...]
+                       [--squad FILE [--split heldout|train|all] [--limit N]] [--min-METRIC VALUE ...]
 
 ``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value.
-Metric definitions: ``rag/evaluation.py``.
+Metric definitions: ``rag/evaluation.py``. A question set ``NAME.jsonl`` with a ``NAME-corpus.json`` beside it
+(``{"paths": [...], "jsonl": [{"file": ..., "ids": [...]}]}``) is asked over that corpus. ``--squad`` indexes all
+SQuAD paragraphs and asks the questions of one half of the committed article split (``evals/squad-split.json``; the
+reader was trained on ``train``), and grades the reader alone on each gold paragraph too.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ from rag.evaluation import (
     Question,
     QuestionSetError,
     breakdown,
-    calibrate_threshold,
     failures,
     load_questions,
     summarize,
 )
 from rag.evaluation import run as run_questions
 from rag.indexing import Progress
-from rag.pipeline import CALIBRATION_FILE, Assistant
+from rag.pipeline import Assistant
 from rag.settings import Settings
 
 
@@ -41,12 +43,12 @@ def main() -> int:
     parser.add_argument("--questions", type=Path, default=Path("evals/seeds.jsonl"))
     parser.add_argument("--corpus", type=Path, nargs="+", help="index this corpus (cached by content) instead of seeds")
     parser.add_argument("--squad", type=Path, help="SQuAD v1.1 JSON: index its paragraphs and ask its questions")
+    parser.add_argument("--split", choices=("heldout", "train", "all"), default="heldout",
+                        help="with --squad: which half of the article split to ask (default heldout)")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     add_index_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and a recall@k chart beside it)")
-    parser.add_argument("--calibrate", action="store_true",
-                        help="choose the refusal threshold on this question set and record it for this model")
     args, rest = parser.parse_known_args()
     minimums = parse_minimums(rest, parser)
     skeleton = summarize([])  # every metric name, to reject a misspelt one before the run rather than after
@@ -57,12 +59,14 @@ def main() -> int:
     if args.squad:
         from rag.squad import squad_corpus
 
-        corpus, questions = squad_corpus(args.squad, settings.index_dir / "squad")
+        corpus, questions = squad_corpus(args.squad, settings.index_dir / "squad", args.split)
         args.corpus = [corpus]
     else:
         try:
             questions = load_questions(args.questions)
-        except (OSError, QuestionSetError) as error:
+            if not args.corpus:
+                args.corpus = question_set_corpus(args.questions, settings.index_dir / "samples")
+        except (OSError, ValueError, QuestionSetError) as error:
             fail(str(error))
     if args.limit is not None and args.limit < 1:
         fail("--limit must be at least 1")
@@ -75,13 +79,14 @@ def main() -> int:
     else:
         assistant.ensure_index(log)
 
-    if args.calibrate:
-        record_calibration(assistant, questions, args.questions)
     progress = Progress("questions", len(questions))
     graded = run_questions(assistant, questions, progress=lambda done: progress.advance(1))
     metrics = summarize(graded)
     metrics["by_type"] = breakdown(graded)
-    metrics["refusal_threshold"] = assistant.threshold
+    metrics["refusal_threshold"] = assistant.answerer.threshold
+    if args.squad:
+        log("reading each gold paragraph with the reader alone")
+        metrics["reader"] = read_gold_paragraphs(assistant, args.squad, questions)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -125,6 +130,51 @@ def lookup(metrics: dict[str, Any], dotted: str, measured: bool = True) -> float
     return float(value)
 
 
+def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:
+    """The corpus a question set names in ``NAME-corpus.json`` beside it, if any: its paths, and the records of
+    the JSONL files it lists by id, written to one JSONL file under ``workdir`` (content-named)."""
+    spec_path = questions.with_name(f"{questions.stem}-corpus.json")
+    if not spec_path.is_file():
+        return None
+    spec = json.loads(spec_path.read_text())
+    base = spec_path.parent.parent
+    corpus = [base / path for path in spec.get("paths", [])]
+    for source in spec.get("jsonl", []):
+        wanted = set(source["ids"])
+        path = base / source["file"]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip() and json.loads(line).get("id") in wanted]
+        found = {json.loads(line)["id"] for line in lines}
+        if wanted - found:
+            raise ValueError(f"{path}: {len(wanted - found)} record(s) named by {spec_path} are missing")
+        body = "\n".join(lines) + "\n"
+        workdir.mkdir(parents=True, exist_ok=True)
+        sample = workdir / f"{path.stem}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.jsonl"
+        if not sample.exists():
+            sample.write_text(body, encoding="utf-8")
+        corpus.append(sample)
+    return corpus
+
+
+def read_gold_paragraphs(assistant: Assistant, squad_file: Path, questions: list[Question]) -> dict[str, float]:
+    """The reader alone on each question's gold paragraph: SQuAD exact match and F1 of its best span."""
+    from rag.metrics import best_exact_match, best_f1, mean
+    from rag.squad import gold_contexts
+
+    contexts = gold_contexts(squad_file)
+    reader = assistant.answerer.reader
+    progress = Progress("gold paragraphs", len(questions))
+    f1s, exacts = [], []
+    for question in questions:
+        context = contexts[question.id]
+        span = reader.read(question.question, [context])[0]
+        predicted = context[span.start : span.end] if span else ""
+        f1s.append(best_f1(predicted, question.answers))
+        exacts.append(float(best_exact_match(predicted, question.answers)))
+        progress.advance(1)
+    return {"f1": mean(f1s), "exact_match": mean(exacts), "count": len(f1s)}
+
+
 def corpus_index_dir(settings: Settings, corpus: list[Path]) -> Path:
     """An index per corpus content: the same files always map to the same (incrementally updated) index."""
     digest = hashlib.sha256()
@@ -135,26 +185,6 @@ def corpus_index_dir(settings: Settings, corpus: list[Path]) -> Path:
                 digest.update(str(path.relative_to(root.parent)).encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     return settings.index_dir / "corpora" / digest.hexdigest()[:12]
-
-
-def record_calibration(assistant: Assistant, questions: list[Question], source: Path) -> None:
-    assistant.threshold = float("-inf")
-    graded = run_questions(assistant, questions)
-    answerable = [g.answer.support for g in graded if g.question.answerable]
-    unanswerable = [g.answer.support for g in graded if not g.question.answerable]
-    threshold = calibrate_threshold(answerable, unanswerable)
-    calibrations = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {}
-    calibrations[assistant.settings.fingerprint] = {
-        "threshold": round(threshold, 4),
-        "model": assistant.settings.model_path.name,
-        "questions": str(source),
-        "answerable": len(answerable),
-        "unanswerable": len(unanswerable),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
-    CALIBRATION_FILE.write_text(json.dumps(calibrations, indent=2) + "\n")
-    log(f"refusal threshold {threshold:.4f} recorded for index fingerprint {assistant.settings.fingerprint}")
-    assistant.threshold = threshold
 
 
 def _number(value: float | None) -> str:
@@ -174,8 +204,8 @@ def flatten(group: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
 
 def render_table(metrics: dict[str, Any]) -> str:
     rows = [f"{'metric':<32}{'value':>8}", "-" * 40]
-    for group in ("retrieval", "answer", "citation", "refusal"):
-        for name, value in flatten(metrics[group]).items():
+    for group in ("retrieval", "answer", "citation", "refusal", "reader"):
+        for name, value in flatten(metrics.get(group, {})).items():
             if name != "count":
                 rows.append(f"{group + '.' + name:<32}{_number(value):>8}")
     rows.append(f"{'questions':<32}{metrics['n']:>8d}")
@@ -211,8 +241,8 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
         "| metric | value |",
         "|---|---|",
     ]
-    for group in ("retrieval", "answer", "citation", "refusal"):
-        lines += [f"| {group}.{name} | {_number(value)} |" for name, value in flatten(metrics[group]).items()
+    for group in ("retrieval", "answer", "citation", "refusal", "reader"):
+        lines += [f"| {group}.{name} | {_number(value)} |" for name, value in flatten(metrics.get(group, {})).items()
                   if name != "count"]
     lines += ["", f"![recall@k]({chart.name})", "", "## By question type", "",
               "| type | n | recall@5 | accuracy | EM | F1 |", "|---|---|---|---|---|---|"]

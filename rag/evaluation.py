@@ -2,22 +2,31 @@
 
 A question set is JSONL, one object a line: ``{"id", "question", "answers": [...], "evidence": [exact quotes],
 "answerable": true}`` (``answerable`` defaults to true); ``gold_docs`` (article ids) may replace ``evidence``.
+Optional: ``"kind": "open"`` with ``"key_facts": [[phrasing, ...], ...]`` instead of ``answers`` (graded by the facts
+the answer must hold), ``"history": [earlier questions]`` (a follow-up), and for an unanswerable question
+``"unanswerable_kind"``: ``off-topic``, ``near-topic`` or ``trap``.
 
 - ``retrieval.recall@k``: share of answerable questions with a relevant passage in the top k. A passage is relevant
   if it contains an evidence quote (after whitespace and quote normalisation), or, for questions that give
   ``gold_docs``, if it belongs to one of those articles.
+- ``retrieval.article_recall@k``: share of answerable questions with a relevant passage's article among the first k
+  distinct articles of the ranking (several passages of one article count once).
 - ``retrieval.mrr``: mean over answerable questions of 1 / rank of the first relevant passage in the top 20 (0 if
   none).
 - ``retrieval.rrf_baseline.recall@k``: the same recall for the same candidates in plain reciprocal-rank-fusion order
   (what the sentence re-ranking in ``rag/retrieval.py`` improves on), measured in the same run.
 - ``answer.accuracy``: share of answerable questions answered (not refused) with an answer text that contains an
   acceptable answer (SQuAD normalisation: case, punctuation, articles, whitespace; whole tokens).
+  For an open question (``key_facts``), right means answered with every key fact in the answer text (any of its
+  phrasings, same normalisation).
+- ``answer.key_fact_recall``: over open questions answered or not, the share of their key facts the answer holds.
 - ``answer.exact_match`` / ``answer.f1``: SQuAD exact match / token F1 of the short answer (the cited sentence when
   there is no short answer; 0 when refused) against the best acceptable answer.
 - ``citation.precision``: share of the citations of answered answerable questions whose quote contains, lies in, or
   overlaps at least half of an evidence quote (for ``gold_docs`` questions: cites one of those articles).
 - ``refusal.accuracy``: share of unanswerable questions refused; ``refusal.false_rate``: share of answerable ones
-  refused.
+  refused; ``refusal.by_kind.KIND``: refusal accuracy on the unanswerable questions of each kind.
+- ``reader.f1`` / ``reader.exact_match`` (SQuAD only): the reader alone, given the gold paragraph.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.conversation import contextualize
 from rag.metrics import (
     best_exact_match,
     best_f1,
@@ -47,6 +57,7 @@ from rag.retrieval import RetrievedPassage, reciprocal_rank_fusion
 
 MRR_DEPTH = 20
 RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
+ARTICLE_DEPTHS = (1, 3, 5)
 
 
 class QuestionSetError(ValueError):
@@ -61,6 +72,11 @@ class Question:
     evidence: tuple[str, ...] = ()
     gold_docs: tuple[str, ...] = ()
     answerable: bool = True
+    key_facts: tuple[tuple[str, ...], ...] = ()
+    """For an open question: facts the answer must hold, each as its acceptable phrasings."""
+    history: tuple[str, ...] = ()
+    """Earlier questions of the conversation, for a follow-up."""
+    unanswerable_kind: str | None = None
 
 
 @dataclass
@@ -73,6 +89,7 @@ class Graded:
     correct: bool
     f1: float
     exact: bool
+    key_fact_recall: float | None = None
     citations_supported: list[bool] = field(default_factory=list)
     baseline_relevance: list[bool] = field(default_factory=list)
     """``relevance`` in plain reciprocal-rank-fusion order (see ``fusion_relevance``)."""
@@ -90,9 +107,11 @@ def load_questions(path: Path) -> list[Question]:
         try:
             record = json.loads(line)
             answerable = bool(record.get("answerable", True))
-            for name in ("answers", "evidence", "gold_docs"):
+            for name in ("answers", "evidence", "gold_docs", "key_facts", "history"):
                 if not isinstance(record.get(name, []), list):
                     raise TypeError(f"'{name}' must be a list")
+            key_facts = tuple(tuple(str(p) for p in ([fact] if isinstance(fact, str) else fact))
+                              for fact in record.get("key_facts", []))
             question = Question(
                 id=str(record.get("id", number)),
                 question=str(record["question"]),
@@ -100,11 +119,14 @@ def load_questions(path: Path) -> list[Question]:
                 evidence=tuple(str(quote) for quote in record.get("evidence", [])),
                 gold_docs=tuple(str(doc) for doc in record.get("gold_docs", [])),
                 answerable=answerable,
+                key_facts=key_facts,
+                history=tuple(str(q) for q in record.get("history", [])),
+                unanswerable_kind=record.get("unanswerable_kind"),
             )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
             raise QuestionSetError(f"{path}:{number}: not a question record ({error})") from None
-        if answerable and not question.answers:
-            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'answers'")
+        if answerable and not (question.answers or question.key_facts):
+            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'answers' or 'key_facts'")
         if answerable and not (question.evidence or question.gold_docs):
             raise QuestionSetError(f"{path}:{number}: an answerable question needs 'evidence' or 'gold_docs'")
         questions.append(question)
@@ -122,7 +144,13 @@ def is_relevant(passage: RetrievedPassage, question: Question) -> bool:
 def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage]) -> Graded:
     relevance = [is_relevant(passage, question) for passage in retrieved]
     answered = answer.answerable
-    correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
+    recall = None
+    if question.key_facts:
+        found = [answered and contains_answer(answer.answer, list(fact)) for fact in question.key_facts]
+        recall = mean([float(f) for f in found])
+        correct = answered and question.answerable and all(found)
+    else:
+        correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
     predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
     f1 = best_f1(predicted, question.answers) if answered and question.answers else 0.0
     exact = bool(answered and question.answers and best_exact_match(predicted, question.answers))
@@ -135,7 +163,7 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
                 supported.append(citation_supports(citation.quote, question.evidence))
     # Sentence vectors are not needed once answered; 10,570 SQuAD questions would hold gigabytes of them.
     light = [dataclasses.replace(passage, sentences=[]) for passage in retrieved]
-    return Graded(question, answer, relevance, light, correct, f1, exact, supported)
+    return Graded(question, answer, relevance, light, correct, f1, exact, recall, supported)
 
 
 def run(assistant: Assistant, questions: Sequence[Question],
@@ -143,10 +171,11 @@ def run(assistant: Assistant, questions: Sequence[Question],
     """Ask every question once (retrieving once) and grade it."""
     graded = []
     for done, question in enumerate(questions, start=1):
-        vector = assistant.retriever.embed_question(question.question)
+        asked = contextualize(question.question, question.history)
+        vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
-        retrieved = assistant.retriever.retrieve(question.question, vector, limit=assistant.settings.candidates)
-        answer = assistant.answer(question.question, question.question, vector, retrieved)
+        retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)
+        answer = assistant.answer(question.question, asked, vector, retrieved)
         result = grade(question, answer, retrieved)
         result.baseline_relevance = fusion_relevance(result.retrieved, result.relevance, assistant.settings.rrf_k)
         graded.append(result)
@@ -158,9 +187,12 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
     answerable = [g for g in graded if g.question.answerable]
     unanswerable = [g for g in graded if not g.question.answerable]
     citations = [supported for g in answerable for supported in g.citations_supported]
+    open_questions = [g for g in answerable if g.key_fact_recall is not None]
     retrieval: dict[str, Any] = {
         f"recall@{k}": mean([recall_at_k(g.relevance, k) for g in answerable]) for k in RECALL_DEPTHS
     }
+    for k in ARTICLE_DEPTHS:
+        retrieval[f"article_recall@{k}"] = mean([recall_at_k(article_relevance(g), k) for g in answerable])
     retrieval["mrr"] = mean([reciprocal_rank(g.relevance, MRR_DEPTH) for g in answerable])
     retrieval["rrf_baseline"] = {
         f"recall@{k}": mean([recall_at_k(g.baseline_relevance, k) for g in answerable]) for k in (1, 5)
@@ -174,14 +206,26 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
             "accuracy": mean([float(g.correct) for g in answerable]),
             "exact_match": mean([float(g.exact) for g in answerable]),
             "f1": mean([g.f1 for g in answerable]),
+            "key_fact_recall": mean([g.key_fact_recall or 0.0 for g in open_questions]) if open_questions else None,
         },
         "citation": {"precision": mean([float(s) for s in citations]), "count": len(citations)},
         "refusal": {
             # None, not 0, when the set has no unanswerable questions (SQuAD): nothing was measured.
             "accuracy": mean([float(g.refused) for g in unanswerable]) if unanswerable else None,
             "false_rate": mean([float(g.refused) for g in answerable]),
+            "by_kind": {kind: mean([float(g.refused) for g in unanswerable if g.question.unanswerable_kind == kind])
+                        for kind in sorted({g.question.unanswerable_kind or "" for g in unanswerable} - {""})},
         },
     }
+
+
+def article_relevance(graded: Graded) -> list[bool]:
+    """Relevance over the distinct articles of the ranking, in order of their first passage."""
+    seen: dict[str, bool] = {}
+    for passage, relevant in zip(graded.retrieved, graded.relevance, strict=True):
+        article = str(passage.metadata.get("article_id", passage.id))
+        seen[article] = seen.get(article, False) or relevant
+    return list(seen.values())
 
 
 def fusion_relevance(retrieved: Sequence[RetrievedPassage], relevance: Sequence[bool], k: int) -> list[bool]:
@@ -233,11 +277,13 @@ def failures(graded: Sequence[Graded]) -> list[Graded]:
     ]
 
 
-def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float]) -> float:
+def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float],
+                        max_false_refusal: float = 1.0) -> float:
     """The refusal threshold that best separates the two score distributions.
 
     Maximises balanced accuracy (mean of the share of unanswerable questions refused and of answerable ones not
-    refused); among equally good thresholds, takes the middle of the widest gap between neighbouring scores.
+    refused) among the thresholds that refuse at most ``max_false_refusal`` of the answerable ones; among equally
+    good thresholds, takes the middle of the widest gap between neighbouring scores.
     """
     scores = sorted(set(supports_answerable) | set(supports_unanswerable))
     if not scores:
@@ -250,8 +296,10 @@ def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswera
         refused = mean([float(s < threshold) for s in supports_unanswerable]) if supports_unanswerable else 1.0
         return (kept + refused) / 2
 
-    best = max(balanced(t) for t in candidates)
-    tied = [t for t in candidates if balanced(t) == best]
+    allowed = [t for t in candidates
+               if not supports_answerable or mean([float(s < t) for s in supports_answerable]) <= max_false_refusal]
+    best = max(balanced(t) for t in allowed)
+    tied = [t for t in allowed if balanced(t) == best]
     def gap(threshold: float) -> float:
         below = max((s for s in scores if s < threshold), default=threshold)
         above = min((s for s in scores if s >= threshold), default=threshold)

@@ -5,18 +5,16 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from rag.answering import choose_sentence
+from rag.answering.answerer import Answerer
 from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, lexical_index_current
-from rag.questions import analyse
 from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index
 from rag.settings import Settings
 from rag.store import PassageStore
@@ -24,9 +22,6 @@ from rag.store import PassageStore
 MAX_QUESTION_CHARS = 2000
 # Passages whose sentences compete for the answer; the rest only widen the list shown.
 ANSWER_POOL = 8
-CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-# Used only for a model never calibrated here (see calibration.json and ``rag.eval --calibrate``).
-UNCALIBRATED_THRESHOLD = 1.0
 
 
 class QuestionError(ValueError):
@@ -42,7 +37,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[PassageHit] = field(default_factory=list)
     support: float = 0.0
-    """The best sentence's score, which the refusal threshold is compared with."""
+    """The refusal model's log-odds that the articles answer the question (compared with its threshold)."""
     asked: str = ""
     """The question as retrieved with (a follow-up rewritten with its context)."""
 
@@ -65,18 +60,6 @@ def check_question(question: str) -> str:
     return " ".join(question.split())
 
 
-def calibrated_threshold(settings: Settings) -> float:
-    """The refusal threshold: the setting if given, else the value calibrated for this index fingerprint."""
-    if settings.refusal_threshold:
-        return settings.refusal_threshold
-    if CALIBRATION_FILE.is_file():
-        calibrations = json.loads(CALIBRATION_FILE.read_text())
-        entry = calibrations.get(settings.fingerprint)
-        if entry:
-            return float(entry["threshold"])
-    return UNCALIBRATED_THRESHOLD
-
-
 class Assistant:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -92,8 +75,8 @@ class Assistant:
         return HybridRetriever(self.settings, self.store, make_query_encoder(self.settings))
 
     @cached_property
-    def threshold(self) -> float:
-        return calibrated_threshold(self.settings)
+    def answerer(self) -> Answerer:
+        return Answerer(self.settings.model_path, self.settings.refusal_threshold or None)
 
     def needs_index(self) -> bool:
         return self.store.count() == 0 or not lexical_index_current(self.settings, self.store)
@@ -130,20 +113,12 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
-        pool = passages[:ANSWER_POOL]
-        form = analyse(asked)
-        choice = choose_sentence(form, vector, pool)
-        if choice is None or choice.support < self.threshold:
-            return Answer(question, refusal(asked), None, False, [], shown,
-                          choice.support if choice else 0.0, asked)
-        citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
-        text = f"“{' '.join(citations[0].quote.split())}” [1]"
-        short = None
-        if choice.short_answer is not None:
-            start, end = choice.short_answer
-            short = choice.passage.text[start - choice.passage.start : end - choice.passage.start]
-            text = f"{short}: {text}"
-        return Answer(question, text, short, True, citations, shown, choice.support, asked)
+        composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL])
+        if not composed.answerable:
+            return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked)
+        citations = [cite(n, quote.passage, quote.start, quote.end, quote.score)
+                     for n, quote in enumerate(composed.quotes, start=1)]
+        return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked)
 
     @cached_property
     def _stats(self) -> dict[str, int]:

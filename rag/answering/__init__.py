@@ -1,0 +1,1 @@
+"""Answering: the trained reader, answer composition, learned refusal."""

@@ -1,0 +1,259 @@
+"""The extractive answerer: rank the candidate sentences, let the trained reader read the best few with their
+neighbours, decide whether to answer, and compose the answer from exact spans of the articles.
+
+Nothing is invented: a short answer is a span the reader found, every quoted sentence is a span of an article.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from rag.answering.linear import LinearModel, stored_models
+from rag.answering.questions import QuestionForm, analyse, typed_spans
+from rag.answering.reader import SpanReader, SpanScore, load_reader
+from rag.answering.refusal import REFUSAL_FEATURES, RefusalSignals
+from rag.answering.sentences import SENTENCE_FEATURES, CandidateSentence, candidate_sentences, neighbours
+from rag.answering.terms import missing_share, text_keys
+from rag.embedding import Vectors
+from rag.metrics import normalize_answer
+from rag.retrieval import RetrievedPassage
+
+READ_SENTENCES = 3
+"""Top-ranked sentences the reader reads, each with its neighbours (the reader is the costly step)."""
+OPEN_SENTENCES = 4
+OPEN_SCORE_GAP = 2.0
+"""An open answer takes further sentences whose ranker log-odds are within this of its best one's."""
+NEAR_DUPLICATE = 0.92
+"""Cosine above which two sentences say the same thing (an open answer keeps one of them)."""
+MAX_SOURCES = 3
+
+
+@dataclass(frozen=True)
+class Quote:
+    passage: RetrievedPassage
+    start: int
+    end: int
+    """Offsets in the article text; ``start:end`` lies inside the passage."""
+    score: float
+
+
+@dataclass(frozen=True)
+class ReadWindow:
+    candidate: CandidateSentence
+    start: int
+    end: int
+    """The article text the reader read: the candidate sentence with its neighbours."""
+    span: SpanScore | None
+    """The reader's best span, offsets in the article text."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Everything known about a question before composing: ranked sentences, what the reader found, the refusal
+    signals and their verdict."""
+
+    form: QuestionForm
+    ranked: list[CandidateSentence]
+    windows: list[ReadWindow]
+    signals: RefusalSignals
+    support: float
+    """The refusal model's log-odds that the articles answer the question."""
+
+    @property
+    def best(self) -> ReadWindow | None:
+        found = [window for window in self.windows if window.span is not None]
+        return max(found, key=lambda w: w.span.margin if w.span else 0.0) if found else None
+
+
+@dataclass(frozen=True)
+class Composed:
+    answerable: bool
+    text: str
+    short_answer: str | None
+    quotes: list[Quote] = field(default_factory=list)
+    support: float = 0.0
+
+
+# Used until ``make train-answerer`` has fitted them: the weights the hand-tuned answerer used.
+DEFAULT_RANKER = LinearModel(SENTENCE_FEATURES, (1.0, 0.6, 0.45, 0.35, -0.5, 0.15, 0.0), 0.0)
+DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, -1.0, 0.0), 0.0)
+
+
+class Answerer:
+    def __init__(self, base_model: Path, refusal_threshold: float | None = None) -> None:
+        self.base_model = base_model
+        self.refusal_threshold = refusal_threshold
+
+    @cached_property
+    def reader(self) -> SpanReader:
+        return load_reader(self.base_model)
+
+    @cached_property
+    def ranker(self) -> LinearModel:
+        record = stored_models().get("ranker")
+        return LinearModel.from_json(record, SENTENCE_FEATURES) if record else DEFAULT_RANKER
+
+    @cached_property
+    def refusal(self) -> LinearModel:
+        record = stored_models().get("refusal")
+        return LinearModel.from_json(record, REFUSAL_FEATURES) if record else DEFAULT_REFUSAL
+
+    @property
+    def threshold(self) -> float:
+        return self.refusal.threshold if self.refusal_threshold is None else self.refusal_threshold
+
+    def read(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Reading:
+        form = analyse(question)
+        ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker)
+        chosen: list[CandidateSentence] = []
+        for candidate in ranked:
+            if len(chosen) == READ_SENTENCES:
+                break
+            if not any(c.passage.id == candidate.passage.id and abs(c.index - candidate.index) <= 1 for c in chosen):
+                chosen.append(candidate)
+        spans = [_window(ranked, candidate) for candidate in chosen]
+        texts = [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
+                 for candidate, (start, end) in zip(chosen, spans, strict=True)]
+        found = self.reader.read(question, texts) if texts else []
+        windows = [
+            ReadWindow(candidate, start, end,
+                       SpanScore(start + span.start, start + span.end, span.score, span.null) if span else None)
+            for candidate, (start, end), span in zip(chosen, spans, found, strict=True)
+        ]
+        best = max((w.span for w in windows if w.span), key=lambda s: s.margin, default=None)
+        signals = RefusalSignals.of(form, best, ranked, evidence)
+        return Reading(form, ranked, windows, signals, self.refusal.score(signals.values))
+
+    def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Composed:
+        reading = self.read(question, question_vector, passages)
+        if not reading.ranked or reading.support < self.threshold:
+            return Composed(False, "", None, [], reading.support)
+        if reading.form.open:
+            return compose_open(reading)
+        return compose_factoid(reading)
+
+
+def _window(ranked: Sequence[CandidateSentence], candidate: CandidateSentence) -> tuple[int, int]:
+    around = neighbours(ranked, candidate)
+    return around[0].start, around[-1].end
+
+
+def compose_factoid(reading: Reading) -> Composed:
+    """The reader's span as the short answer, quoted in its sentence; the same answer in other articles cited too,
+    and a different figure in another article shown beside it with its source."""
+    best = reading.best
+    if best is None or best.span is None:
+        return compose_open(reading)
+    sentence = _sentence_holding(reading.ranked, best.candidate.passage, best.span.start)
+    quote = _quote_for(reading, sentence, best.span)
+    short = _span_text(best.candidate.passage, best.span.start, best.span.end)
+    quotes = [quote]
+    key = normalize_answer(short)
+    agreeing = [c for c in reading.ranked[:8] if c.article != sentence.article and key
+                and key in normalize_answer(c.text)]
+    for candidate in agreeing:
+        if len(quotes) < MAX_SOURCES and all(q.passage.metadata.get("article_id") != candidate.article
+                                             for q in quotes):
+            quotes.append(Quote(candidate.passage, candidate.start, candidate.end, candidate.score))
+    differing = _differing_figure(reading, best, short)
+    if differing is None:
+        return Composed(True, f"{short}: {_quoted(quotes)}", short, quotes, reading.support)
+    other_short, other_quote = differing
+    quotes.append(other_quote)
+    text = (f"{short} [1]; another article gives {other_short} [{len(quotes)}]. {_quoted(quotes)}")
+    return Composed(True, text, short, quotes, reading.support)
+
+
+def _differing_figure(reading: Reading, best: ReadWindow, short: str) -> tuple[str, Quote] | None:
+    """A confident reading of another article with a different date or figure, for a question that asks for one."""
+    if reading.form.kind not in {"date", "number", "percent", "duration"} or best.span is None:
+        return None
+    for window in reading.windows:
+        span = window.span
+        if (window is best or span is None or window.candidate.article == best.candidate.article or span.margin < 0
+                or span.margin < best.span.margin - OPEN_SCORE_GAP):
+            continue
+        text = _span_text(window.candidate.passage, span.start, span.end)
+        if normalize_answer(text) != normalize_answer(short) and typed_spans(text, reading.form.kind):
+            sentence = _sentence_holding(reading.ranked, window.candidate.passage, span.start)
+            return text, _quote_for(reading, sentence, span)
+    return None
+
+
+def compose_open(reading: Reading) -> Composed:
+    """The few sentences that answer an open question: the one the reader points to, then the best-ranked others
+    that say something new, from one or several articles, each quoted with its own source."""
+    best = reading.best
+    anchor = (_sentence_holding(reading.ranked, best.candidate.passage, best.span.start)
+              if best and best.span and best.span.margin > 0 else reading.ranked[0])
+    chosen = [anchor]
+    for candidate in reading.ranked:
+        if len(chosen) == OPEN_SENTENCES or candidate.score < anchor.score - OPEN_SCORE_GAP:
+            break
+        if candidate is anchor or any(float(candidate.vector @ c.vector) >= NEAR_DUPLICATE
+                                      or normalize_answer(candidate.text) == normalize_answer(c.text)
+                                      for c in chosen):
+            continue
+        chosen.append(candidate)
+    # In reading order within each article, the anchor's article first; adjacent sentences become one quote.
+    order = {c.article: i for i, c in reversed(list(enumerate(chosen)))}
+    chosen.sort(key=lambda c: (order[c.article], c.start))
+    quotes: list[Quote] = []
+    for candidate in chosen:
+        last = quotes[-1] if quotes else None
+        if (last is not None and last.passage.id == candidate.passage.id
+                and _adjacent(reading.ranked, last, candidate)):
+            quotes[-1] = Quote(last.passage, last.start, candidate.end, max(last.score, candidate.score))
+        else:
+            quotes.append(Quote(candidate.passage, candidate.start, candidate.end, candidate.score))
+    return Composed(True, _quoted(quotes), None, quotes, reading.support)
+
+
+def _adjacent(ranked: Sequence[CandidateSentence], quote: Quote, candidate: CandidateSentence) -> bool:
+    between = [c for c in ranked if c.passage.id == candidate.passage.id and quote.end <= c.start < candidate.start]
+    return not between and quote.end <= candidate.start
+
+
+def _sentence_holding(ranked: Sequence[CandidateSentence], passage: RetrievedPassage,
+                      offset: int) -> CandidateSentence:
+    inside = [c for c in ranked if c.passage.id == passage.id and c.start <= offset < c.end]
+    if inside:
+        return inside[0]
+    return min((c for c in ranked if c.passage.id == passage.id), key=lambda c: abs(c.start - offset))
+
+
+def _quote_for(reading: Reading, sentence: CandidateSentence, span: SpanScore) -> Quote:
+    """The sentence holding the span; run on to the next (or back to the previous) sentence when the span crosses
+    into it, or when the sentence does not name what the question names but its neighbour does (a paragraph that
+    says "the town" and names it in the next sentence)."""
+    start, end = min(sentence.start, span.start), max(sentence.end, span.end)
+    around = neighbours(reading.ranked, sentence)
+    for other in around:
+        if other.start < end and other.end > start:
+            start, end = min(start, other.start), max(end, other.end)
+    names = reading.form.names or reading.form.terms
+    if names and missing_share(names, text_keys(sentence.text)) == 1.0:
+        for other in around:
+            if other is not sentence and missing_share(names, text_keys(other.text)) < 1.0:
+                start, end = min(start, other.start), max(end, other.end)
+                break
+    passage = sentence.passage
+    start, end = max(start, passage.start), min(end, passage.end)
+    return Quote(passage, start, end, sentence.score)
+
+
+def _span_text(passage: RetrievedPassage, start: int, end: int) -> str:
+    return passage.text[start - passage.start : end - passage.start].strip(" ,;:")
+
+
+def _quoted(quotes: Sequence[Quote]) -> str:
+    return " ".join(f"“{_squash(q.passage.text[q.start - q.passage.start : q.end - q.passage.start])}” [{n}]"
+                    for n, q in enumerate(quotes, start=1))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

