@@ -123,8 +123,8 @@ def render_sources(answer: Answer, turn: int = 1) -> str:
     if not answer.citations:
         if not answer.passages:
             return '<p class="rag-note">Nothing is indexed yet: add articles in the side panel.</p>'
-        return (f'<div class="rag-sources"><div class="rag-label">Closest passages — none of them answers the '
-                f'question</div><ol class="rag-passages">{"".join(_passage_html(p) for p in answer.passages)}'
+        return (f'<div class="rag-sources"><div class="rag-label">Closest passages — the assistant found no answer '
+                f'in them</div><ol class="rag-passages">{"".join(_passage_html(p) for p in answer.passages)}'
                 "</ol></div>")
     cards = "".join(_citation_html(citation, turn) for citation in answer.citations)
     panel = f'<div class="rag-sources"><div class="rag-label">Sources</div>{cards}</div>'
@@ -566,7 +566,7 @@ SCROLL_TO_REPLY = """
 HELP = """<div class="rag-help">
 <p>Answers quote one sentence from the indexed articles; <b>[n]</b> links to its source, where the highlighted text
 is the exact quote in its context. Open <i>Full article</i> to read it in place.</p>
-<p>When no sentence answers the question, the assistant says so and lists the closest passages.</p>
+<p>When it finds no answer in the articles, the assistant says so and lists the closest passages.</p>
 <p>Follow-ups work: after “When did Mosul fall?”, ask “And Raqqa?”.</p></div>"""
 
 

@@ -1,16 +1,19 @@
-"""Check evals/open.jsonl against the corpus described in evals/open-corpus.json.
+"""Check a question file (default evals/open.jsonl) against the corpus described beside it (NAME-corpus.json).
 
-Run from the repository root (the BBC file is read from ../shared/data/, as open-corpus.json says):
+Run from the repository root (the BBC file is read from ../shared/data/, as the corpus file says):
 
-    python3 evals/check_open.py
+    python3 evals/check_open.py                      # evals/open.jsonl against evals/open-corpus.json
+    python3 evals/check_open.py evals/dev.jsonl      # evals/dev.jsonl against evals/dev-corpus.json
 
 Checks: every line parses; ids are unique; the fields each kind needs are present and well-typed; every evidence
 string is an exact substring of a corpus article (a seed file, or the `text` of a sampled BBC record); no evidence
 comes from the reader comments of seeds/002 (from the line starting `Tags:` on); for a factoid, the normalised first
 answer occurs as whole tokens in the normalised evidence; for an open question, every key-fact phrasing is 1-4 words
 and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
-`unanswerable_kind`; no question repeats one of evals/seeds.jsonl verbatim. Prints counts; exits 1 on any error.
-Standard library only.
+`unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl);
+no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case, punctuation and
+spacing) to one in the other held-out set (open.jsonl vs dev.jsonl), so the test and development sets do not overlap.
+Prints counts; exits 1 on any error. Standard library only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
+# The held-out sets that must not share a question: the test set and the development set.
+HELD_OUT_SETS = [ROOT / "evals" / "open.jsonl", ROOT / "evals" / "dev.jsonl"]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}
@@ -43,6 +48,12 @@ def normalise(text: str) -> str:
     text = text.lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def question_key(text: str) -> str:
+    """A question compared across sets: lowercase, punctuation dropped, whitespace squeezed."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
     return " ".join(text.split())
 
 
@@ -98,6 +109,19 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def main() -> int:
+    global QUESTIONS, CORPUS
+    if len(sys.argv) > 2:
+        print("usage: python3 evals/check_open.py [QUESTIONS.jsonl]  (default evals/open.jsonl)")
+        return 2
+    if len(sys.argv) == 2:
+        QUESTIONS = Path(sys.argv[1]).resolve()
+        CORPUS = QUESTIONS.with_name(QUESTIONS.stem + "-corpus.json")
+    print(f"questions: {QUESTIONS.relative_to(ROOT) if QUESTIONS.is_relative_to(ROOT) else QUESTIONS}; "
+          f"corpus: {CORPUS.name}")
+    if not QUESTIONS.is_file() or not CORPUS.is_file():
+        print(f"missing {QUESTIONS if not QUESTIONS.is_file() else CORPUS}")
+        return 1
+    id_prefix = QUESTIONS.stem[:1].lower()
     usable, comments = load_corpus()
     seed_keys = {k for k in usable if not k.startswith("bbc-")}
     old_questions = set()
@@ -105,6 +129,14 @@ def main() -> int:
         for line in OLD_SET.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 old_questions.add(json.loads(line)["question"].strip().lower())
+    other_questions: dict[str, str] = {}  # question_key -> "file:id" in the other held-out set(s)
+    for other in HELD_OUT_SETS:
+        if other.resolve() == QUESTIONS.resolve() or not other.exists():
+            continue
+        for line in other.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                o = json.loads(line)
+                other_questions.setdefault(question_key(o.get("question", "")), f"{other.name}:{o.get('id')}")
 
     records = []
     for number, line in enumerate(QUESTIONS.read_text(encoding="utf-8").splitlines(), 1):
@@ -129,14 +161,16 @@ def main() -> int:
     counts: collections.Counter[str] = collections.Counter()
     for r in records:
         where = str(r.get("id"))
-        if not isinstance(r.get("id"), str) or not re.fullmatch(r"o\d{3}", r["id"]):
-            error(where, "id must look like o001")
+        if not isinstance(r.get("id"), str) or not re.fullmatch(re.escape(id_prefix) + r"\d{3}", r["id"]):
+            error(where, f"id must look like {id_prefix}001")
         q = r.get("question")
         if not isinstance(q, str) or not q.strip():
             error(where, "question missing or empty")
             q = ""
         if q.strip().lower() in old_questions:
             error(where, "question repeats evals/seeds.jsonl verbatim")
+        if question_key(q) in other_questions:
+            error(where, f"question is identical to {other_questions[question_key(q)]} (ignoring case and punctuation)")
         kind = r.get("kind")
         if kind not in KINDS:
             error(where, f"kind must be one of {sorted(KINDS)}, got {kind!r}")

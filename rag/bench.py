@@ -47,7 +47,8 @@ HISTORY_SCHEMA = 1
 
 # The project's goals (from the benchmark issue).
 GOAL_COLD_RATIO = 2.0
-GOAL_WARM_P50_MS = 30.0
+GOAL_WARM_P50_MS = 60.0
+GOAL_WARM_P95_MS = 150.0
 GOAL_INGEST_OVERHEAD = 0.15
 
 PACKAGES = ("torch", "sentence-transformers", "transformers", "chromadb", "llama-index-core",
@@ -236,6 +237,7 @@ class WarmLatency:
     """Share of the time outside query embedding and vector search."""
     slowest: str
     """The question that took ``max_ms``."""
+    p95_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,8 @@ def bench_cold_start(index_dir: Path, repeat: int) -> ColdStart:
 # --- 2. warm latency ---------------------------------------------------------------------------------------------
 
 EMBED_PART, DENSE_PART, BM25_PART, SENTENCES_PART = "query embedding", "vector search", "BM25", "sentence fetch"
-REST_PART = "rest (fusion, store count, sentence scoring)"
+READER_PART = "reader (numpy span model)"
+REST_PART = "rest (fusion, store count, sentence ranking, refusal, composition)"
 
 
 def read_questions(path: Path) -> list[str]:
@@ -389,18 +392,21 @@ def bench_warm(index_dir: Path, questions: Sequence[str]) -> WarmLatency:
     if retriever.lexical is not None:
         watch.patch(retriever.lexical, "retrieve", BM25_PART)
     watch.patch(assistant.store, "sentences_of", SENTENCES_PART)
+    watch.patch(assistant.answerer.reader, "read", READER_PART)
     latencies = []
     for question in questions:
         started = time.perf_counter()
         assistant.ask(question)
         latencies.append(time.perf_counter() - started)
     total = sum(latencies)
-    parts = {label: watch.totals.get(label, 0.0) for label in (EMBED_PART, DENSE_PART, BM25_PART, SENTENCES_PART)}
+    parts = {label: watch.totals.get(label, 0.0)
+             for label in (EMBED_PART, DENSE_PART, BM25_PART, SENTENCES_PART, READER_PART)}
     parts[REST_PART] = total - sum(parts.values())
     return WarmLatency(
         questions=len(latencies),
         p50_ms=percentile(latencies, 50) * 1000,
         p90_ms=percentile(latencies, 90) * 1000,
+        p95_ms=percentile(latencies, 95) * 1000,
         max_ms=max(latencies) * 1000,
         mean_ms=total / len(latencies) * 1000,
         parts_ms={label: seconds * 1000 for label, seconds in parts.items()},
@@ -618,6 +624,8 @@ def summary_table(record: Record) -> str:
          status(cold.ratio if cold else None, GOAL_COLD_RATIO)],
         ["warm latency p50 per question", f"{warm.p50_ms:.1f} ms" if warm else "—", f"≤ {GOAL_WARM_P50_MS:.0f} ms",
          status(warm.p50_ms if warm else None, GOAL_WARM_P50_MS)],
+        ["warm latency p95 per question", f"{warm.p95_ms:.1f} ms" if warm else "—", f"≤ {GOAL_WARM_P95_MS:.0f} ms",
+         status(warm.p95_ms if warm else None, GOAL_WARM_P95_MS)],
         ["ingest overhead over a bare encode", f"{ingest.overhead:+.1%}" if ingest else "—",
          f"≤ {GOAL_INGEST_OVERHEAD:.0%}", status(ingest.overhead if ingest else None, GOAL_INGEST_OVERHEAD)],
     ]
@@ -658,8 +666,9 @@ def cold_section(cold: ColdStart) -> str:
 
 
 def warm_section(warm: WarmLatency) -> str:
-    latency = markdown_table(["questions", "p50 ms", "p90 ms", "max ms", "mean ms"], [
-        [warm.questions, f"{warm.p50_ms:.1f}", f"{warm.p90_ms:.1f}", f"{warm.max_ms:.1f}", f"{warm.mean_ms:.1f}"],
+    latency = markdown_table(["questions", "p50 ms", "p90 ms", "p95 ms", "max ms", "mean ms"], [
+        [warm.questions, f"{warm.p50_ms:.1f}", f"{warm.p90_ms:.1f}", f"{warm.p95_ms:.1f}", f"{warm.max_ms:.1f}",
+         f"{warm.mean_ms:.1f}"],
     ])
     total = sum(warm.parts_ms.values())
     parts = markdown_table(["part of `Assistant.ask`", "total ms", "ms / question", "share"], [
@@ -669,7 +678,7 @@ def warm_section(warm: WarmLatency) -> str:
         "## 2. Warm latency",
         "One process, one `Assistant` on the seed index, every question of `evals/seeds.jsonl` asked once after "
         "one warm-up question. Parts are timed by wrapping the retriever's `embed_question`, the dense and BM25 "
-        "retrievers' `retrieve` and the store's `sentences_of`.",
+        "retrievers' `retrieve`, the store's `sentences_of` and the reader's `read`.",
         latency,
         parts,
         f"**Share outside query embedding and vector search: {warm.outside_share:.1%}.** "
@@ -813,7 +822,7 @@ def missed_goals(record: Record) -> list[str]:
     missed = []
     if record.cold_start and record.cold_start.ratio > GOAL_COLD_RATIO:
         missed.append("cold start")
-    if record.warm and record.warm.p50_ms > GOAL_WARM_P50_MS:
+    if record.warm and (record.warm.p50_ms > GOAL_WARM_P50_MS or record.warm.p95_ms > GOAL_WARM_P95_MS):
         missed.append("warm latency")
     if record.ingest and record.ingest.overhead > GOAL_INGEST_OVERHEAD:
         missed.append("ingest overhead")

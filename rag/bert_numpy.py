@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from safetensors import safe_open
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase
@@ -301,7 +302,15 @@ class BertNumpyEncoder:
         if not weights_path.is_file():
             # Reading pytorch_model.bin needs torch, which is what we avoid.
             raise UnsupportedModel(f"{transformer_dir}: no model.safetensors")
-        weights = _Weights(load_file(str(weights_path)), weights_path, overrides or {})
+        if overrides:
+            # Only what the overrides do not replace is read from the base model (a reader replaces all but the
+            # word embeddings).
+            with safe_open(str(weights_path), "numpy") as handle:
+                base = {key: handle.get_tensor(key) for key in handle.keys()  # noqa: SIM118 (safe_open is no dict)
+                        if not any(key.endswith(name) for name in overrides)}
+        else:
+            base = load_file(str(weights_path))
+        weights = _Weights(base, weights_path, overrides)
 
         tokenizer_path = transformer_dir / "tokenizer.json"
         if not tokenizer_path.is_file():

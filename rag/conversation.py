@@ -1,14 +1,19 @@
-"""Follow-up questions: "When did Mosul fall?" then "And Raqqa?" means "When did Raqqa fall?".
+"""Follow-up questions: "When did the city fall?" then "And the port?" means "When did the port fall?", and "who
+took it" after "when did the city fall" means "who took the city".
 
 A follow-up is a short question that starts with "and" / "what about" / "how about", or has no question word of its
-own. Its new subject replaces the previous question's subject (its last capitalised name, or failing that its last
-content word); anything else is asked as it stands.
+own: its new subject replaces the previous question's subject. A short question whose subject is a pronoun (it,
+they, she...) gets the previous question's subject in its place. The subject is the previous question's last
+capitalised name, or, in a question typed all in lowercase, its rarest content word (``rarity``: the index's inverse
+document frequency, so "mosul" beats "fall"). Anything else is asked as it stands.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from rag.answering.questions import content_terms
 
 FOLLOW_UP = re.compile(
     r"^\s*(?:and what about|and how about|what about|how about|same for|what of|and)\b[\s,]*(.*?)[\s?.!]*$",
@@ -17,22 +22,38 @@ FOLLOW_UP = re.compile(
 QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b",
                            re.IGNORECASE)
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
+PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
+MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 
 
-def contextualize(question: str, history: Sequence[str]) -> str:
+def contextualize(question: str, history: Sequence[str], rarity: Callable[[str], float] = len) -> str:
     """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``."""
     if not history:
         return question
+    # The previous question may itself have been a follow-up ("And Raqqa?"): read it in its own context first.
+    previous = contextualize(history[-1], history[:-1], rarity)
+    subject_span = _subject(previous, rarity)
     subject = _follow_up_subject(question)
     if subject is None:
+        pronoun = PRONOUN.search(question)
+        if (pronoun and subject_span and not NAME.search(question, 1)
+                and len(question.split()) <= MAX_PRONOUN_FOLLOW_UP_WORDS):
+            return question[: pronoun.start()] + previous[subject_span[0] : subject_span[1]] + question[pronoun.end() :]
         return question
-    # The previous question may itself have been a follow-up ("And Raqqa?"): read it in its own context first.
-    previous = contextualize(history[-1], history[:-1])
-    names = [match for match in NAME.finditer(previous) if match.start() > 0]
-    if names:
-        last = names[-1]
-        return previous[: last.start()] + subject + previous[last.end() :]
+    if subject_span:
+        return previous[: subject_span[0]] + subject + previous[subject_span[1] :]
     return f"{previous.rstrip(' ?.')} {subject}?"
+
+
+def _subject(question: str, rarity: Callable[[str], float]) -> tuple[int, int] | None:
+    """Where the question's subject is: its last capitalised name, or its rarest content word."""
+    names = [match for match in NAME.finditer(question) if match.start() > 0]
+    if names:
+        return names[-1].span()
+    words = [m for m in re.finditer(r"[\w’'-]+", question) if content_terms(m.group())]
+    if not words:
+        return None
+    return max(reversed(words), key=lambda m: rarity(m.group().lower())).span()
 
 
 def _follow_up_subject(question: str) -> str | None:

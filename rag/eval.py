@@ -3,7 +3,8 @@
     python -m rag.eval [--questions FILE] [--corpus PATH ...] [--index DIR] [--top-k K] [--json] [--report FILE.md]
                        [--squad FILE [--split heldout|train|all] [--limit N]] [--min-METRIC VALUE ...]
 
-``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value.
+``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value,
+``--max-refusal.false_rate 0.1`` above it.
 Metric definitions: ``rag/evaluation.py``. A question set ``NAME.jsonl`` with a ``NAME-corpus.json`` beside it
 (``{"paths": [...], "jsonl": [{"file": ..., "ids": [...]}]}``) is asked over that corpus. ``--squad`` indexes all
 SQuAD paragraphs and asks the questions of one half of the committed article split (``evals/squad-split.json``; the
@@ -13,7 +14,6 @@ reader was trained on ``train``), and grades the reader alone on each gold parag
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import sys
@@ -27,8 +27,10 @@ from rag.evaluation import (
     Question,
     QuestionSetError,
     breakdown,
+    corpus_index_dir,
     failures,
     load_questions,
+    question_set_corpus,
     summarize,
 )
 from rag.evaluation import run as run_questions
@@ -50,9 +52,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and a recall@k chart beside it)")
     args, rest = parser.parse_known_args()
-    minimums = parse_minimums(rest, parser)
+    limits = parse_limits(rest, parser)
     skeleton = summarize([])  # every metric name, to reject a misspelt one before the run rather than after
-    for name in minimums:
+    for _, name in limits:
         lookup(skeleton, name, measured=False)
     settings = settings_from(args)
 
@@ -94,25 +96,28 @@ def main() -> int:
         print(render_failures(graded))
     if args.report:
         write_report(args.report, metrics, graded, settings)
-    below = [f"{name} {value:.3f} < {minimum}" for name, minimum in minimums.items()
-             if (value := lookup(metrics, name)) < minimum]
-    for line in below:
-        log(f"below threshold: {line}")
-    return 1 if below else 0
+    missed = [f"{name} {value:.3f} {'<' if bound == 'min' else '>'} {limit}"
+              for (bound, name), limit in limits.items()
+              if ((value := lookup(metrics, name)) < limit if bound == "min" else value > limit)]
+    for line in missed:
+        log(f"{'below' if '<' in line else 'above'} threshold: {line}")
+    return 1 if missed else 0
 
 
-def parse_minimums(rest: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
-    minimums: dict[str, float] = {}
+def parse_limits(rest: list[str], parser: argparse.ArgumentParser) -> dict[tuple[str, str], float]:
+    """``--min-NAME V`` and ``--max-NAME V`` as ``{("min"|"max", NAME): V}``."""
+    limits: dict[tuple[str, str], float] = {}
     pairs = iter(rest)
     for flag in pairs:
-        if not flag.startswith("--min-"):
+        bound = flag[2:5]
+        if not flag.startswith(("--min-", "--max-")):
             parser.error(f"unrecognized argument: {flag}")
         name, _, value = flag[len("--min-"):].partition("=")
         try:
-            minimums[name] = float(value or next(pairs))
+            limits[(bound, name)] = float(value or next(pairs))
         except (StopIteration, ValueError):
             parser.error(f"{flag} needs a number")
-    return minimums
+    return limits
 
 
 def lookup(metrics: dict[str, Any], dotted: str, measured: bool = True) -> float:
@@ -128,32 +133,6 @@ def lookup(metrics: dict[str, Any], dotted: str, measured: bool = True) -> float
             fail(f"{dotted} was not measured on this question set")
         return 0.0
     return float(value)
-
-
-def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:
-    """The corpus a question set names in ``NAME-corpus.json`` beside it, if any: its paths, and the records of
-    the JSONL files it lists by id, written to one JSONL file under ``workdir`` (content-named)."""
-    spec_path = questions.with_name(f"{questions.stem}-corpus.json")
-    if not spec_path.is_file():
-        return None
-    spec = json.loads(spec_path.read_text())
-    base = spec_path.parent.parent
-    corpus = [base / path for path in spec.get("paths", [])]
-    for source in spec.get("jsonl", []):
-        wanted = set(source["ids"])
-        path = base / source["file"]
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-                 if line.strip() and json.loads(line).get("id") in wanted]
-        found = {json.loads(line)["id"] for line in lines}
-        if wanted - found:
-            raise ValueError(f"{path}: {len(wanted - found)} record(s) named by {spec_path} are missing")
-        body = "\n".join(lines) + "\n"
-        workdir.mkdir(parents=True, exist_ok=True)
-        sample = workdir / f"{path.stem}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.jsonl"
-        if not sample.exists():
-            sample.write_text(body, encoding="utf-8")
-        corpus.append(sample)
-    return corpus
 
 
 def read_gold_paragraphs(assistant: Assistant, squad_file: Path, questions: list[Question]) -> dict[str, float]:
@@ -173,18 +152,6 @@ def read_gold_paragraphs(assistant: Assistant, squad_file: Path, questions: list
         exacts.append(float(best_exact_match(predicted, question.answers)))
         progress.advance(1)
     return {"f1": mean(f1s), "exact_match": mean(exacts), "count": len(f1s)}
-
-
-def corpus_index_dir(settings: Settings, corpus: list[Path]) -> Path:
-    """An index per corpus content: the same files always map to the same (incrementally updated) index."""
-    digest = hashlib.sha256()
-    for root in sorted(corpus):
-        files = sorted(root.rglob("*")) if root.is_dir() else [root]
-        for path in files:
-            if path.is_file():
-                digest.update(str(path.relative_to(root.parent)).encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return settings.index_dir / "corpora" / digest.hexdigest()[:12]
 
 
 def _number(value: float | None) -> str:

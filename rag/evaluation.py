@@ -32,6 +32,7 @@ the answer must hold), ``"history": [earlier questions]`` (a follow-up), and for
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import re
@@ -54,6 +55,7 @@ from rag.metrics import (
 )
 from rag.pipeline import Answer, Assistant
 from rag.retrieval import RetrievedPassage, reciprocal_rank_fusion
+from rag.settings import Settings
 
 MRR_DEPTH = 20
 RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
@@ -171,7 +173,7 @@ def run(assistant: Assistant, questions: Sequence[Question],
     """Ask every question once (retrieving once) and grade it."""
     graded = []
     for done, question in enumerate(questions, start=1):
-        asked = contextualize(question.question, question.history)
+        asked = contextualize(question.question, question.history, assistant.retriever.rarity)
         vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)
@@ -306,3 +308,41 @@ def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswera
         return above - below
 
     return max(tied, key=gap)
+
+
+def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:
+    """The corpus a question set names in ``NAME-corpus.json`` beside it, if any: its paths, and the records of
+    the JSONL files it lists by id, written to one JSONL file under ``workdir`` (content-named)."""
+    spec_path = questions.with_name(f"{questions.stem}-corpus.json")
+    if not spec_path.is_file():
+        return None
+    spec = json.loads(spec_path.read_text())
+    base = spec_path.parent.parent
+    corpus = [base / path for path in spec.get("paths", [])]
+    for source in spec.get("jsonl", []):
+        wanted = set(source["ids"])
+        path = base / source["file"]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip() and json.loads(line).get("id") in wanted]
+        found = {json.loads(line)["id"] for line in lines}
+        if wanted - found:
+            raise ValueError(f"{path}: {len(wanted - found)} record(s) named by {spec_path} are missing")
+        body = "\n".join(lines) + "\n"
+        workdir.mkdir(parents=True, exist_ok=True)
+        sample = workdir / f"{path.stem}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.jsonl"
+        if not sample.exists():
+            sample.write_text(body, encoding="utf-8")
+        corpus.append(sample)
+    return corpus
+
+
+def corpus_index_dir(settings: Settings, corpus: list[Path]) -> Path:
+    """An index per corpus content: the same files always map to the same (incrementally updated) index."""
+    digest = hashlib.sha256()
+    for root in sorted(corpus):
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file():
+                digest.update(str(path.relative_to(root.parent)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return settings.index_dir / "corpora" / digest.hexdigest()[:12]

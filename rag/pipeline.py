@@ -106,7 +106,7 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         question = check_question(question)
-        asked = contextualize(question, history)
+        asked = contextualize(question, history, self.retriever.rarity)
         vector = self.retriever.embed_question(asked)
         passages = self.retriever.retrieve(asked, vector)
         return self.answer(question, asked, vector, passages)

@@ -19,6 +19,7 @@ from typing import Any
 
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
+from rag.spelling import SpellingVariants
 from rag.store import PassageStore, StoredSentence
 
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
@@ -101,6 +102,7 @@ class HybridRetriever:
         index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=llama_embedding(encoder))
         self.dense = index.as_retriever(similarity_top_k=settings.candidates)
         self.lexical = self._load_lexical()
+        self.spelling = SpellingVariants(self.lexical.bm25.vocab_dict) if self.lexical is not None else None
 
     def _load_lexical(self) -> Any:
         from llama_index.retrievers.bm25 import BM25Retriever
@@ -112,6 +114,19 @@ class HybridRetriever:
         retriever = BM25Retriever.from_persist_dir(str(directory), mmap=True)
         retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
         return retriever
+
+    def rarity(self, word: str) -> float:
+        """Inverse document frequency of ``word`` in the lexical index (a word it lacks is rarest of all)."""
+        if self.lexical is None:
+            return float(len(word))
+        bm25 = self.lexical.bm25
+        documents = int(bm25.scores["num_docs"])
+        token = bm25.vocab_dict.get(self.lexical.stemmer.stemWord(word.lower()))
+        if token is None:
+            return math.log(documents + 1) + 1.0
+        indptr = bm25.scores["indptr"]
+        found = int(indptr[token + 1] - indptr[token])
+        return math.log((documents + 1) / (found + 1))
 
     def embed_question(self, question: str) -> Vectors:
         return self.encoder.encode([question])[0]
@@ -125,7 +140,10 @@ class HybridRetriever:
         vector = self.embed_question(question) if query_vector is None else query_vector
         bundle = QueryBundle(query_str=question, embedding=vector.tolist())
         dense_hits = self.dense.retrieve(bundle)
-        lexical_hits = self.lexical.retrieve(bundle) if self.lexical is not None else []
+        lexical_hits = []
+        if self.lexical is not None and self.spelling is not None:
+            lexical_query = self.spelling.expand(question, self.lexical.stemmer.stemWord)
+            lexical_hits = self.lexical.retrieve(QueryBundle(query_str=lexical_query))
         nodes = {hit.node.node_id: hit.node for hit in [*dense_hits, *lexical_hits]}
         # Chroma reports exp(-cosine distance); turn it back into a cosine similarity.
         dense = {hit.node.node_id: 1.0 + math.log(max(hit.score or 1e-12, 1e-12)) for hit in dense_hits}

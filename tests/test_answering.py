@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from rag.answering.questions import AnswerKind, analyse, typed_spans
-from rag.answering.terms import fold, missing_share, term_coverage, term_keys, term_weights, text_keys
+from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold
 from rag.retrieval import W_RERANK_LEXICAL, RetrievedPassage, rerank
+from rag.spelling import fold
 from rag.store import StoredSentence
 
 
@@ -176,9 +177,9 @@ def test_fold_maps_spelling_variants_to_one_key(a: str, b: str) -> None:
 
 
 def test_fold_examples_from_its_docstring() -> None:
-    assert fold("Mayadeen") == "mydn"
-    assert fold("Raqqah") == "rq"
-    assert fold("Ezzor") == "zr"
+    assert fold("Mohammed") == fold("Muhammad") == "mhmd"
+    assert fold("Hannah") == fold("Hana") == "hn"
+    assert fold("Bennett") == fold("Benet") == "bnt"
 
 
 @pytest.mark.parametrize("a,b", [("Mosul", "Raqqa"), ("Hawija", "Mosul"), ("Qaim", "Raqqa")])

@@ -30,6 +30,8 @@ OPEN_SCORE_GAP = 2.0
 NEAR_DUPLICATE = 0.92
 """Cosine above which two sentences say the same thing (an open answer keeps one of them)."""
 MAX_SOURCES = 3
+AGREEMENT_DEPTH = 8
+"""Best-ranked sentences searched for the same short answer in another article."""
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,9 @@ def compose_factoid(reading: Reading) -> Composed:
     quote = _quote_for(reading, sentence, best.span)
     short = _span_text(best.candidate.passage, best.span.start, best.span.end)
     quotes = [quote]
-    key = normalize_answer(short)
-    agreeing = [c for c in reading.ranked[:8] if c.article != sentence.article and key
-                and key in normalize_answer(c.text)]
+    key = f" {normalize_answer(short)} "
+    agreeing = [c for c in reading.ranked[:AGREEMENT_DEPTH] if c.article != sentence.article and key.strip()
+                and key in f" {normalize_answer(c.text)} "]
     for candidate in agreeing:
         if len(quotes) < MAX_SOURCES and all(q.passage.metadata.get("article_id") != candidate.article
                                              for q in quotes):

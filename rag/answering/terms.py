@@ -8,19 +8,11 @@ stem or its consonant skeleton.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from functools import lru_cache
 
 from rag.answering.questions import tokens
-
-
-def fold(token: str) -> str:
-    """A spelling-insensitive key for names: consonants only, doubled letters and a final ``h`` dropped
-    (Mohammed / Muhammad -> ``mhmd``, Hannah / Hana -> ``hn``, Bennett / Benet -> ``bnt``)."""
-    skeleton = re.sub(r"[aeiou]", "", token.lower())
-    skeleton = re.sub(r"(.)\1+", r"\1", skeleton)
-    return skeleton[:-1] if skeleton.endswith("h") and len(skeleton) > 2 else skeleton
+from rag.spelling import fold
 
 
 @lru_cache(maxsize=65536)

@@ -10,9 +10,10 @@ the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all
   answerer reads) and once with every passage holding the answer removed (near-topic: the articles discuss the
   subject, not that fact).
 
-The refusal threshold is then chosen on the development questions (``evals/seeds.jsonl`` over the seed articles:
-off-topic, near-topic and trap questions beside answerable ones, plus the SQuAD pairs): the best balanced accuracy
-that refuses at most 10% of the answerable ones. The SQuAD held-out half and ``evals/open.jsonl`` are never used.
+The refusal threshold is then chosen on the development questions (``evals/dev.jsonl`` over the seeds and a BBC
+sample, and ``evals/seeds.jsonl``: off-topic, near-topic and trap questions beside answerable ones, plus the SQuAD
+pairs): the best balanced accuracy that refuses at most 10% of the answerable ones. The SQuAD held-out half and
+``evals/open.jsonl`` (the test set) are never used.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,14 +34,15 @@ from rag.answering.linear import MODELS_FILE, fit_logistic, stored_models
 from rag.answering.questions import analyse
 from rag.answering.refusal import REFUSAL_FEATURES
 from rag.answering.sentences import SENTENCE_FEATURES, candidate_sentences
-from rag.evaluation import calibrate_threshold, load_questions
+from rag.conversation import contextualize
+from rag.evaluation import calibrate_threshold, corpus_index_dir, load_questions, question_set_corpus
 from rag.pipeline import ANSWER_POOL, Assistant
 from rag.retrieval import RetrievedPassage
-from rag.settings import load_settings
+from rag.settings import Settings, load_settings
 from rag.squad import articles_of, load_squad, squad_corpus
 
 MAX_FALSE_REFUSAL = 0.10
-DEV_QUESTIONS = Path("evals/seeds.jsonl")
+DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,26 @@ def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
     return item.answer.lower() in passage.text.lower()
 
 
+def development_scores(path: Path, settings: Settings, answerer: Answerer,
+                       log: Callable[[str], None]) -> list[tuple[float, int]]:
+    """The refusal model's score and whether it is answerable, for each question of a development set, asked over
+    its corpus (``NAME-corpus.json`` beside it) or the seeds."""
+    corpus = question_set_corpus(path, settings.index_dir / "samples")
+    assistant = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, corpus)})
+                          if corpus else settings)
+    if corpus:
+        log(assistant.ingest(corpus).summary())
+    else:
+        assistant.ensure_index(log)
+    scores = []
+    for question in load_questions(path):
+        asked = contextualize(question.question, question.history, assistant.retriever.rarity)
+        vector = assistant.retriever.embed_question(asked)
+        passages = assistant.retriever.retrieve(asked, vector)[:ANSWER_POOL]
+        scores.append((answerer.read(asked, vector, passages).support, int(question.answerable)))
+    return scores
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.training.answerer", description=__doc__.split("\n")[0])
     parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
@@ -83,8 +106,6 @@ def main() -> int:
 
     settings = load_settings({"index_dir": str(args.index)})
     corpus, _ = squad_corpus(args.squad, settings.index_dir / "squad", "all")
-    from rag.eval import corpus_index_dir
-
     squad = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, [corpus])}))
     log(squad.ingest([corpus]).summary())
     items = train_questions(args.squad, args.questions, args.seed)
@@ -104,6 +125,7 @@ def main() -> int:
             rows.append(candidate.features)
             labels.append(int(gold))
     ranker = fit_logistic(rows, labels, SENTENCE_FEATURES)
+    ranker_rows, ranker_positives = len(rows), sum(labels)
     log(f"ranker fitted on {len(rows)} sentences ({sum(labels)} holding the answer): {ranker.to_json()}")
     answerer.__dict__["ranker"] = ranker
 
@@ -123,15 +145,9 @@ def main() -> int:
 
     answerer.__dict__["refusal"] = refusal
     squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
-    seeds = Assistant(settings)
-    seeds.ensure_index(log)
-    seeds.__dict__["answerer"] = answerer
-    dev = load_questions(DEV_QUESTIONS)
     dev_scores = []
-    for question in dev:
-        vector = seeds.retriever.embed_question(question.question)
-        passages = seeds.retriever.retrieve(question.question, vector)[:ANSWER_POOL]
-        dev_scores.append((answerer.read(question.question, vector, passages).support, int(question.answerable)))
+    for path in (path for path in DEV_QUESTIONS if path.is_file()):
+        dev_scores += development_scores(path, settings, answerer, log)
     scores = squad_scores + dev_scores
     threshold = calibrate_threshold([s for s, label in scores if label], [s for s, label in scores if not label],
                                     MAX_FALSE_REFUSAL)
@@ -152,8 +168,9 @@ def main() -> int:
             "command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}); threshold on "
-                    f"{DEV_QUESTIONS} and the SQuAD pairs",
+                    f"{', '.join(map(str, DEV_QUESTIONS))} and the SQuAD pairs",
             "threshold_at": {"squad_train_pairs": rates(squad_scores), "dev_questions": rates(dev_scores)},
+            "ranker_data": {"sentences": ranker_rows, "holding_answer": ranker_positives},
         },
     })
     MODELS_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,92 @@
+"""Composing answers from a reading (pure functions): the short answer and its sentence, the same fact in a second
+article, differing figures side by side, open answers of several novel sentences, quotes that name their subject."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rag.answering.answerer import Reading, ReadWindow, compose_factoid, compose_open
+from rag.answering.questions import analyse
+from rag.answering.reader import SpanScore
+from rag.answering.refusal import RefusalSignals
+from rag.answering.sentences import CandidateSentence
+from rag.retrieval import RetrievedPassage
+
+
+def article(article_id: str, *sentences: str, offset: int = 100) -> tuple[RetrievedPassage, list[tuple[int, int]]]:
+    text = " ".join(sentences)
+    spans, cursor = [], offset
+    for sentence in sentences:
+        spans.append((cursor, cursor + len(sentence)))
+        cursor += len(sentence) + 1
+    meta = {"start": offset, "end": offset + len(text), "article_id": article_id, "title": article_id}
+    return RetrievedPassage(f"p-{article_id}", text, meta, 1.0), spans
+
+
+def candidates(passage: RetrievedPassage, spans: list[tuple[int, int]], scores: list[float],
+               vectors: list[np.ndarray] | None = None) -> list[CandidateSentence]:
+    out = []
+    for index, ((start, end), score) in enumerate(zip(spans, scores, strict=True)):
+        vector = vectors[index] if vectors else np.eye(8, dtype=np.float32)[index % 8]
+        out.append(CandidateSentence(passage, 1, index, start, end,
+                                     passage.text[start - passage.start : end - passage.start], vector, (), score))
+    return out
+
+
+def reading(question: str, ranked: list[CandidateSentence], windows: list[ReadWindow]) -> Reading:
+    return Reading(analyse(question), sorted(ranked, key=lambda c: -c.score), windows, RefusalSignals(()), 3.0)
+
+
+def span_in(candidate: CandidateSentence, text: str, margin: float = 5.0) -> ReadWindow:
+    start = candidate.start + candidate.text.index(text)
+    return ReadWindow(candidate, candidate.start, candidate.end, SpanScore(start, start + len(text), margin, 0.0))
+
+
+def test_a_factoid_answer_is_the_span_quoted_in_its_sentence() -> None:
+    passage, spans = article("a", "The city fell on July 10.", "Fighting went on for weeks.")
+    ranked = candidates(passage, spans, [2.0, 0.5])
+    composed = compose_factoid(reading("when did the city fall", ranked, [span_in(ranked[0], "July 10")]))
+    assert composed.short_answer == "July 10"
+    assert composed.text == "July 10: “The city fell on July 10.” [1]"
+    [quote] = composed.quotes
+    assert passage.text[quote.start - passage.start : quote.end - passage.start] == "The city fell on July 10."
+
+
+def test_the_same_answer_in_another_article_is_cited_too() -> None:
+    first, first_spans = article("a", "The city fell on July 10.")
+    second, second_spans = article("b", "Officials said the city fell on July 10 after months.")
+    ranked = candidates(first, first_spans, [2.0]) + candidates(second, second_spans, [1.0])
+    composed = compose_factoid(reading("when did the city fall", ranked, [span_in(ranked[0], "July 10")]))
+    assert [q.passage.metadata["article_id"] for q in composed.quotes] == ["a", "b"]
+    assert composed.text.endswith("[1] “Officials said the city fell on July 10 after months.” [2]")
+
+
+def test_a_different_figure_in_another_article_is_shown_with_its_source() -> None:
+    first, first_spans = article("a", "The group lost 96 percent of its land.")
+    second, second_spans = article("b", "The group has lost 95 percent of its territory.")
+    ranked = candidates(first, first_spans, [2.0]) + candidates(second, second_spans, [1.8])
+    windows = [span_in(ranked[0], "96 percent"), span_in(ranked[1], "95 percent", margin=4.0)]
+    composed = compose_factoid(reading("what percentage of its land did the group lose", ranked, windows))
+    assert composed.short_answer == "96 percent"
+    assert composed.text.startswith("96 percent [1]; another article gives 95 percent [2].")
+    assert len(composed.quotes) == 2
+
+
+def test_an_open_answer_takes_novel_sentences_and_skips_repeats_and_weak_ones() -> None:
+    passage, spans = article("a", "Fighters came for the caliphate.", "They came from Europe.",
+                             "Unrelated weather report.", "Fighters came for the caliphate!")
+    basis = np.eye(8, dtype=np.float32)
+    vectors = [basis[0], basis[1], basis[2], basis[0]]  # the last repeats the first
+    ranked = candidates(passage, spans, [3.0, 2.5, -5.0, 2.9], vectors)
+    composed = compose_open(reading("why did fighters come", ranked, [span_in(ranked[0], "the caliphate")]))
+    assert composed.short_answer is None
+    # The first two are adjacent in the article: one quote; the repeat and the weak sentence are left out.
+    assert composed.text == "“Fighters came for the caliphate. They came from Europe.” [1]"
+
+
+def test_a_quote_runs_on_to_the_neighbour_that_names_the_subject() -> None:
+    passage, spans = article("a", "The town was freed on Aug. 30.", "It was the swift victory in Tal Afar.")
+    ranked = candidates(passage, spans, [2.0, 1.0])
+    composed = compose_factoid(reading("When was Tal Afar freed?", ranked, [span_in(ranked[0], "Aug. 30")]))
+    assert composed.short_answer == "Aug. 30"
+    assert composed.text == "Aug. 30: “The town was freed on Aug. 30. It was the swift victory in Tal Afar.” [1]"
