@@ -5,7 +5,7 @@ A follow-up is a short question that starts with "and" / "what about" / "how abo
 own: its new subject replaces the previous question's subject. A short question whose subject is a pronoun (it,
 they, she...) gets the previous question's subject in its place. The subject is the previous question's last
 capitalised name, or, in a question typed all in lowercase, its rarest content word (``rarity``: the index's inverse
-document frequency, so "mosul" beats "fall"). Anything else is asked as it stands.
+document frequency, so a place name beats "fall"). Anything else is asked as it stands.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def contextualize(question: str, history: Sequence[str], rarity: Callable[[str],
     """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``."""
     if not history:
         return question
-    # The previous question may itself have been a follow-up ("And Raqqa?"): read it in its own context first.
+    # The previous question may itself have been a follow-up ("And the port?"): read it in its own context first.
     previous = contextualize(history[-1], history[:-1], rarity)
     subject_span = _subject(previous, rarity)
     subject = _follow_up_subject(question)
@@ -59,7 +59,7 @@ def _subject(question: str, rarity: Callable[[str], float]) -> tuple[int, int] |
 def _follow_up_subject(question: str) -> str | None:
     match = FOLLOW_UP.match(question)
     if match and match.group(1):
-        # "And when did Raqqa fall?" is a question of its own.
+        # "And when did the port fall?" is a question of its own.
         return None if QUESTION_WORD.search(match.group(1)) else match.group(1)
     words = question.strip(" ?.!").split()
     if 0 < len(words) <= 3 and not QUESTION_WORD.search(question):

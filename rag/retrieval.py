@@ -1,7 +1,7 @@
 """Hybrid retrieval: llama-index's dense retriever over Chroma and its BM25 retriever, fused by reciprocal rank,
 then the best candidates re-ordered by their closest sentence.
 
-Dense retrieval finds a passage whatever spelling or wording the question uses (Deir Ezzor / Deir el-Zour); BM25
+Dense retrieval finds a passage whatever spelling or wording the question uses (two transliterations of a name); BM25
 finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma and stamped with a hash
 of the passage ids it was built from, so it is rebuilt whenever the store changed under it (even by a killed run).
 """

