@@ -61,7 +61,10 @@ def main() -> int:
     if args.squad:
         from rag.squad import squad_corpus
 
-        corpus, questions = squad_corpus(args.squad, settings.index_dir / "squad", args.split)
+        try:
+            corpus, questions = squad_corpus(args.squad, settings.index_dir / "squad", args.split)
+        except ValueError as error:
+            fail(str(error))
         args.corpus = [corpus]
     else:
         try:

@@ -113,7 +113,7 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
-        composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL])
+        composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL], self.retriever.rarity)
         if not composed.answerable:
             return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked)
         citations = [cite(n, quote.passage, quote.start, quote.end, quote.score)

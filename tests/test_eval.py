@@ -14,14 +14,16 @@ import pytest
 from conftest import ROOT, run_module
 
 from rag.citing import Citation
-from rag.eval import corpus_index_dir, parse_minimums
+from rag.eval import parse_limits
 from rag.evaluation import (
     Question,
     QuestionSetError,
     breakdown,
+    corpus_index_dir,
     grade,
     is_relevant,
     load_questions,
+    question_set_corpus,
     question_type,
     summarize,
 )
@@ -238,6 +240,51 @@ def test_breakdown_groups_answerable_questions_by_type(graded: list[Any]) -> Non
     assert table["how long"]["n"] == 1 and table["how long"]["recall@5"] == 1.0
 
 
+def test_open_questions_are_graded_by_their_key_facts() -> None:
+    question = Question("o1", "why did fighters come", key_facts=(("caliphate",), ("Europe", "European")))
+    both = answered(question.question, None, cited("Fighters came to the caliphate from Europe."))
+    one = answered(question.question, None, cited("Fighters came to the caliphate."))
+    passages = [hit("Fighters came to the caliphate from Europe.")]
+    g_both, g_one = grade(question, both, passages), grade(question, one, passages)
+    assert (g_both.correct, g_both.key_fact_recall) == (True, 1.0)
+    assert (g_one.correct, g_one.key_fact_recall) == (False, 0.5)
+    assert grade(question, refused(question.question), passages).key_fact_recall == 0.0
+    assert summarize([g_both, g_one])["answer"]["key_fact_recall"] == pytest.approx(0.75)
+
+
+def test_article_recall_counts_an_article_once_and_refusal_by_kind() -> None:
+    q = Question("q", "When did Raqqa fall?", ("Oct. 17",), ("Raqqa fell on Oct. 17.",))
+    # Three passages of one article before the relevant one of another: passage rank 4, article rank 2.
+    passages = [hit("One.", AP), hit("Two.", AP), hit("Three.", AP), hit("Raqqa fell on Oct. 17.", LWJ)]
+    g = grade(q, answered(q.question, "Oct. 17", cited("Raqqa fell on Oct. 17.", LWJ)), passages)
+    trap = Question("t", "When was Raqqa retaken?", answerable=False, unanswerable_kind="trap")
+    off = Question("f", "Who won the cup?", answerable=False, unanswerable_kind="off-topic")
+    metrics = summarize([g, grade(trap, refused(trap.question), passages),
+                         grade(off, answered(off.question, "x", cited("One.")), passages)])
+    assert metrics["retrieval"]["recall@3"] == 0.0 and metrics["retrieval"]["article_recall@3"] == 1.0
+    assert metrics["retrieval"]["article_recall@1"] == 0.0
+    assert metrics["refusal"]["by_kind"] == {"off-topic": 0.0, "trap": 1.0}
+
+
+def test_a_question_set_names_its_corpus_beside_it(tmp_path: Path) -> None:
+    records = tmp_path / "shared" / "news.jsonl"
+    records.parent.mkdir()
+    records.write_text("".join(json.dumps({"id": f"n{i}", "title": f"T{i}", "text": f"Text {i}."}) + "\n"
+                               for i in range(4)), encoding="utf-8")
+    sets = tmp_path / "repo" / "evals"
+    sets.mkdir(parents=True)
+    (sets / "mine.jsonl").write_text("", encoding="utf-8")
+    (sets / "mine-corpus.json").write_text(json.dumps(
+        {"paths": ["seeds"], "jsonl": [{"file": "../shared/news.jsonl", "ids": ["n1", "n3"]}]}))
+    corpus = question_set_corpus(sets / "mine.jsonl", tmp_path / "work")
+    assert corpus is not None and corpus[0] == tmp_path / "repo" / "seeds"
+    assert [json.loads(line)["id"] for line in corpus[1].read_text().splitlines()] == ["n1", "n3"]
+    assert question_set_corpus(sets / "other.jsonl", tmp_path / "work") is None
+    (sets / "mine-corpus.json").write_text(json.dumps({"jsonl": [{"file": "../shared/news.jsonl", "ids": ["n9"]}]}))
+    with pytest.raises(ValueError, match="1 record"):
+        question_set_corpus(sets / "mine.jsonl", tmp_path / "work")
+
+
 def test_summarize_nothing() -> None:
     metrics = summarize([])
     assert metrics["n"] == 0
@@ -311,13 +358,14 @@ def test_question_type(question: str, kind: str) -> None:
 # --- command-line helpers -------------------------------------------------------------------------------------------
 
 
-def test_parse_minimums_accepts_both_spellings() -> None:
+def test_parse_limits_accepts_both_spellings_and_both_bounds() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
-    assert parse_minimums(["--min-answer.accuracy", "0.9", "--min-retrieval.recall@5=0.8"], parser) == {
-        "answer.accuracy": 0.9, "retrieval.recall@5": 0.8}
-    assert parse_minimums([], parser) == {}
+    assert parse_limits(["--min-answer.accuracy", "0.9", "--min-retrieval.recall@5=0.8",
+                         "--max-refusal.false_rate", "0.1"], parser) == {
+        ("min", "answer.accuracy"): 0.9, ("min", "retrieval.recall@5"): 0.8, ("max", "refusal.false_rate"): 0.1}
+    assert parse_limits([], parser) == {}
 
 
 def test_corpus_index_dir_is_keyed_by_content(tmp_path: Path, corpus_copy: Path) -> None:
@@ -419,7 +467,8 @@ def test_squad_corpus_rejects_a_file_that_is_not_squad(tmp_path: Path) -> None:
 
 def test_cli_on_a_tiny_squad_file(tiny_squad: Path, tmp_path: Path) -> None:
     index = tmp_path / "index"
-    done = eval_cli("--squad", str(tiny_squad), "--index", str(index), "--json", cwd=tmp_path)
+    # Both halves of the split: every question is asked.
+    done = eval_cli("--squad", str(tiny_squad), "--split", "all", "--index", str(index), "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     metrics = json.loads(done.stdout)
@@ -429,6 +478,17 @@ def test_cli_on_a_tiny_squad_file(tiny_squad: Path, tmp_path: Path) -> None:
     assert list((index / "squad").glob("squad-*.jsonl"))
     assert "3 new" in done.stderr
     assert not (tmp_path / ".rag").exists()
+    # The reader alone on each gold paragraph.
+    assert metrics["reader"]["count"] == 4 and 0.0 <= metrics["reader"]["f1"] <= 1.0
+
+
+def test_cli_asking_a_half_of_a_squad_file_the_split_does_not_know_is_one_line(tmp_path: Path) -> None:
+    unknown = {"version": "1.1", "data": [{**TINY_SQUAD["data"][0], "title": "Not_In_The_Split"}]}
+    path = tmp_path / "unknown.json"
+    path.write_text(json.dumps(unknown), encoding="utf-8")
+    done = eval_cli("--squad", str(path), "--index", str(tmp_path / "index"), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "articles in neither half" in done.stderr
 
 
 # --- the command line on the seed index -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Nothing is invented: a short answer is a span the reader found, every quoted sen
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +29,7 @@ READ_TOKENS = 192
 WINDOW_TOKENS = 72
 MIN_WINDOW_TOKENS = 16
 OPEN_SENTENCES = 4
-OPEN_SCORE_GAP = 2.0
+OPEN_SCORE_GAP = 3.0
 """An open answer takes further sentences whose ranker log-odds are within this of its best one's."""
 NEAR_DUPLICATE = 0.92
 """Cosine above which two sentences say the same thing (an open answer keeps one of them)."""
@@ -86,7 +86,7 @@ class Composed:
 
 # Used until ``make train-answerer`` has fitted them: the weights the hand-tuned answerer used.
 DEFAULT_RANKER = LinearModel(SENTENCE_FEATURES, (1.0, 0.6, 0.45, 0.35, -0.5, 0.15, 0.0), 0.0)
-DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, -1.0, 0.0), 0.0)
+DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, -1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
 
 
 class Answerer:
@@ -112,9 +112,10 @@ class Answerer:
     def threshold(self) -> float:
         return self.refusal.threshold if self.refusal_threshold is None else self.refusal_threshold
 
-    def read(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Reading:
+    def read(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
+             rarity: Callable[[str], float] = len) -> Reading:
         form = analyse(question)
-        ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker)
+        ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker, rarity)
         spans = self._windows(question, ranked)
         texts = [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
                  for candidate, start, end in spans]
@@ -124,8 +125,10 @@ class Answerer:
                        SpanScore(start + span.start, start + span.end, span.score, span.null) if span else None)
             for (candidate, start, end), span in zip(spans, found, strict=True)
         ]
-        best = max((w.span for w in windows if w.span), key=lambda s: s.margin, default=None)
-        signals = RefusalSignals.of(form, best, ranked, evidence)
+        best = max((w for w in windows if w.span), key=lambda w: w.span.margin if w.span else 0.0, default=None)
+        span = best.span if best else None
+        text = _span_text(best.candidate.passage, span.start, span.end) if best and span else ""
+        signals = RefusalSignals.of(form, span, text, ranked, evidence)
         return Reading(form, ranked, windows, signals, self.refusal.score(signals.values))
 
     def _windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
@@ -154,8 +157,9 @@ class Answerer:
             budget -= question_tokens + size
         return chosen
 
-    def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage]) -> Composed:
-        reading = self.read(question, question_vector, passages)
+    def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
+               rarity: Callable[[str], float] = len) -> Composed:
+        reading = self.read(question, question_vector, passages, rarity)
         if not reading.ranked or reading.support < self.threshold:
             return Composed(False, "", None, [], reading.support)
         if reading.form.open:

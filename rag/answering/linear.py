@@ -59,22 +59,25 @@ def stored_models(path: Path = MODELS_FILE) -> dict[str, Any]:
 
 
 def fit_logistic(rows: Sequence[Sequence[float]], labels: Sequence[int], names: Sequence[str],
-                 l2: float = 1e-3, steps: int = 3000, rate: float = 0.5) -> LinearModel:
-    """Logistic regression by full-batch gradient descent on standardised features (deterministic; a few thousand
-    rows of a few features converge in well under a second)."""
+                 l2: float = 1e-3, steps: int = 3000, rate: float = 0.5,
+                 sample_weights: Sequence[float] | None = None) -> LinearModel:
+    """Weighted logistic regression by full-batch gradient descent on standardised features (deterministic; a few
+    thousand rows of a few features converge in well under a second)."""
     import numpy as np
 
     x = np.asarray(rows, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
+    weight = np.ones(len(y)) if sample_weights is None else np.asarray(sample_weights, dtype=np.float64)
+    weight = weight / weight.mean()
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
     w, b = np.zeros(z.shape[1]), 0.0
-    positive = y.mean()
+    positive = float(np.average(y, weights=weight))
     b = math.log(max(positive, 1e-6) / max(1 - positive, 1e-6))
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
-        w -= rate * (z.T @ (p - y) / len(y) + l2 * w)
-        b -= rate * float(np.mean(p - y))
+        error = weight * (1.0 / (1.0 + np.exp(-(z @ w + b))) - y)
+        w -= rate * (z.T @ error / len(y) + l2 * w)
+        b -= rate * float(np.mean(error))
     weights = w / scale
     return LinearModel(tuple(names), tuple(float(v) for v in weights), float(b - (weights * mean).sum()))

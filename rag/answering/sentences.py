@@ -10,7 +10,7 @@ fitted on the train half of SQuAD by ``rag.training.answerer`` (label: the sente
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,11 +52,14 @@ class Evidence:
     """Share of the question's names that no candidate sentence or title holds."""
     terms_missing: float
     """Share of the question's other content words that none holds."""
+    rare_missing: float
+    """Share of the question's content words that none holds, each weighted by its rarity in the index."""
     best_dense: float
 
 
 def candidate_sentences(form: QuestionForm, question_vector: Vectors, passages: Sequence[RetrievedPassage],
-                        ranker: LinearModel) -> tuple[list[CandidateSentence], Evidence]:
+                        ranker: LinearModel, rarity: Callable[[str], float] = len
+                        ) -> tuple[list[CandidateSentence], Evidence]:
     """Every stored sentence of ``passages`` with its signals, best first by ``ranker``."""
     rows = []
     for rank, passage in enumerate(passages, start=1):
@@ -87,7 +90,11 @@ def candidate_sentences(form: QuestionForm, question_vector: Vectors, passages: 
             candidates.append(CandidateSentence(passage, rank, index, stored.start, stored.end, texts[index],
                                                 stored.vector, features, ranker.score(features)))
     other_terms = [term for term in form.terms if term not in form.names]
-    evidence = Evidence(missing_share(form.names, everything), missing_share(other_terms, everything), best_dense)
+    rarities = {term: rarity(term) for term in form.terms}
+    total = sum(rarities.values())
+    rare_missing = sum(r for term, r in rarities.items() if not term_keys(term) & everything) / total if total else 0.0
+    evidence = Evidence(missing_share(form.names, everything), missing_share(other_terms, everything), rare_missing,
+                        best_dense)
     return sorted(candidates, key=lambda c: -c.score), evidence
 
 

@@ -10,10 +10,11 @@ the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all
   answerer reads) and once with every passage holding the answer removed (near-topic: the articles discuss the
   subject, not that fact).
 
-The refusal threshold is then chosen on the development questions (``evals/dev.jsonl`` over the seeds and a BBC
-sample, and ``evals/seeds.jsonl``: off-topic, near-topic and trap questions beside answerable ones, plus the SQuAD
-pairs): the best balanced accuracy that refuses at most 10% of the answerable ones. The SQuAD held-out half and
-``evals/open.jsonl`` (the test set) are never used.
+The refusal model also learns from the development questions (``evals/dev.jsonl`` over the seeds and a BBC sample,
+and ``evals/seeds.jsonl``: typed as people type, with off-topic, near-topic and trap questions beside answerable
+ones; together weighing half as much as the SQuAD pairs), and its threshold is the best balanced accuracy on them
+that refuses at most 10% of their answerable questions. The SQuAD held-out half and ``evals/open.jsonl`` (the test
+set) are never used.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.answering.answerer import Answerer
+from rag.answering.answerer import DEFAULT_REFUSAL, Answerer
 from rag.answering.linear import MODELS_FILE, fit_logistic, stored_models
 from rag.answering.questions import analyse
 from rag.answering.refusal import REFUSAL_FEATURES
@@ -42,6 +43,7 @@ from rag.settings import Settings, load_settings
 from rag.squad import articles_of, load_squad, squad_corpus
 
 MAX_FALSE_REFUSAL = 0.10
+DEV_WEIGHT = 2.0
 DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
 
 
@@ -69,10 +71,10 @@ def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
     return item.answer.lower() in passage.text.lower()
 
 
-def development_scores(path: Path, settings: Settings, answerer: Answerer,
-                       log: Callable[[str], None]) -> list[tuple[float, int]]:
-    """The refusal model's score and whether it is answerable, for each question of a development set, asked over
-    its corpus (``NAME-corpus.json`` beside it) or the seeds."""
+def development_rows(path: Path, settings: Settings, answerer: Answerer,
+                     log: Callable[[str], None]) -> list[tuple[tuple[float, ...], int]]:
+    """The refusal signals and whether it is answerable, for each question of a development set, asked over its
+    corpus (``NAME-corpus.json`` beside it) or the seeds."""
     corpus = question_set_corpus(path, settings.index_dir / "samples")
     assistant = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, corpus)})
                           if corpus else settings)
@@ -80,19 +82,20 @@ def development_scores(path: Path, settings: Settings, answerer: Answerer,
         log(assistant.ingest(corpus).summary())
     else:
         assistant.ensure_index(log)
-    scores = []
+    rows = []
     for question in load_questions(path):
         asked = contextualize(question.question, question.history, assistant.retriever.rarity)
         vector = assistant.retriever.embed_question(asked)
         passages = assistant.retriever.retrieve(asked, vector)[:ANSWER_POOL]
-        scores.append((answerer.read(asked, vector, passages).support, int(question.answerable)))
-    return scores
+        reading = answerer.read(asked, vector, passages, assistant.retriever.rarity)
+        rows.append((reading.signals.values, int(question.answerable)))
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.training.answerer", description=__doc__.split("\n")[0])
     parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
-    parser.add_argument("--questions", type=int, default=1500)
+    parser.add_argument("--questions", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--index", type=Path, default=Path(".rag"))
     args = parser.parse_args()
@@ -110,6 +113,8 @@ def main() -> int:
     log(squad.ingest([corpus]).summary())
     items = train_questions(args.squad, args.questions, args.seed)
     answerer = Answerer(settings.model_path, refusal_threshold=float("-inf"))
+    # Readings only need the refusal signals, not a verdict: stored weights of other features must not be loaded.
+    answerer.__dict__["refusal"] = DEFAULT_REFUSAL
 
     log(f"retrieving {len(items)} train-half questions")
     retrieved = []
@@ -132,25 +137,28 @@ def main() -> int:
     rows, labels = [], []
     for done, (item, (vector, passages)) in enumerate(zip(items, retrieved, strict=True), start=1):
         if any(p.metadata.get("article_id") == item.doc_id for p in passages):
-            rows.append(answerer.read(item.question, vector, passages).signals.values)
+            rows.append(answerer.read(item.question, vector, passages, squad.retriever.rarity).signals.values)
             labels.append(1)
         without = [p for p in passages if not holds_answer(p, item)]
         if without:
-            rows.append(answerer.read(item.question, vector, without).signals.values)
+            rows.append(answerer.read(item.question, vector, without, squad.retriever.rarity).signals.values)
             labels.append(0)
         if done % 250 == 0:
             log(f"read {done}/{len(items)}")
-    refusal = fit_logistic(rows, labels, REFUSAL_FEATURES)
-    log(f"refusal fitted on {len(rows)} readings ({sum(labels)} answerable): {refusal.to_json()}")
-
-    answerer.__dict__["refusal"] = refusal
-    squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
-    dev_scores = []
+    dev_rows: list[tuple[tuple[float, ...], int]] = []
     for path in (path for path in DEV_QUESTIONS if path.is_file()):
-        dev_scores += development_scores(path, settings, answerer, log)
-    scores = squad_scores + dev_scores
-    threshold = calibrate_threshold([s for s, label in scores if label], [s for s, label in scores if not label],
-                                    MAX_FALSE_REFUSAL)
+        dev_rows += development_rows(path, settings, answerer, log)
+    # The development questions are typed as people type and hold off-topic, near-topic and trap questions, which
+    # the SQuAD pairs lack: together they weigh half as much as the pairs.
+    dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
+    refusal = fit_logistic([*rows, *(r for r, _ in dev_rows)], [*labels, *(label for _, label in dev_rows)],
+                           REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows))
+    log(f"refusal fitted on {len(rows)} SQuAD readings ({sum(labels)} answerable) and {len(dev_rows)} development "
+        f"questions: {refusal.to_json()}")
+    squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
+    dev_scores = [(refusal.score(row), label) for row, label in dev_rows]
+    threshold = calibrate_threshold([s for s, label in dev_scores if label],
+                                    [s for s, label in dev_scores if not label], MAX_FALSE_REFUSAL)
     refusal = dataclasses.replace(refusal, threshold=threshold)
 
     def rates(pairs: list[tuple[float, int]]) -> dict[str, float]:
@@ -167,8 +175,9 @@ def main() -> int:
         "trained": {
             "command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}); threshold on "
-                    f"{', '.join(map(str, DEV_QUESTIONS))} and the SQuAD pairs",
+            "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}), and for the "
+                    f"refusal model {', '.join(map(str, DEV_QUESTIONS))} (weight {DEV_WEIGHT}), its threshold on "
+                    "these",
             "threshold_at": {"squad_train_pairs": rates(squad_scores), "dev_questions": rates(dev_scores)},
             "ranker_data": {"sentences": ranker_rows, "holding_answer": ranker_positives},
         },
