@@ -6,11 +6,11 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rag.answering import choose_sentence
 from rag.citing import Citation, PassageHit, cite, passage_hit
@@ -20,6 +20,10 @@ from rag.questions import analyse
 from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index
 from rag.settings import Settings
 from rag.store import PassageStore
+
+if TYPE_CHECKING:
+    from rag.generation.chain import GenerationEvent
+    from rag.generation.llm import ChatModel
 
 MAX_QUESTION_CHARS = 2000
 # Passages whose sentences compete for the answer; the rest only widen the list shown.
@@ -31,6 +35,31 @@ UNCALIBRATED_THRESHOLD = 1.0
 
 class QuestionError(ValueError):
     """The question cannot be asked (empty, or too long)."""
+
+
+AnswerMode = Literal["extractive", "llm", "extractive-fallback"]
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """One sentence a language model wrote, and whether it was shown."""
+
+    text: str
+    """As the model wrote it, with its own [n] passage numbers."""
+    verdict: Literal["verified", "dropped"]
+    reason: str
+    cites: list[int] = field(default_factory=list)
+    """The passage numbers it cited (passage n is ``passages[n - 1]``)."""
+    citations: list[int] = field(default_factory=list)
+    """For a verified sentence, the numbers of the answer's citations that support it."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    first_token: float | None
+    """Seconds from sending the prompt to the model's first piece of text (None if none came)."""
+    total: float
+    """Seconds from sending the prompt to the checked answer."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +74,16 @@ class Answer:
     """The best sentence's score, which the refusal threshold is compared with."""
     asked: str = ""
     """The question as retrieved with (a follow-up rewritten with its context)."""
+    mode: AnswerMode = "extractive"
+    """``llm``: sentences a language model wrote, each checked against the passages it cites; ``extractive``: a
+    quoted sentence; ``extractive-fallback``: the quoted sentence, because the model failed or nothing it wrote
+    could be verified (``fallback_reason`` says which)."""
+    model: str | None = None
+    """The model asked (``settings.llm``), in the two generated modes."""
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    """Every sentence the model wrote, with its verdict: the dropped ones were never shown."""
+    fallback_reason: str | None = None
+    timing: Timing | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,8 +91,13 @@ class Answer:
             "answer": self.answer,
             "short_answer": self.short_answer,
             "answerable": self.answerable,
+            "mode": self.mode,
+            "model": self.model,
             "citations": [asdict(citation) for citation in self.citations],
             "passages": [asdict(passage) for passage in self.passages],
+            "sentences": [asdict(sentence) for sentence in self.sentences],
+            "fallback_reason": self.fallback_reason,
+            "timing": asdict(self.timing) if self.timing else None,
         }
 
 
@@ -144,6 +188,24 @@ class Assistant:
             short = choice.passage.text[start - choice.passage.start : end - choice.passage.start]
             text = f"{short}: {text}"
         return Answer(question, text, short, True, citations, shown, choice.support, asked)
+
+    @cached_property
+    def llm(self) -> ChatModel:
+        """The language model ``settings.llm`` names (imported and loaded on first use; raises
+        ``rag.generation.llm.LLMUnavailable`` with one line when it cannot be used)."""
+        from rag.generation.llm import load_model
+
+        return load_model(self.settings)
+
+    def generate(self, question: str, history: Sequence[tuple[str, str]] = (),
+                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None) -> Iterator[GenerationEvent]:
+        """A generated answer from ``self.llm``, as events: each piece of text the model writes, each of its
+        sentences once checked, and last the ``Answer``, which is the extractive ``answer(...)`` when the model
+        fails or none of its sentences is supported by the passages it cites. ``history`` holds the earlier
+        (question, answer) turns; ``retrieved`` is (question vector, passages) when already retrieved."""
+        from rag.generation.chain import generate
+
+        return generate(self, self.llm, question, history, retrieved)
 
     @cached_property
     def _stats(self) -> dict[str, int]:
