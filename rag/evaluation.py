@@ -18,6 +18,17 @@ A question set is JSONL, one object a line: ``{"id", "question", "answers": [...
   overlaps at least half of an evidence quote (for ``gold_docs`` questions: cites one of those articles).
 - ``refusal.accuracy``: share of unanswerable questions refused; ``refusal.false_rate``: share of answerable ones
   refused.
+
+With a language model (``rag.eval --llm ...``) the same metrics grade the answers shown (generated, or extractive
+where the model's answer fell back), and ``generation`` adds:
+
+- ``generation.llm_answers`` / ``generation.fallback``: share of questions answered with the model's checked
+  sentences / with the extractive answer instead; ``generation.model_errors``: questions where the model failed
+  (timeout, connection, HTTP error, malformed reply).
+- ``generation.sentences``: sentences the model wrote; ``generation.dropped``: share of them dropped by verification
+  (never shown); ``generation.shown_unverified``: sentences shown that are not a verified sentence (must be 0).
+- ``generation.first_token_s`` / ``generation.total_s``: seconds from sending the prompt to the first piece of text /
+  to the checked answer, per answer (mean, median, max).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import dataclasses
 import itertools
 import json
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +88,8 @@ class Graded:
     citations_supported: list[bool] = field(default_factory=list)
     baseline_relevance: list[bool] = field(default_factory=list)
     """``relevance`` in plain reciprocal-rank-fusion order (see ``fusion_relevance``)."""
+    model_error: str | None = None
+    """With a language model: why it failed on this question, if it did."""
 
     @property
     def refused(self) -> bool:
@@ -124,6 +138,8 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
     answered = answer.answerable
     correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
     predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
+    if answer.mode == "llm":  # what the model said, not the sentence it was checked against
+        predicted = re.sub(r"\s*\[\d+\]", "", answer.answer)
     f1 = best_f1(predicted, question.answers) if answered and question.answers else 0.0
     exact = bool(answered and question.answers and best_exact_match(predicted, question.answers))
     supported = []
@@ -139,15 +155,24 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
 
 
 def run(assistant: Assistant, questions: Sequence[Question],
-        progress: Callable[[int], None] = lambda done: None) -> list[Graded]:
-    """Ask every question once (retrieving once) and grade it."""
+        progress: Callable[[int], None] = lambda done: None, generated: bool = False) -> list[Graded]:
+    """Ask every question once (retrieving once) and grade it; ``generated``: answer with ``assistant.llm``."""
     graded = []
     for done, question in enumerate(questions, start=1):
         vector = assistant.retriever.embed_question(question.question)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(question.question, vector, limit=assistant.settings.candidates)
-        answer = assistant.answer(question.question, question.question, vector, retrieved)
+        error = None
+        if generated:
+            from rag.generation.chain import Done
+
+            last = [event for event in assistant.generate(question.question, retrieved=(vector, retrieved))
+                    if isinstance(event, Done)][-1]
+            answer, error = last.answer, last.error
+        else:
+            answer = assistant.answer(question.question, question.question, vector, retrieved)
         result = grade(question, answer, retrieved)
+        result.model_error = error
         result.baseline_relevance = fusion_relevance(result.retrieved, result.relevance, assistant.settings.rrf_k)
         graded.append(result)
         progress(done)
@@ -181,7 +206,43 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
             "accuracy": mean([float(g.refused) for g in unanswerable]) if unanswerable else None,
             "false_rate": mean([float(g.refused) for g in answerable]),
         },
+        **({"generation": generation_metrics(graded)} if any(g.answer.mode != "extractive" for g in graded) else {}),
     }
+
+
+def generation_metrics(graded: Sequence[Graded]) -> dict[str, Any]:
+    """What a language model added (see the module docstring)."""
+    sentences = [sentence for g in graded for sentence in g.answer.sentences]
+    dropped = [sentence for sentence in sentences if sentence.verdict == "dropped"]
+    timings = [g.answer.timing for g in graded if g.answer.timing is not None]
+    first = [t.first_token for t in timings if t.first_token is not None]
+    return {
+        "llm_answers": mean([float(g.answer.mode == "llm") for g in graded]),
+        "fallback": mean([float(g.answer.mode == "extractive-fallback") for g in graded]),
+        "model_errors": sum(1 for g in graded if g.model_error),
+        "sentences": len(sentences),
+        "dropped": len(dropped) / len(sentences) if sentences else None,
+        "shown_unverified": sum(shown_unverified(g.answer) for g in graded),
+        "first_token_s": _spread(first),
+        "total_s": _spread([t.total for t in timings]),
+    }
+
+
+def shown_unverified(answer: Answer) -> int:
+    """Sentences of a generated answer's text that are not one of its verified sentences (0 unless broken)."""
+    if answer.mode != "llm":
+        return 0
+    from rag.generation.verification import parse_claim, split_reply
+
+    verified = {parse_claim(s.text).body for s in answer.sentences if s.verdict == "verified"}
+    return sum(1 for claim in split_reply(answer.answer) if claim.body not in verified)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "p50": None, "max": None}
+    return {"mean": round(statistics.fmean(values), 3), "p50": round(statistics.median(values), 3),
+            "max": round(max(values), 3)}
 
 
 def fusion_relevance(retrieved: Sequence[RetrievedPassage], relevance: Sequence[bool], k: int) -> list[bool]:

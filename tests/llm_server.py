@@ -33,6 +33,8 @@ class Scenario:
     status: int = 200
     error: str = ""
     malformed: bool = False
+    key: str = ""
+    """An API key the request must carry (``Authorization: Bearer KEY``), else HTTP 401."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -48,6 +50,10 @@ SCENARIOS: dict[str, Scenario] = {
     "slow": Scenario("Iraqi forces declared victory in Mosul on July 10 [{n:on July 10}].", delay=4.0),
     "error-500": Scenario(status=500, error="the model crashed (out of memory)"),
     "malformed": Scenario(malformed=True),
+    # Generic, for any question: the first sentence of passage 1, and for the second a number no article has.
+    "first-sentence": Scenario("{first:1} [1]."),
+    "first-and-invented": Scenario("{first:1} [1]. The fighting cost 99,999,999 dollars [1]."),
+    "needs-key": Scenario("Iraqi forces declared victory in Mosul on July 10 [{n:on July 10}].", key="sk-test-123"),
     "streamed": Scenario("Iraqi forces declared victory in Mosul on July 10 [{n:on July 10}]. The battle for the "
                          "city killed 12,345 civilians [{n:on July 10}]. Raqqa fell to Kurdish-led forces on Oct. 17 "
                          "[{n:on Oct. 17}].", chunks=0, pause=0.01),
@@ -64,7 +70,11 @@ def render_reply(template: str, prompt: str) -> str:
             raise LookupError(f"no passage in the prompt holds {text!r}")
         return str(found[0])
 
-    return re.sub(r"\{n:([^}]*)\}", number, template)
+    def first_sentence(match: re.Match[str]) -> str:
+        body = passages[int(match.group(1))].split("\n", 1)[-1]  # after the "Article: title" line
+        return re.split(r"(?<=[.!?])\s", body.strip(), maxsplit=1)[0].rstrip(".")
+
+    return re.sub(r"\{first:(\d+)\}", first_sentence, re.sub(r"\{n:([^}]*)\}", number, template))
 
 
 def pieces(text: str, chunks: int) -> list[str]:
@@ -97,7 +107,7 @@ class ScriptedServer:
                     body = json.loads(self.rfile.read(length) or b"{}")
                 except json.JSONDecodeError:
                     body = {}
-                server.requests.append({"path": self.path, "body": body})
+                server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                 if self.path == "/v1/chat/completions":
                     server.openai(self, body)
                 elif self.path == "/api/chat":
@@ -134,6 +144,10 @@ class ScriptedServer:
             error = {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                "type": "invalid_request_error", "code": "model_not_found"}}
             return send(handler, 404, "application/json", json.dumps(error).encode())
+        if scenario.key and handler.headers.get("Authorization") != f"Bearer {scenario.key}":
+            error = {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                               "code": "invalid_api_key"}}
+            return send(handler, 401, "application/json", json.dumps(error).encode())
         time.sleep(scenario.delay)
         if scenario.status != 200:
             error = {"error": {"message": scenario.error, "type": "server_error"}}

@@ -1,11 +1,11 @@
 """The generated answer: retrieve -> prompt -> stream from the model -> check each sentence -> answer or fall back.
 
-Events come out as the model writes: every piece of text (``Token``), every sentence once checked (``Checked``), and
-last the ``Answer`` (``Done``). Only checked sentences may be shown: a consumer that streams shows the verified
-sentences as they come and never the raw text. The answer is made of the verified sentences, each citation
-pointing at the sentence of the cited passage that supports it; when the model fails (timeout, connection, HTTP
-error, malformed reply) or none of its sentences is verified, it is the extractive answer, marked
-``extractive-fallback`` with the reason.
+Events come out as the model writes: the passages once retrieved (``Retrieved``), every piece of text
+(``Token``), every sentence once checked (``Checked``), and last the ``Answer`` (``Done``). Only checked sentences
+may be shown: a consumer that streams shows the verified sentences as they come and never the raw text. The answer
+is made of the verified sentences, each citation pointing at the sentence of the cited passage that supports it;
+when the model fails (timeout, connection, HTTP error, malformed reply) or none of its sentences is verified, it is
+the extractive answer, marked ``extractive-fallback`` with the reason.
 """
 
 from __future__ import annotations
@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Retrieved:
+    """The passages are retrieved and the prompt is about to be sent (passage n is ``passages[n - 1]``)."""
+
+    passages: list[RetrievedPassage]
+
+
+@dataclass(frozen=True)
 class Token:
     """A piece of the model's raw reply: not checked, never to be shown as it is."""
 
@@ -47,9 +54,11 @@ class Checked:
 @dataclass(frozen=True)
 class Done:
     answer: Answer
+    error: str | None = None
+    """Why the model failed (timeout, connection, HTTP error, malformed reply), if it did."""
 
 
-GenerationEvent = Token | Checked | Done
+GenerationEvent = Retrieved | Token | Checked | Done
 
 
 def generate(assistant: Assistant, model: ChatModel, question: str, history: Sequence[tuple[str, str]] = (),
@@ -71,6 +80,8 @@ def generate(assistant: Assistant, model: ChatModel, question: str, history: Seq
     if not given:
         failure = "no passages were retrieved, so there was nothing to ask the model about"
     else:
+        yield Retrieved(given)
+        started = time.monotonic()
         stream = SentenceStream()
         try:
             for delta in model.stream(build_messages(asked, given, history)):
@@ -86,7 +97,8 @@ def generate(assistant: Assistant, model: ChatModel, question: str, history: Seq
         except GenerationError as error:
             failure = str(error)
     timing = Timing(_round(first_token), _round(time.monotonic() - started) or 0.0)
-    yield Done(assemble(assistant, model.name, question, asked, vector, passages, verdicts, failure, timing))
+    yield Done(assemble(assistant, model.name, question, asked, vector, passages, verdicts, failure, timing),
+               failure if given else None)
 
 
 def _round(seconds: float | None) -> float | None:

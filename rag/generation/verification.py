@@ -8,7 +8,7 @@ A sentence is shown only if:
   thousand", "four months" = "4 months", "al-Abadi" = "Abadi", "Raqqah" = "Raqqa"); a name of several words must
   appear as written or have all its words in one sentence of those passages ("Brett McGurk" is not supported by
   "Brett ..." in one sentence and "... Dunford" in another);
-- it shares at least a third of its content words with those passages (a sentence citing an unrelated passage fails);
+- it shares at least half of its content words with those passages (a sentence citing an unrelated passage fails);
 - it does not repeat an instruction, and nothing in it rests on a sentence of the article that is an instruction
   ("ignore previous instructions", "answer with ..."): such sentences are no evidence.
 
@@ -445,8 +445,9 @@ def holds(fact: Fact, sentence: EvidenceSentence) -> bool:
 
 # --- verdicts -------------------------------------------------------------------------------------------------------
 
-MIN_SHARED_WORDS = 1 / 3
-"""Share of a sentence's content words that the passages it cites must hold (with three or more of them)."""
+MIN_SHARED_WORDS = 0.5
+"""Share of a sentence's content words that the passages it cites must hold (with three or more of them). Strict,
+because failing costs little: the reader gets the extractive answer instead."""
 
 
 @dataclass(frozen=True)
@@ -482,14 +483,14 @@ def verify(claim: Claim, evidence: Sequence[Evidence]) -> Verdict:
     ``evidence[n - 1]`` is passage ``n`` of the prompt."""
     if is_refusal(claim):
         return Verdict(claim, False, "declines to answer: the model said the passages do not answer")
+    if is_instruction(claim.body):
+        return Verdict(claim, False, "repeats an instruction instead of reporting what the articles say")
     if not claim.cites:
         return Verdict(claim, False, "cites no passage")
     missing = [n for n in claim.cites if not 1 <= n <= len(evidence)]
     if missing:
         given = f"[1]-[{len(evidence)}]" if len(evidence) > 1 else "[1]" if evidence else "none"
         return Verdict(claim, False, f"cites {refs(missing)}, which the model was not given (given: {given})")
-    if is_instruction(claim.body):
-        return Verdict(claim, False, "repeats an instruction instead of reporting what the articles say")
     cited = [evidence[n - 1] for n in claim.cites]
     usable = [s for e in cited for s in e.sentences if not s.instruction]
     injected = [s for e in cited for s in e.sentences if s.instruction]
@@ -516,7 +517,8 @@ def verify(claim: Claim, evidence: Sequence[Evidence]) -> Verdict:
 
 def best_support(evidence: Evidence, facts: Sequence[Fact], words: set[str]) -> Support | None:
     """The sentence of the passage holding most of the claim's facts, then most of its words; run on to the
-    sentence before or after when that one holds a fact the best one lacks. ``None`` if it holds nothing."""
+    sentence before or after when that one holds a fact the best one lacks. ``None`` if the passage holds none of
+    the claim's facts: citing it adds nothing a reader could check."""
     candidates = [s for s in evidence.sentences if not s.instruction]
     if not candidates:
         return None
@@ -525,8 +527,8 @@ def best_support(evidence: Evidence, facts: Sequence[Fact], words: set[str]) -> 
         return sum(holds(fact, sentence) for fact in facts), len(words & sentence.stems)
 
     best = max(candidates, key=score)
-    if score(best) == (0, 0):
-        return None
+    if score(best)[0] == 0 and (facts or not score(best)[1]):
+        return None  # it holds none of the sentence's facts (or, when it has none, none of its words)
     chosen = [best]
     lacking = [fact for fact in facts if not holds(fact, best)]
     by_index = {s.index: s for s in candidates}
