@@ -116,20 +116,22 @@ def render_mode(answer: Answer) -> str:
 
 
 def render_dropped(answer: Answer) -> str:
-    """For a generated answer, what was left out and why (the sentence itself is never shown: only the reason)."""
+    """For a generated answer, what was left out and why; for one that fell back, why the model's sentences were
+    not used. Only the reasons are shown, never the sentences themselves."""
     dropped = [sentence for sentence in answer.sentences if sentence.verdict == "dropped"]
-    if answer.mode != "llm" or not dropped:
+    if answer.mode == "extractive" or not dropped:
         return ""
     items = "".join(f"<li>{text_html(readable_reason(sentence.reason))}</li>" for sentence in dropped)
     count = f"{len(dropped)} sentence{'s' if len(dropped) > 1 else ''}"
-    return (f'<div class="rag-dropped"><span class="rag-dropped-head">Left out: {count} of the model\'s answer '
-            f"that the cited passages do not support</span><ul>{items}</ul></div>")
+    head = (f"Left out: {count} of the model's answer that the cited passages do not support" if answer.mode == "llm"
+            else f"Not used: {count} of the model's answer, for these reasons")
+    return f'<div class="rag-dropped"><span class="rag-dropped-head">{head}</span><ul>{items}</ul></div>'
 
 
 def readable_reason(reason: str) -> str:
-    """A verdict's reason as the page says it: the model's passage numbers are not the answer's source numbers."""
-    return re.sub(r"\[(\d+)\]", r"#\1", reason).replace("passage #", "retrieved passage #").replace(
-        "passages #", "retrieved passages #")
+    """A verdict's reason as the page says it: the model's passage numbers ([1] in the prompt) are written #1, so
+    they are not read as the answer's source numbers."""
+    return re.sub(r"\[(\d+)\]", r"#\1", reason)
 
 
 def render_progress(answer_so_far: Sequence[str], pieces: int, model: str, started: float) -> str:

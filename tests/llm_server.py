@@ -55,8 +55,8 @@ SCENARIOS: dict[str, Scenario] = {
     "first-and-invented": Scenario("{first:1} [1]. The fighting cost 99,999,999 dollars [1]."),
     "needs-key": Scenario("Iraqi forces declared victory in Mosul on July 10 [{n:on July 10}].", key="sk-test-123"),
     "streamed": Scenario("Iraqi forces declared victory in Mosul on July 10 [{n:on July 10}]. The battle for the "
-                         "city killed 12,345 civilians [{n:on July 10}]. Raqqa fell to Kurdish-led forces on Oct. 17 "
-                         "[{n:on Oct. 17}].", chunks=0, pause=0.01),
+                         "city killed 12,345 civilians [{n:on July 10}]. The loss of Mosul effectively broke the back "
+                         "of the caliphate [{n:on July 10}].", chunks=0, pause=0.01),
 }
 
 
