@@ -9,7 +9,8 @@ metrics, plus ``generation.*``: share of sentences dropped by verification, fall
 the first token and to the checked answer.
 
 ``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value.
-Metric definitions: ``rag/evaluation.py``.
+Metric definitions: ``rag/evaluation.py``. A question set ``NAME.jsonl`` with a ``NAME-corpus.json`` beside it
+(``{"paths": [...], "jsonl": [{"file": ..., "ids": [...]}]}``) is asked over that corpus.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from rag.evaluation import (
     failures,
     generation_metrics,
     load_questions,
+    question_set_corpus,
     summarize,
 )
 from rag.evaluation import run as run_questions
@@ -72,7 +74,9 @@ def main() -> int:
     else:
         try:
             questions = load_questions(args.questions)
-        except (OSError, QuestionSetError) as error:
+            if not args.corpus:
+                args.corpus = question_set_corpus(args.questions, settings.index_dir / "samples")
+        except (OSError, QuestionSetError, ValueError) as error:
             fail(str(error))
     if args.limit is not None and args.limit < 1:
         fail("--limit must be at least 1")

@@ -2,6 +2,8 @@
 
 A question set is JSONL, one object a line: ``{"id", "question", "answers": [...], "evidence": [exact quotes],
 "answerable": true}`` (``answerable`` defaults to true); ``gold_docs`` (article ids) may replace ``evidence``.
+Optional: ``"key_facts": [[phrasing, ...], ...]`` instead of ``answers`` (an open question: right when the answer
+holds every key fact), ``"history": [earlier questions]`` (a follow-up), ``"unanswerable_kind"``.
 
 - ``retrieval.recall@k``: share of answerable questions with a relevant passage in the top k. A passage is relevant
   if it contains an evidence quote (after whitespace and quote normalisation), or, for questions that give
@@ -11,7 +13,8 @@ A question set is JSONL, one object a line: ``{"id", "question", "answers": [...
 - ``retrieval.rrf_baseline.recall@k``: the same recall for the same candidates in plain reciprocal-rank-fusion order
   (what the sentence re-ranking in ``rag/retrieval.py`` improves on), measured in the same run.
 - ``answer.accuracy``: share of answerable questions answered (not refused) with an answer text that contains an
-  acceptable answer (SQuAD normalisation: case, punctuation, articles, whitespace; whole tokens).
+  acceptable answer (SQuAD normalisation: case, punctuation, articles, whitespace; whole tokens); for an open
+  question, one of the phrasings of every key fact.
 - ``answer.exact_match`` / ``answer.f1``: SQuAD exact match / token F1 of the short answer (the cited sentence when
   there is no short answer; 0 when refused) against the best acceptable answer.
 - ``citation.precision``: share of the citations of answered answerable questions whose quote contains, lies in, or
@@ -34,6 +37,7 @@ where the model's answer fell back), and ``generation`` adds:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import re
@@ -44,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.conversation import contextualize
 from rag.metrics import (
     best_exact_match,
     best_f1,
@@ -73,6 +78,9 @@ class Question:
     evidence: tuple[str, ...] = ()
     gold_docs: tuple[str, ...] = ()
     answerable: bool = True
+    key_facts: tuple[tuple[str, ...], ...] = ()
+    history: tuple[str, ...] = ()
+    unanswerable_kind: str | None = None
 
 
 @dataclass
@@ -104,9 +112,11 @@ def load_questions(path: Path) -> list[Question]:
         try:
             record = json.loads(line)
             answerable = bool(record.get("answerable", True))
-            for name in ("answers", "evidence", "gold_docs"):
+            for name in ("answers", "evidence", "gold_docs", "key_facts", "history"):
                 if not isinstance(record.get(name, []), list):
                     raise TypeError(f"'{name}' must be a list")
+            key_facts = tuple(tuple(str(p) for p in ([fact] if isinstance(fact, str) else fact))
+                              for fact in record.get("key_facts", []))
             question = Question(
                 id=str(record.get("id", number)),
                 question=str(record["question"]),
@@ -114,11 +124,14 @@ def load_questions(path: Path) -> list[Question]:
                 evidence=tuple(str(quote) for quote in record.get("evidence", [])),
                 gold_docs=tuple(str(doc) for doc in record.get("gold_docs", [])),
                 answerable=answerable,
+                key_facts=key_facts,
+                history=tuple(str(q) for q in record.get("history", [])),
+                unanswerable_kind=record.get("unanswerable_kind"),
             )
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
             raise QuestionSetError(f"{path}:{number}: not a question record ({error})") from None
-        if answerable and not question.answers:
-            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'answers'")
+        if answerable and not (question.answers or question.key_facts):
+            raise QuestionSetError(f"{path}:{number}: an answerable question needs 'answers' or 'key_facts'")
         if answerable and not (question.evidence or question.gold_docs):
             raise QuestionSetError(f"{path}:{number}: an answerable question needs 'evidence' or 'gold_docs'")
         questions.append(question)
@@ -136,7 +149,11 @@ def is_relevant(passage: RetrievedPassage, question: Question) -> bool:
 def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage]) -> Graded:
     relevance = [is_relevant(passage, question) for passage in retrieved]
     answered = answer.answerable
-    correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
+    if question.key_facts:
+        correct = answered and question.answerable and all(
+            contains_answer(answer.answer, list(fact)) for fact in question.key_facts)
+    else:
+        correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
     predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
     if answer.mode == "llm":  # what the model said, not the sentence it was checked against
         predicted = re.sub(r"\s*\[\d+\]", "", answer.answer)
@@ -159,18 +176,20 @@ def run(assistant: Assistant, questions: Sequence[Question],
     """Ask every question once (retrieving once) and grade it; ``generated``: answer with ``assistant.llm``."""
     graded = []
     for done, question in enumerate(questions, start=1):
-        vector = assistant.retriever.embed_question(question.question)
+        asked = contextualize(question.question, question.history)
+        vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
-        retrieved = assistant.retriever.retrieve(question.question, vector, limit=assistant.settings.candidates)
+        retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)
         error = None
         if generated:
             from rag.generation.chain import Done
 
-            last = [event for event in assistant.generate(question.question, retrieved=(vector, retrieved))
+            history = [(earlier, "") for earlier in question.history]  # the earlier answers are not part of a set
+            last = [event for event in assistant.generate(question.question, history, retrieved=(vector, retrieved))
                     if isinstance(event, Done)][-1]
             answer, error = last.answer, last.error
         else:
-            answer = assistant.answer(question.question, question.question, vector, retrieved)
+            answer = assistant.answer(question.question, asked, vector, retrieved)
         result = grade(question, answer, retrieved)
         result.model_error = error
         result.baseline_relevance = fusion_relevance(result.retrieved, result.relevance, assistant.settings.rrf_k)
@@ -319,3 +338,29 @@ def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswera
         return above - below
 
     return max(tied, key=gap)
+
+
+def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:
+    """The corpus a question set names in ``NAME-corpus.json`` beside it, if any: its paths, and the records of
+    the JSONL files it lists by id, written to one JSONL file under ``workdir`` (content-named)."""
+    spec_path = questions.with_name(f"{questions.stem}-corpus.json")
+    if not spec_path.is_file():
+        return None
+    spec = json.loads(spec_path.read_text())
+    base = spec_path.parent.parent
+    corpus = [base / path for path in spec.get("paths", [])]
+    for source in spec.get("jsonl", []):
+        wanted = set(source["ids"])
+        path = base / source["file"]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+                 if line.strip() and json.loads(line).get("id") in wanted]
+        found = {json.loads(line)["id"] for line in lines}
+        if wanted - found:
+            raise ValueError(f"{path}: {len(wanted - found)} record(s) named by {spec_path} are missing")
+        body = "\n".join(lines) + "\n"
+        workdir.mkdir(parents=True, exist_ok=True)
+        sample = workdir / f"{path.stem}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.jsonl"
+        if not sample.exists():
+            sample.write_text(body, encoding="utf-8")
+        corpus.append(sample)
+    return corpus

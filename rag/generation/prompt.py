@@ -6,7 +6,8 @@ is an instruction. That is the first defence against a passage saying "ignore pr
 with X"; the second is ``verification``: a sentence that repeats an instruction, or rests on one, is never shown.
 
 Follow-ups send the conversation: the earlier questions and the answers shown for them (without their citation
-numbers, which belonged to other passages), before this turn's passages and question.
+numbers, which belonged to other passages), before this turn's passages and question (a turn whose answer is not
+known is left out: the question asked is already the follow-up read in its context).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def build_messages(question: str, passages: Sequence[RetrievedPassage],
     """The chat to send: rules, the last few turns of the conversation, then the passages and the question."""
     tag = tag or new_tag()
     messages = [Message("system", SYSTEM)]
-    for asked, answered in list(history)[-MAX_TURNS:]:
+    for asked, answered in [turn for turn in history if turn[1].strip()][-MAX_TURNS:]:
         earlier = strip_markers(answered)
         if len(earlier) > MAX_EARLIER_ANSWER_CHARS:
             earlier = earlier[:MAX_EARLIER_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
