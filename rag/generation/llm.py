@@ -14,7 +14,6 @@ Retries are off: a second try of a model that timed out would double the wait be
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -153,7 +152,9 @@ def _gguf(spec: ModelSpec, settings: Settings) -> ChatModel:
     try:
         llm = LlamaCPP(model_path=spec.model, temperature=0.0, max_new_tokens=MAX_ANSWER_TOKENS,
                        context_window=CONTEXT_TOKENS, messages_to_prompt=template, verbose=False,
-                       model_kwargs={"n_threads": os.cpu_count() or 1, "verbose": False})
+                       # llama.cpp's own thread count (half the cores): measured here on two cores shared with
+                       # another job, two threads made each token ~20x slower than one (they wait on each other).
+                       model_kwargs={"verbose": False})
     except (ValueError, RuntimeError, OSError) as error:
         raise LLMUnavailable(f"cannot load the model file {spec.model}: {one_line(error)}") from None
     template.bind(llm._model)

@@ -78,10 +78,14 @@ def build_messages(question: str, passages: Sequence[RetrievedPassage],
         messages += [Message("user", asked), Message("assistant", earlier)]
     blocks = "\n\n".join(passage_block(n, passage, tag) for n, passage in enumerate(passages, start=1))
     numbers = f"[1] to [{len(passages)}]" if len(passages) > 1 else "[1]"
+    # The question before the passages and again after them, and an example of the form: a 1.5B model run in
+    # process answered seed questions with this and refused them all without it (README, "Measured").
     messages.append(Message("user", (
+        f"Question: {question}\n\n"
         f"Passages {numbers} (tag {tag}):\n\n{blocks}\n\n"
         f"Question: {question}\n\n"
-        f"Answer from the passages in one to three sentences, each ending with its passage numbers in square "
-        f"brackets. If they do not answer it, reply only: {REFUSAL_TEXT}"
+        f"Answer the question in one to three sentences copied or closely paraphrased from the passages, each "
+        f"ending with its passage number in square brackets, for example: \"The town fell on May 3 [2].\" If no "
+        f"passage answers it, reply only: {REFUSAL_TEXT}"
     )))
     return messages
