@@ -4,14 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SQUAD := ../shared/data/squad-v1.1-dev.json
+LLM_STAMP := $(VENV)/.installed-llm
 
-.PHONY: setup ask ingest test unit eval lint bench ui squad train-reader train-answerer clean
+.PHONY: setup setup-llm ask ingest test unit eval lint bench ui squad train-reader train-answerer clean
 
 setup: $(STAMP)
 
 $(STAMP): requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+# The `llm` extra (llama-index's OpenAI-compatible and Ollama integrations), for --llm and its tests; the base lock
+# constrains it, so nothing already installed changes version. `make ask` and the extractive path never need it.
+setup-llm: $(LLM_STAMP)
+
+$(LLM_STAMP): requirements-llm.lock $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-llm.lock
 	touch $@
 
 # make ask Q="when did Mosul fall?"  (indexes seeds/ first when there is no index yet)
@@ -22,10 +31,11 @@ ask: setup
 ingest: setup
 	$(PY) -m rag.ingest
 
-# Every test, then the quality gate on the seed questions.
-test: setup lint unit eval
+# Every test, then the quality gate on the seed questions. The generated-answer tests talk to a scripted model
+# server through the llm extra, so it is installed first.
+test: setup setup-llm lint unit eval
 
-unit: setup
+unit: setup setup-llm
 	$(PY) -m pytest -q
 
 eval: setup

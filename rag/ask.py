@@ -1,11 +1,13 @@
-"""``python -m rag.ask "QUESTION" [--json] [--top-k N] [--index DIR]``: answer from the indexed articles."""
+"""``python -m rag.ask "QUESTION" [--json] [--top-k N] [--index DIR] [--llm BACKEND:MODEL [--llm-base-url URL]
+[--llm-timeout S]]``: answer from the indexed articles (with ``--llm``, in the model's words, every sentence checked
+against the passages it cites)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from rag.cli import add_index_flags, fail, log, run, settings_from
+from rag.cli import add_index_flags, add_llm_flags, fail, log, run, settings_from
 from rag.pipeline import Answer, Assistant, QuestionError, check_question
 
 
@@ -14,20 +16,42 @@ def main() -> int:
     parser.add_argument("question", help="the question, in quotes")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_index_flags(parser)
+    add_llm_flags(parser)
     args = parser.parse_args()
     try:
         check_question(args.question)
     except QuestionError as error:
         fail(str(error))
     assistant = Assistant(settings_from(args))
+    if assistant.settings.llm:
+        load_llm(assistant)
     assistant.ensure_index(log)
     if assistant.store.count() == 0:
         # Saying "the articles don't say" would be wrong: there are no articles to ask.
         corpus = ", ".join(str(path) for path in assistant.settings.corpus)
         fail(f"no articles to answer from: nothing could be indexed from {corpus}", code=1)
-    answer = assistant.ask(args.question)
+    answer = generated(assistant, args.question) if assistant.settings.llm else assistant.ask(args.question)
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else render(answer))
     return 0
+
+
+def load_llm(assistant: Assistant) -> None:
+    """Load the model before anything else, so a missing integration or model file is one line and exit 2."""
+    from rag.generation.llm import LLMUnavailable
+
+    try:
+        assistant.llm  # noqa: B018
+    except LLMUnavailable as error:
+        fail(str(error))
+
+
+def generated(assistant: Assistant, question: str) -> Answer:
+    from rag.generation.chain import Done
+
+    answer = next(event.answer for event in assistant.generate(question) if isinstance(event, Done))
+    if answer.fallback_reason:
+        log(f"llm: {answer.fallback_reason}; showing the extractive answer")
+    return answer
 
 
 def render(answer: Answer) -> str:
@@ -44,6 +68,15 @@ def render(answer: Answer) -> str:
             excerpt = " ".join(passage.text.split())
             lines.append(f"{number}. {passage.title} ({passage.source}, characters {passage.start}-{passage.end})")
             lines.append(f"    {excerpt[:240]}{'…' if len(excerpt) > 240 else ''}")
+    dropped = [sentence for sentence in answer.sentences if sentence.verdict == "dropped"]
+    if answer.mode == "llm" and dropped:
+        lines += ["", f"Not shown ({len(dropped)} sentence{'s' if len(dropped) > 1 else ''} the cited passages do not "
+                  "support):"]
+        lines += [f"- {sentence.reason}" for sentence in dropped]
+    if answer.mode == "llm":
+        lines += ["", f"(written by {answer.model}; every sentence checked against the passages it cites)"]
+    elif answer.mode == "extractive-fallback":
+        lines += ["", f"(extractive answer: {answer.fallback_reason})"]
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
     python -m rag.eval [--questions FILE] [--corpus PATH ...] [--index DIR] [--top-k K] [--json] [--report FILE.md]
                        [--squad FILE [--split heldout|train|all] [--limit N]] [--min-METRIC VALUE ...]
+                       [--llm BACKEND:MODEL [--llm-base-url URL] [--llm-timeout S]]
 
 ``--min-answer.accuracy 0.9`` (any metric of the JSON output, dotted) makes the run exit 1 below that value,
 ``--max-refusal.false_rate 0.1`` above it.
@@ -9,6 +10,10 @@ Metric definitions: ``rag/evaluation.py``. A question set ``NAME.jsonl`` with a 
 (``{"paths": [...], "jsonl": [{"file": ..., "ids": [...]}]}``) is asked over that corpus. ``--squad`` indexes all
 SQuAD paragraphs and asks the questions of one half of the committed article split (``evals/squad-split.json``; the
 reader was trained on ``train``), and grades the reader alone on each gold paragraph too.
+
+With ``--llm`` the answers are the model's (checked, or extractive where they fall back), graded by the same
+metrics, plus ``generation.*``: share of sentences dropped by verification, fallbacks, model errors, and seconds to
+the first token and to the checked answer.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import argparse
 import json
 import shlex
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rag.cli import add_index_flags, fail, log, run, settings_from
+from rag.cli import add_index_flags, add_llm_flags, fail, log, run, settings_from
 from rag.evaluation import (
     Graded,
     Question,
@@ -29,6 +35,7 @@ from rag.evaluation import (
     breakdown,
     corpus_index_dir,
     failures,
+    generation_metrics,
     load_questions,
     question_set_corpus,
     summarize,
@@ -49,14 +56,17 @@ def main() -> int:
                         help="with --squad: which half of the article split to ask (default heldout)")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     add_index_flags(parser)
+    add_llm_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--report", type=Path, help="write a Markdown report (and a recall@k chart beside it)")
     args, rest = parser.parse_known_args()
     limits = parse_limits(rest, parser)
+    settings = settings_from(args)
     skeleton = summarize([])  # every metric name, to reject a misspelt one before the run rather than after
+    if settings.llm:
+        skeleton["generation"] = generation_metrics([])
     for _, name in limits:
         lookup(skeleton, name, measured=False)
-    settings = settings_from(args)
 
     if args.squad:
         from rag.squad import squad_corpus
@@ -79,19 +89,31 @@ def main() -> int:
     if args.corpus and args.index_dir is None:
         settings = settings.with_overrides({"index_dir": corpus_index_dir(settings, args.corpus)})
     assistant = Assistant(settings)
+    if settings.llm:
+        from rag.generation.llm import LLMUnavailable
+
+        try:
+            assistant.llm  # noqa: B018
+        except LLMUnavailable as error:
+            fail(str(error))
     if args.corpus:
         log(assistant.ingest(args.corpus).summary())
     else:
         assistant.ensure_index(log)
 
     progress = Progress("questions", len(questions))
-    graded = run_questions(assistant, questions, progress=lambda done: progress.advance(1))
+    graded = run_questions(assistant, questions, progress=lambda done: progress.advance(1),
+                           generated=bool(settings.llm))
     metrics = summarize(graded)
     metrics["by_type"] = breakdown(graded)
     metrics["refusal_threshold"] = assistant.answerer.threshold
     if args.squad:
         log("reading each gold paragraph with the reader alone")
         metrics["reader"] = read_gold_paragraphs(assistant, args.squad, questions)
+    if settings.llm:
+        metrics["model"] = settings.llm
+        for reason, count in Counter(g.model_error for g in graded if g.model_error).most_common():
+            log(f"llm: {reason} ({count} question{'s' if count > 1 else ''}: extractive answer used)")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
@@ -158,6 +180,8 @@ def read_gold_paragraphs(assistant: Assistant, squad_file: Path, questions: list
 
 
 def _number(value: float | None) -> str:
+    if isinstance(value, int):
+        return str(value)
     return "-" if value is None else f"{value:.3f}"
 
 
@@ -172,10 +196,15 @@ def flatten(group: dict[str, Any], prefix: str = "") -> dict[str, float | None]:
     return flat
 
 
+GROUPS = ("retrieval", "answer", "citation", "refusal", "reader", "generation")
+
+
 def render_table(metrics: dict[str, Any]) -> str:
     rows = [f"{'metric':<32}{'value':>8}", "-" * 40]
-    for group in ("retrieval", "answer", "citation", "refusal", "reader"):
-        for name, value in flatten(metrics.get(group, {})).items():
+    if metrics.get("model"):
+        rows.insert(0, f"answers generated by {metrics['model']}")
+    for group in (group for group in GROUPS if group in metrics):
+        for name, value in flatten(metrics[group]).items():
             if name != "count":
                 rows.append(f"{group + '.' + name:<32}{_number(value):>8}")
     rows.append(f"{'questions':<32}{metrics['n']:>8d}")
@@ -211,8 +240,11 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
         "| metric | value |",
         "|---|---|",
     ]
-    for group in ("retrieval", "answer", "citation", "refusal", "reader"):
-        lines += [f"| {group}.{name} | {_number(value)} |" for name, value in flatten(metrics.get(group, {})).items()
+    if metrics.get("model"):
+        lines[5:5] = [f"Answers generated by `{metrics['model']}`, every sentence checked against the passages it "
+                      "cites.", ""]
+    for group in (group for group in GROUPS if group in metrics):
+        lines += [f"| {group}.{name} | {_number(value)} |" for name, value in flatten(metrics[group]).items()
                   if name != "count"]
     lines += ["", f"![recall@k]({chart.name})", "", "## By question type", "",
               "| type | n | recall@5 | accuracy | EM | F1 |", "|---|---|---|---|---|---|"]

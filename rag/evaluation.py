@@ -27,6 +27,17 @@ the answer must hold), ``"history": [earlier questions]`` (a follow-up), and for
 - ``refusal.accuracy``: share of unanswerable questions refused; ``refusal.false_rate``: share of answerable ones
   refused; ``refusal.by_kind.KIND``: refusal accuracy on the unanswerable questions of each kind.
 - ``reader.f1`` / ``reader.exact_match`` (SQuAD only): the reader alone, given the gold paragraph.
+
+With a language model (``rag.eval --llm ...``) the same metrics grade the answers shown (generated, or extractive
+where the model's answer fell back), and ``generation`` adds:
+
+- ``generation.llm_answers`` / ``generation.fallback``: share of questions answered with the model's checked
+  sentences / with the extractive answer instead; ``generation.model_errors``: questions where the model failed
+  (timeout, connection, HTTP error, malformed reply).
+- ``generation.sentences``: sentences the model wrote; ``generation.dropped``: share of them dropped by verification
+  (never shown); ``generation.shown_unverified``: sentences shown that are not a verified sentence (must be 0).
+- ``generation.first_token_s`` / ``generation.total_s``: seconds from sending the prompt to the first piece of text /
+  to the checked answer, per answer (mean, median, max).
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import hashlib
 import itertools
 import json
 import re
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +107,8 @@ class Graded:
     citations_supported: list[bool] = field(default_factory=list)
     baseline_relevance: list[bool] = field(default_factory=list)
     """``relevance`` in plain reciprocal-rank-fusion order (see ``fusion_relevance``)."""
+    model_error: str | None = None
+    """With a language model: why it failed on this question, if it did."""
 
     @property
     def refused(self) -> bool:
@@ -154,6 +168,8 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
     else:
         correct = answered and question.answerable and contains_answer(answer.answer, question.answers)
     predicted = answer.short_answer or (answer.citations[0].quote if answer.citations else "")
+    if answer.mode == "llm":  # what the model said, not the sentence it was checked against
+        predicted = re.sub(r"\s*\[\d+\]", "", answer.answer)
     f1 = best_f1(predicted, question.answers) if answered and question.answers else 0.0
     exact = bool(answered and question.answers and best_exact_match(predicted, question.answers))
     supported = []
@@ -169,16 +185,26 @@ def grade(question: Question, answer: Answer, retrieved: list[RetrievedPassage])
 
 
 def run(assistant: Assistant, questions: Sequence[Question],
-        progress: Callable[[int], None] = lambda done: None) -> list[Graded]:
-    """Ask every question once (retrieving once) and grade it."""
+        progress: Callable[[int], None] = lambda done: None, generated: bool = False) -> list[Graded]:
+    """Ask every question once (retrieving once) and grade it; ``generated``: answer with ``assistant.llm``."""
     graded = []
     for done, question in enumerate(questions, start=1):
         asked = contextualize(question.question, question.history, assistant.retriever.rarity)
         vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)
-        answer = assistant.answer(question.question, asked, vector, retrieved)
+        error = None
+        if generated:
+            from rag.generation.chain import Done
+
+            history = [(earlier, "") for earlier in question.history]  # the earlier answers are not part of a set
+            last = [event for event in assistant.generate(question.question, history, retrieved=(vector, retrieved))
+                    if isinstance(event, Done)][-1]
+            answer, error = last.answer, last.error
+        else:
+            answer = assistant.answer(question.question, asked, vector, retrieved)
         result = grade(question, answer, retrieved)
+        result.model_error = error
         result.baseline_relevance = fusion_relevance(result.retrieved, result.relevance, assistant.settings.rrf_k)
         graded.append(result)
         progress(done)
@@ -218,6 +244,7 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
             "by_kind": {kind: mean([float(g.refused) for g in unanswerable if g.question.unanswerable_kind == kind])
                         for kind in sorted({g.question.unanswerable_kind or "" for g in unanswerable} - {""})},
         },
+        **({"generation": generation_metrics(graded)} if any(g.answer.mode != "extractive" for g in graded) else {}),
     }
 
 
@@ -228,6 +255,41 @@ def article_relevance(graded: Graded) -> list[bool]:
         article = str(passage.metadata.get("article_id", passage.id))
         seen[article] = seen.get(article, False) or relevant
     return list(seen.values())
+
+
+def generation_metrics(graded: Sequence[Graded]) -> dict[str, Any]:
+    """What a language model added (see the module docstring)."""
+    sentences = [sentence for g in graded for sentence in g.answer.sentences]
+    dropped = [sentence for sentence in sentences if sentence.verdict == "dropped"]
+    timings = [g.answer.timing for g in graded if g.answer.timing is not None]
+    first = [t.first_token for t in timings if t.first_token is not None]
+    return {
+        "llm_answers": mean([float(g.answer.mode == "llm") for g in graded]),
+        "fallback": mean([float(g.answer.mode == "extractive-fallback") for g in graded]),
+        "model_errors": sum(1 for g in graded if g.model_error),
+        "sentences": len(sentences),
+        "dropped": len(dropped) / len(sentences) if sentences else None,
+        "shown_unverified": sum(shown_unverified(g.answer) for g in graded),
+        "first_token_s": _spread(first),
+        "total_s": _spread([t.total for t in timings]),
+    }
+
+
+def shown_unverified(answer: Answer) -> int:
+    """Sentences of a generated answer's text that are not one of its verified sentences (0 unless broken)."""
+    if answer.mode != "llm":
+        return 0
+    from rag.generation.verification import parse_claim, split_reply
+
+    verified = {parse_claim(s.text).body for s in answer.sentences if s.verdict == "verified"}
+    return sum(1 for claim in split_reply(answer.answer) if claim.body not in verified)
+
+
+def _spread(values: Sequence[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "p50": None, "max": None}
+    return {"mean": round(statistics.fmean(values), 3), "p50": round(statistics.median(values), 3),
+            "max": round(max(values), 3)}
 
 
 def fusion_relevance(retrieved: Sequence[RetrievedPassage], relevance: Sequence[bool], k: int) -> list[bool]:

@@ -5,11 +5,11 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rag.answering.answerer import Answerer
 from rag.citing import Citation, PassageHit, cite, passage_hit
@@ -19,6 +19,10 @@ from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index
 from rag.settings import Settings
 from rag.store import PassageStore
 
+if TYPE_CHECKING:
+    from rag.generation.chain import GenerationEvent
+    from rag.generation.llm import ChatModel
+
 MAX_QUESTION_CHARS = 2000
 # Passages whose sentences compete for the answer; the rest only widen the list shown.
 ANSWER_POOL = 8
@@ -26,6 +30,31 @@ ANSWER_POOL = 8
 
 class QuestionError(ValueError):
     """The question cannot be asked (empty, or too long)."""
+
+
+AnswerMode = Literal["extractive", "llm", "extractive-fallback"]
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """One sentence a language model wrote, and whether it was shown."""
+
+    text: str
+    """As the model wrote it, with its own [n] passage numbers."""
+    verdict: Literal["verified", "dropped"]
+    reason: str
+    cites: list[int] = field(default_factory=list)
+    """The passage numbers it cited (passage n is ``passages[n - 1]``)."""
+    citations: list[int] = field(default_factory=list)
+    """For a verified sentence, the numbers of the answer's citations that support it."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    first_token: float | None
+    """Seconds from sending the prompt to the model's first piece of text (None if none came)."""
+    total: float
+    """Seconds from sending the prompt to the checked answer."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,16 @@ class Answer:
     """The refusal model's log-odds that the articles answer the question (compared with its threshold)."""
     asked: str = ""
     """The question as retrieved with (a follow-up rewritten with its context)."""
+    mode: AnswerMode = "extractive"
+    """``llm``: sentences a language model wrote, each checked against the passages it cites; ``extractive``: a
+    quoted sentence; ``extractive-fallback``: the quoted sentence, because the model failed or nothing it wrote
+    could be verified (``fallback_reason`` says which)."""
+    model: str | None = None
+    """The model asked (``settings.llm``), in the two generated modes."""
+    sentences: list[SentenceCheck] = field(default_factory=list)
+    """Every sentence the model wrote, with its verdict: the dropped ones were never shown."""
+    fallback_reason: str | None = None
+    timing: Timing | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,8 +86,13 @@ class Answer:
             "answer": self.answer,
             "short_answer": self.short_answer,
             "answerable": self.answerable,
+            "mode": self.mode,
+            "model": self.model,
             "citations": [asdict(citation) for citation in self.citations],
             "passages": [asdict(passage) for passage in self.passages],
+            "sentences": [asdict(sentence) for sentence in self.sentences],
+            "fallback_reason": self.fallback_reason,
+            "timing": asdict(self.timing) if self.timing else None,
         }
 
 
@@ -119,6 +163,24 @@ class Assistant:
         citations = [cite(n, quote.passage, quote.start, quote.end, quote.score)
                      for n, quote in enumerate(composed.quotes, start=1)]
         return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked)
+
+    @cached_property
+    def llm(self) -> ChatModel:
+        """The language model ``settings.llm`` names (imported and loaded on first use; raises
+        ``rag.generation.llm.LLMUnavailable`` with one line when it cannot be used)."""
+        from rag.generation.llm import load_model
+
+        return load_model(self.settings)
+
+    def generate(self, question: str, history: Sequence[tuple[str, str]] = (),
+                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None) -> Iterator[GenerationEvent]:
+        """A generated answer from ``self.llm``, as events: each piece of text the model writes, each of its
+        sentences once checked, and last the ``Answer``, which is the extractive ``answer(...)`` when the model
+        fails or none of its sentences is supported by the passages it cites. ``history`` holds the earlier
+        (question, answer) turns; ``retrieved`` is (question vector, passages) when already retrieved."""
+        from rag.generation.chain import generate
+
+        return generate(self, self.llm, question, history, retrieved)
 
     @cached_property
     def _stats(self) -> dict[str, int]:

@@ -11,13 +11,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args, get_type_hints
 
 QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
+LLM_BACKENDS = ("openai", "ollama", "gguf")
 
 # Bumped when loading, cleaning or splitting changes what a passage is, so old indexes are not reused.
 PIPELINE_VERSION = "1"
@@ -52,6 +54,15 @@ class Settings:
     """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
     embed_batch_size: int = 32
     """Passages per model batch at ingest."""
+    llm: str = ""
+    """The language model that writes generated answers: ``openai:MODEL`` (any OpenAI-compatible server),
+    ``ollama:MODEL`` (Ollama's own API) or ``gguf:/path/model.gguf`` (in-process); empty means extractive answers."""
+    llm_base_url: str = ""
+    """The model server's URL (``openai:``: OpenAI's API unless given; ``ollama:``: http://127.0.0.1:11434)."""
+    llm_timeout: float = 30.0
+    """Seconds the model has to answer in full (and to connect); after that the extractive answer is shown."""
+    llm_api_key: str = field(default="", repr=False)
+    """The model server's key, from ``RAG_LLM_API_KEY`` or ``OPENAI_API_KEY`` only (never a flag, never shown)."""
 
     @property
     def model_path(self) -> Path:
@@ -101,6 +112,16 @@ class Settings:
             raise SettingsError("embed_batch_size must be at least 1")
         if self.embed_model and not Path(self.embed_model).is_dir():
             raise SettingsError(f"embed_model {self.embed_model!r} is not a local model directory")
+        if self.llm:
+            backend, _, name = self.llm.partition(":")
+            if backend not in LLM_BACKENDS or not name.strip():
+                raise SettingsError(f"llm {self.llm!r}: expected openai:MODEL, ollama:MODEL or gguf:/path/model.gguf")
+            if backend == "gguf" and not Path(name).is_file():
+                raise SettingsError(f"llm {self.llm!r}: no model file at {name}")
+        if self.llm_base_url and not re.match(r"(?i)^https?://[^/\s]+", self.llm_base_url):
+            raise SettingsError(f"llm_base_url {self.llm_base_url!r} is not an http:// or https:// URL")
+        if not 0 < self.llm_timeout <= 3600:
+            raise SettingsError("llm_timeout must be more than 0 and at most 3600 seconds")
 
 
 def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +132,8 @@ def load_settings(flags: Mapping[str, object] | None = None, environ: Mapping[st
         for f in dataclasses.fields(Settings)
         if f"RAG_{f.name.upper()}" in environ
     }
+    if "llm_api_key" not in from_env and environ.get("OPENAI_API_KEY"):
+        from_env["llm_api_key"] = environ["OPENAI_API_KEY"]
     # One merge, checked once: a flag may fix what the environment alone would make invalid (RAG_TOP_K=50 with
     # --candidates 60), and a flag overrides an environment value without that value being parsed.
     given = {name: value for name, value in (flags or {}).items() if value is not None}

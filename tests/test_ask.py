@@ -19,7 +19,8 @@ pytestmark = pytest.mark.usefixtures("no_rag_env")
 AP = "000_ddbd021a6e61dfd0.txt"
 LWJ = "002_21e9abc1f7ceb01f.txt"
 
-TOP_KEYS = {"question", "answer", "short_answer", "answerable", "citations", "passages"}
+TOP_KEYS = {"question", "answer", "short_answer", "answerable", "citations", "passages", "mode", "model", "sentences",
+            "fallback_reason", "timing"}
 CITATION_TYPES = {"n": int, "doc_id": str, "title": str, "source": str, "start": int, "end": int, "quote": str,
                   "score": float}
 PASSAGE_TYPES = {"doc_id": str, "source": str, "start": int, "end": int, "score": float, "text": str}
@@ -31,6 +32,10 @@ def check_schema(payload: dict[str, Any]) -> None:
     assert isinstance(payload["answer"], str) and payload["answer"]
     assert payload["short_answer"] is None or isinstance(payload["short_answer"], str)
     assert isinstance(payload["answerable"], bool)
+    assert payload["mode"] in {"extractive", "llm", "extractive-fallback"}
+    if payload["mode"] == "extractive":
+        assert payload["model"] is None and payload["sentences"] == [] and payload["fallback_reason"] is None
+        assert payload["timing"] is None
     assert isinstance(payload["citations"], list) and isinstance(payload["passages"], list)
     for number, citation in enumerate(payload["citations"], start=1):
         assert set(citation) == set(CITATION_TYPES)
