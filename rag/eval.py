@@ -106,7 +106,7 @@ def main() -> int:
                            generated=bool(settings.llm))
     metrics = summarize(graded)
     metrics["by_type"] = breakdown(graded)
-    metrics["refusal_threshold"] = assistant.answerer.threshold
+    metrics["refusal_threshold"] = assistant.threshold
     if args.squad:
         log("reading each gold paragraph with the reader alone")
         metrics["reader"] = read_gold_paragraphs(assistant, args.squad, questions)

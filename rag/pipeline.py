@@ -5,6 +5,7 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from rag.generation.chain import GenerationEvent
     from rag.generation.llm import ChatModel
 
+CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
+# Used only for a model never calibrated here (see calibration.json).
+UNCALIBRATED_THRESHOLD = 1.0
 MAX_QUESTION_CHARS = 2000
 # Passages whose sentences compete for the answer; the rest only widen the list shown.
 ANSWER_POOL = 8
@@ -119,6 +123,23 @@ class Assistant:
         return HybridRetriever(self.settings, self.store, make_query_encoder(self.settings))
 
     @cached_property
+    def rules_threshold(self) -> float:
+        """The hand-tuned answerer's refusal threshold: the setting if given, else the value calibrated for this
+        index fingerprint (``rag/calibration.json``)."""
+        if self.settings.refusal_threshold:
+            return self.settings.refusal_threshold
+        if CALIBRATION_FILE.is_file():
+            entry = json.loads(CALIBRATION_FILE.read_text()).get(self.settings.fingerprint)
+            if entry:
+                return float(entry["threshold"])
+        return UNCALIBRATED_THRESHOLD
+
+    @property
+    def threshold(self) -> float:
+        """The refusal threshold of the answerer in use."""
+        return self.answerer.threshold if self.settings.answerer == "reader" else self.rules_threshold
+
+    @cached_property
     def answerer(self) -> Answerer:
         return Answerer(self.settings.model_path, self.settings.refusal_threshold or None)
 
@@ -157,6 +178,8 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
+        if self.settings.answerer == "rules":
+            return self._rules_answer(question, asked, vector, passages[:ANSWER_POOL], shown)
         composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL], self.retriever.rarity)
         if not composed.answerable:
             return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked)
@@ -181,6 +204,23 @@ class Assistant:
         from rag.generation.chain import generate
 
         return generate(self, self.llm, question, history, retrieved)
+
+    def _rules_answer(self, question: str, asked: str, vector: Any, pool: list[RetrievedPassage],
+                      shown: list[PassageHit]) -> Answer:
+        from rag.answering.rule_forms import analyse
+        from rag.answering.rules import choose_sentence
+
+        choice = choose_sentence(analyse(asked), vector, pool)
+        if choice is None or choice.support < self.rules_threshold:
+            return Answer(question, refusal(asked), None, False, [], shown, choice.support if choice else 0.0, asked)
+        citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
+        text = f"“{' '.join(citations[0].quote.split())}” [1]"
+        short = None
+        if choice.short_answer is not None:
+            start, end = choice.short_answer
+            short = choice.passage.text[start - choice.passage.start : end - choice.passage.start]
+            text = f"{short}: {text}"
+        return Answer(question, text, short, True, citations, shown, choice.support, asked)
 
     @cached_property
     def _stats(self) -> dict[str, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, get_args, get_type_hints
 
 QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
+AnswererKind = Literal["rules", "reader"]
 LLM_BACKENDS = ("openai", "ollama", "gguf")
 
 # Bumped when loading, cleaning or splitting changes what a passage is, so old indexes are not reused.
@@ -50,6 +51,9 @@ class Settings:
     """Passages each retriever (dense, lexical) proposes before fusion."""
     rrf_k: int = 60
     """Reciprocal-rank-fusion constant."""
+    answerer: AnswererKind = "rules"
+    """Who picks the answer: ``rules``, the hand-tuned sentence scorer (the default until the learned answerer passes
+    the seed gate), or ``reader``, the trained reader with a learned sentence ranker and refusal model."""
     refusal_threshold: float = 0.0
     """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
     embed_batch_size: int = 32
@@ -152,9 +156,9 @@ def _convert(name: str, value: object) -> object:
             return int(str(value))
         if hint is float:
             return float(str(value))
-        if hint is QueryEncoder:
-            if value not in get_args(QueryEncoder):
-                raise ValueError(f"expected one of {', '.join(get_args(QueryEncoder))}")
+        if hint in (QueryEncoder, AnswererKind):
+            if value not in get_args(hint):
+                raise ValueError(f"expected one of {', '.join(get_args(hint))}")
             return value
         return str(value)
     except ValueError as error:
