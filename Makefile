@@ -32,8 +32,8 @@ ingest: setup
 	$(PY) -m rag.ingest
 
 # Every test, then the quality gates: the seed questions (default answerer), and the held-out evals/open.jsonl for
-# both answerers (floors at the levels measured when the set was added: regressions fail). The generated-answer tests talk to a scripted model
-# server through the llm extra, so it is installed first.
+# both answerers (floors at the levels measured when the set was added: regressions fail). The generated-answer
+# tests talk to a scripted model server through the llm extra, so it is installed first.
 test: setup setup-llm lint unit eval
 
 unit: setup setup-llm
