@@ -13,6 +13,8 @@ from rag.settings import Settings, SettingsError, load_settings
 def add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", dest="index_dir", metavar="DIR", help="index directory (.rag; RAG_INDEX_DIR)")
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
+    parser.add_argument("--answerer", choices=("rules", "reader"),
+                        help="extractive answerer: hand-tuned rules (default) or the trained reader (RAG_ANSWERER)")
 
 
 def add_llm_flags(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +33,8 @@ def add_llm_flags(parser: argparse.ArgumentParser) -> None:
 LLM_SETTINGS = ("llm", "llm_base_url", "llm_timeout")
 
 
-def settings_from(args: argparse.Namespace, names: tuple[str, ...] = ("index_dir", "top_k", *LLM_SETTINGS)
+def settings_from(args: argparse.Namespace,
+                  names: tuple[str, ...] = ("index_dir", "top_k", "answerer", *LLM_SETTINGS)
                   ) -> Settings:
     try:
         return load_settings({name: getattr(args, name, None) for name in names})

@@ -102,6 +102,17 @@ def test_cli_answers_when_mosul_fell_with_the_exact_sentence(seed_index: Path) -
                for p in payload["passages"])
 
 
+def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_sentences(seed_index: Path) -> None:
+    factoid = ask_cli("when did mosul fall", "--index", str(seed_index), "--answerer", "reader")
+    assert factoid["answerable"] is True and factoid["short_answer"] == "July 10"
+    assert factoid["citations"][0]["quote"] == "Iraqi forces declared victory in Mosul on July 10."
+    opened = ask_cli("why did foreign fighters go to raqqa", "--index", str(seed_index), "--answerer", "reader")
+    assert opened["answerable"] is True and opened["short_answer"] is None
+    assert 1 <= len(opened["citations"]) <= 4
+    assert any("foreign fighters flocked to Raqqa" in citation["quote"] for citation in opened["citations"])
+    assert [c["n"] for c in opened["citations"]] == list(range(1, len(opened["citations"]) + 1))
+
+
 def test_cli_answers_tal_afar_and_top_k_sets_the_passage_count(seed_index: Path) -> None:
     payload = ask_cli("When was Tal Afar liberated?", "--top-k", "3", "--index", str(seed_index))
     assert payload["answerable"] is True

@@ -117,3 +117,11 @@ def test_fingerprint_follows_the_model_directory(tmp_path: Path) -> None:
     assert same_model.fingerprint == base.fingerprint
     (copy / "config.json").write_text(config.replace("}", ', "edited": true}', 1))
     assert load_settings({"embed_model": str(copy)}, environ={}).fingerprint != base.fingerprint
+
+
+def test_the_answerer_is_chosen_by_setting_and_checked() -> None:
+    assert load_settings({}, environ={}).answerer == "rules"
+    assert load_settings({}, environ={"RAG_ANSWERER": "reader"}).answerer == "reader"
+    assert load_settings({"answerer": "rules"}, environ={"RAG_ANSWERER": "reader"}).answerer == "rules"
+    with pytest.raises(SettingsError, match="answerer"):
+        load_settings({}, environ={"RAG_ANSWERER": "llm"})
