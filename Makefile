@@ -55,7 +55,7 @@ bench: setup
 
 # SQuAD v1.1 dev, open setting (all 2,067 paragraphs indexed), questions of the held-out half of the article split.
 squad: setup
-	RAG_ANSWERER=reader $(PY) -m rag.eval --squad $(SQUAD) --split heldout --report evals/SQUAD.md
+	RAG_ANSWERER=reader $(PY) -m rag.eval --squad $(SQUAD) --split heldout --report evals/SQUAD.md $(SQUAD_FLAGS)
 
 # Learned components, trained from ../shared/data with a fixed seed (never part of CI): the reader (~45 min on
 # 2 cores), then the sentence ranker and refusal model over its readings (~10 min).

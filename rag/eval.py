@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shlex
 import sys
 from collections import Counter
@@ -55,6 +56,7 @@ def main() -> int:
     parser.add_argument("--split", choices=("heldout", "train", "all"), default="heldout",
                         help="with --squad: which half of the article split to ask (default heldout)")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
+    parser.add_argument("--sample", type=int, help="ask N questions drawn at random (seed 0) instead of all")
     add_index_flags(parser)
     add_llm_flags(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -86,6 +88,10 @@ def main() -> int:
     if args.limit is not None and args.limit < 1:
         fail("--limit must be at least 1")
     questions = questions[: args.limit] if args.limit else questions
+    if args.sample is not None:
+        if args.sample < 1:
+            fail("--sample must be at least 1")
+        questions = random.Random(0).sample(questions, min(args.sample, len(questions)))
     if args.corpus and args.index_dir is None:
         settings = settings.with_overrides({"index_dir": corpus_index_dir(settings, args.corpus)})
     assistant = Assistant(settings)
