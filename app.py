@@ -81,6 +81,14 @@ def quote_anchor(turn: int, n: int) -> str:
     return f"rag-t{turn}-q{n}"
 
 
+def failure_reply(error: Exception) -> str:
+    """What the chat shows for an unexpected failure (the traceback goes to the server log)."""
+    traceback.print_exc(file=sys.stderr)
+    return (f'<p class="rag-error">Sorry, this question could not be answered '
+            f"({text_html(type(error).__name__)}: {text_html(str(error)[:300])}). "
+            "The details are in the server log.</p>")
+
+
 def render_question(question: str) -> str:
     """A user turn as shown in the chat (``previous_questions`` reverses it)."""
     return text_html(question)
@@ -462,10 +470,7 @@ class ChatHandlers:
         except QuestionError as error:
             raise gr.Error(f"Cannot ask that: {error}.", title="Question", print_exception=False) from None
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            reply = (f'<p class="rag-error">Sorry, this question could not be answered '
-                     f"({text_html(type(error).__name__)}: {text_html(str(error)[:300])}). "
-                     "The details are in the server log.</p>")
+            reply = failure_reply(error)
         return [*history, {"role": "user", "content": render_question(question)},
                 {"role": "assistant", "content": reply}], ""
 
@@ -505,10 +510,7 @@ class ChatHandlers:
         except QuestionError as error:
             raise gr.Error(f"Cannot ask that: {error}.", title="Question", print_exception=False) from None
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
-            reply = (f'<p class="rag-error">Sorry, this question could not be answered '
-                     f"({text_html(type(error).__name__)}: {text_html(str(error)[:300])}). "
-                     "The details are in the server log.</p>")
+            reply = failure_reply(error)
         yield [*history, asked, {"role": "assistant", "content": reply}], ""
 
     def respond_generated_example(self, history: Messages | None, event: gr.SelectData
