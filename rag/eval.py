@@ -241,7 +241,7 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
         "",
         f"Command: `{command}`  ",
         f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; index fingerprint `{settings.fingerprint}`; "
-        f"{metrics['n']} questions.",
+        f"answerer `{settings.answerer}`; {metrics['n']} questions.",
         "",
         "| metric | value |",
         "|---|---|",
