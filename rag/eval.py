@@ -257,6 +257,7 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
     for kind, row in metrics["by_type"].items():
         lines.append(f"| {kind} | {row['n']:.0f} | {row['recall@5']:.3f} | {row['accuracy']:.3f} | "
                      f"{row['exact_match']:.3f} | {row['f1']:.3f} |")
+    lines += ["", "## Questions to look at", "", "```", render_failures(graded).strip(), "```"]
     path.write_text("\n".join(lines) + "\n")
     log(f"report written to {path} and {chart}")
 
