@@ -127,12 +127,22 @@ def main() -> int:
         print(render_failures(graded))
     if args.report:
         write_report(args.report, metrics, graded, settings)
-    missed = [f"{name} {value:.3f} {'<' if bound == 'min' else '>'} {limit}"
-              for (bound, name), limit in limits.items()
-              if ((value := lookup(metrics, name)) < limit if bound == "min" else value > limit)]
+    missed = missed_limits(limits, {name: lookup(metrics, name) for _, name in limits})
     for line in missed:
-        log(f"{'below' if '<' in line else 'above'} threshold: {line}")
+        log(line)
     return 1 if missed else 0
+
+
+def missed_limits(limits: dict[tuple[str, str], float], values: dict[str, float]) -> list[str]:
+    """One line per limit a measured value misses: below a ``min``, above a ``max``."""
+    missed = []
+    for (bound, name), limit in limits.items():
+        value = values[name]
+        if bound == "min" and value < limit:
+            missed.append(f"below threshold: {name} {value:.3f} < {limit}")
+        if bound == "max" and value > limit:
+            missed.append(f"above threshold: {name} {value:.3f} > {limit}")
+    return missed
 
 
 def parse_limits(rest: list[str], parser: argparse.ArgumentParser) -> dict[tuple[str, str], float]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, run_module
 
 from rag.citing import Citation
-from rag.eval import parse_limits
+from rag.eval import missed_limits, parse_limits
 from rag.evaluation import (
     Question,
     QuestionSetError,
@@ -356,6 +356,13 @@ def test_question_type(question: str, kind: str) -> None:
 
 
 # --- command-line helpers -------------------------------------------------------------------------------------------
+
+
+def test_missed_limits_checks_each_bound_against_its_own_value() -> None:
+    limits = {("min", "answer.accuracy"): 0.38, ("max", "refusal.false_rate"): 0.27}
+    assert missed_limits(limits, {"answer.accuracy": 0.381, "refusal.false_rate": 0.262}) == []
+    assert missed_limits(limits, {"answer.accuracy": 0.2, "refusal.false_rate": 0.3}) == [
+        "below threshold: answer.accuracy 0.200 < 0.38", "above threshold: refusal.false_rate 0.300 > 0.27"]
 
 
 def test_parse_limits_accepts_both_spellings_and_both_bounds() -> None:
