@@ -57,8 +57,8 @@ bench: setup
 squad: setup
 	RAG_ANSWERER=reader $(PY) -m rag.eval --squad $(SQUAD) --split heldout --report evals/SQUAD.md $(SQUAD_FLAGS)
 
-# Learned components, trained from ../shared/data with a fixed seed (never part of CI): the reader (~45 min on
-# 2 cores), then the sentence ranker and refusal model over its readings (~10 min).
+# Learned components, trained from ../shared/data with a fixed seed (never part of CI): the reader (65 min on
+# 2 cores, 1 epoch), then the sentence ranker and refusal model over its readings (6 min).
 train-reader: setup
 	$(PY) -m rag.training.reader --squad $(SQUAD) --seed 0
 
