@@ -71,8 +71,13 @@ class Reading:
 
     @property
     def best(self) -> ReadWindow | None:
-        found = [window for window in self.windows if window.span is not None]
-        return max(found, key=lambda w: w.span.margin if w.span else 0.0) if found else None
+        return best_window(self.windows)
+
+
+def best_window(windows: Sequence[ReadWindow]) -> ReadWindow | None:
+    """The window whose span the reader prefers most to "no answer here"."""
+    found = [window for window in windows if window.span is not None]
+    return max(found, key=lambda w: w.span.margin if w.span else 0.0) if found else None
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,7 @@ class Answerer:
                        SpanScore(start + span.start, start + span.end, span.score, span.null) if span else None)
             for (candidate, start, end), span in zip(spans, found, strict=True)
         ]
-        best = max((w for w in windows if w.span), key=lambda w: w.span.margin if w.span else 0.0, default=None)
+        best = best_window(windows)
         span = best.span if best else None
         text = _span_text(best.candidate.passage, span.start, span.end) if best and span else ""
         signals = RefusalSignals.of(form, span, text, ranked, evidence)
