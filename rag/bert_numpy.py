@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
-__all__ = ["BertNumpyEncoder", "UnsupportedModel", "erf", "gelu"]
+__all__ = ["BertNumpyEncoder", "BertParts", "UnsupportedModel", "erf", "gelu"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -114,6 +114,20 @@ class _Layer:
     out_b: F32
     out_ln_w: F32
     out_ln_b: F32
+
+
+@dataclass(frozen=True)
+class BertParts:
+    """The encoder's tensors, for writing the same forward pass in another runtime (``rag.onnx_bert``)."""
+
+    word: F32
+    position: F32
+    token_type: F32
+    embedding_norm: tuple[F32, F32]
+    layers: tuple[_Layer, ...]
+    eps: float
+    heads: int
+    hidden: int
 
 
 class _Weights:
@@ -384,6 +398,10 @@ class BertNumpyEncoder:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             pooled = pooled / np.maximum(norms, 1e-12)
         return pooled.astype(np.float32, copy=False)
+
+    def parts(self) -> BertParts:
+        return BertParts(self._word_emb, self._pos_emb, self._type_emb, (self._emb_ln_w, self._emb_ln_b),
+                         tuple(self._layers), self._eps, self._heads, self.dimension)
 
     def token_states(self, ids: I64, mask: npt.NDArray[np.bool_], type_ids: I64 | None = None) -> F32:
         """The last layer's token vectors ``(batch, seq, hidden)`` for right-padded ``ids``."""

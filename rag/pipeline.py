@@ -141,7 +141,7 @@ class Assistant:
 
     @cached_property
     def answerer(self) -> Answerer:
-        return Answerer(self.settings.model_path, self.settings.refusal_threshold or None)
+        return Answerer(self.settings.model_path, self.settings.cache_dir, self.settings.refusal_threshold or None)
 
     def needs_index(self) -> bool:
         return self.store.count() == 0 or not lexical_index_current(self.settings, self.store)

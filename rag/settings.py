@@ -54,6 +54,9 @@ class Settings:
     answerer: AnswererKind = "rules"
     """Who picks the answer: ``rules``, the hand-tuned sentence scorer (the default until the learned answerer passes
     the seed gate), or ``reader``, the trained reader with a learned sentence ranker and refusal model."""
+    cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                                    / "rag")
+    """Where compiled models are kept (the reader's int8 graph, built on first use from the shipped weights)."""
     refusal_threshold: float = 0.0
     """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
     embed_batch_size: int = 32

@@ -95,13 +95,14 @@ DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, 
 
 
 class Answerer:
-    def __init__(self, base_model: Path, refusal_threshold: float | None = None) -> None:
+    def __init__(self, base_model: Path, cache_dir: Path, refusal_threshold: float | None = None) -> None:
         self.base_model = base_model
+        self.cache_dir = cache_dir
         self.refusal_threshold = refusal_threshold
 
     @cached_property
     def reader(self) -> SpanReader:
-        return load_reader(self.base_model)
+        return load_reader(self.base_model, self.cache_dir)
 
     @cached_property
     def ranker(self) -> LinearModel:

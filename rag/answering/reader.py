@@ -11,6 +11,7 @@ The input layout and the span decoding live here and nowhere else: training buil
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,22 +133,19 @@ def best_span(start_logits: npt.NDArray[np.float32], end_logits: npt.NDArray[np.
 
 
 class SpanReader:
-    """The reader at question time: numpy forward pass over the packaged model with the fine-tuned tensors."""
+    """The reader at question time: the packaged model with the fine-tuned tensors, int8 in ONNX Runtime
+    (``rag.onnx_bert``), compiled once per weights into ``cache_dir``."""
 
-    def __init__(self, base_model: Path, reader_dir: Path = READER_DIR) -> None:
-        from safetensors.numpy import load_file
-
-        from rag.bert_numpy import BertNumpyEncoder
+    def __init__(self, base_model: Path, cache_dir: Path, reader_dir: Path = READER_DIR) -> None:
+        from rag.onnx_bert import compiled_bert
 
         weights_path = reader_dir / WEIGHTS_FILE
         if not weights_path.is_file():
             raise ReaderUnavailable(f"no trained reader at {weights_path} (make train-reader)")
         self.card: dict[str, Any] = json.loads((reader_dir / CONFIG_FILE).read_text())
-        tensors = load_file(str(weights_path))
-        self._head_w = tensors.pop("qa_outputs.weight").astype(np.float32)
-        self._head_b = tensors.pop("qa_outputs.bias").astype(np.float32)
-        self.encoder = BertNumpyEncoder.load(base_model, max_length=MAX_LENGTH, overrides=tensors)
         self.tokenizer = Tokenized(base_model / "tokenizer.json")
+        identity = f"{hashlib.sha256(weights_path.read_bytes()).hexdigest()}:{base_model.resolve()}"
+        self.model = compiled_bert(lambda: reader_graph(base_model, weights_path), identity, cache_dir)
 
     def read(self, question: str, contexts: Sequence[str]) -> list[SpanScore | None]:
         """For each context, its best answer span (over all its windows) with the no-answer score."""
@@ -165,23 +163,26 @@ class SpanReader:
         return best
 
     def logits(self, windows: Sequence[ReaderInput]) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
-        """Start and end logits of each window (one padded batch)."""
-        if not windows:
-            return []
-        width = max(len(window.ids) for window in windows)
-        ids = np.zeros((len(windows), width), dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros((len(windows), width), dtype=bool)
-        for row, window in enumerate(windows):
-            ids[row, : len(window.ids)] = window.ids
-            types[row, : len(window.ids)] = window.type_ids
-            mask[row, : len(window.ids)] = True
-        states = self.encoder.token_states(ids, mask, types)
-        scores = states @ self._head_w.T + self._head_b
-        return [(scores[row, : len(window.ids), 0], scores[row, : len(window.ids), 1])
-                for row, window in enumerate(windows)]
+        """Start and end logits of each window, one window a run: no padding to compute, and int8's dynamic
+        activation scales stay those of the window itself (in a padded batch they depend on the other windows)."""
+        scores = [self.model.run(window.ids, window.type_ids) for window in windows]
+        return [(score[:, 0], score[:, 1]) for score in scores]
+
+
+def reader_graph(base_model: Path, weights_path: Path) -> Any:
+    """The reader as an ONNX graph: the packaged model with the fine-tuned tensors laid over it, and the span head."""
+    from safetensors.numpy import load_file
+
+    from rag.bert_numpy import BertNumpyEncoder
+    from rag.onnx_bert import bert_graph
+
+    tensors = load_file(str(weights_path))
+    head_weight = tensors.pop("qa_outputs.weight").astype(np.float32)
+    head_bias = tensors.pop("qa_outputs.bias").astype(np.float32)
+    encoder = BertNumpyEncoder.load(base_model, max_length=MAX_LENGTH, overrides=tensors)
+    return bert_graph(encoder, head_weight, head_bias)
 
 
 @cache
-def load_reader(base_model: Path) -> SpanReader:
-    return SpanReader(base_model)
+def load_reader(base_model: Path, cache_dir: Path) -> SpanReader:
+    return SpanReader(base_model, cache_dir)

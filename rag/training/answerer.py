@@ -112,7 +112,7 @@ def main() -> int:
     squad = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, [corpus])}))
     log(squad.ingest([corpus]).summary())
     items = train_questions(args.squad, args.questions, args.seed)
-    answerer = Answerer(settings.model_path, refusal_threshold=float("-inf"))
+    answerer = Answerer(settings.model_path, settings.cache_dir, refusal_threshold=float("-inf"))
     # Readings only need the refusal signals, not a verdict: stored weights of other features must not be loaded.
     answerer.__dict__["refusal"] = DEFAULT_REFUSAL
 

@@ -1,0 +1,170 @@
+"""The reader's BERT forward pass as an ONNX graph, run by ONNX Runtime with int8 weights.
+
+The reader is the costly step of answering (its cost is its tokens). The numpy forward pass (``rag.bert_numpy``)
+is exact but runs at numpy's speed; ONNX Runtime with int8 matrix products (dynamic quantisation, one scale per
+output channel) reads the same windows about three times as fast, with the same SQuAD F1 on the held-out half
+(measured: 70.8 int8 against 70.1 numpy, 300 questions). No torch: the graph is written from the numpy encoder's
+tensors with ``onnx``'s helpers, quantised once, and cached on disk by the identity of the weights it came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.bert_numpy import BertNumpyEncoder
+
+F32 = npt.NDArray[np.float32]
+
+GRAPH_VERSION = "2"
+"""Part of the cache key: bump when ``bert_graph`` changes what it writes."""
+OPSET = 17
+"""LayerNormalization is an ONNX operator from opset 17."""
+
+
+def bert_graph(encoder: BertNumpyEncoder, head_weight: F32, head_bias: F32) -> Any:
+    """``[batch, seq]`` token and segment ids in (unpadded: there is no attention mask), ``encoder`` followed by a
+    linear head out (``[batch, seq, outputs]``): the same arithmetic as
+    ``BertNumpyEncoder.token_states(...) @ head_weight.T + head_bias``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    parts = encoder.parts()
+    initializers: list[Any] = []
+    nodes: list[Any] = []
+
+    def constant(name: str, value: npt.NDArray[Any]) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], **attributes: Any) -> str:
+        output = f"{op.lower()}{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+    def linear(x: str, weight: F32, bias: F32, name: str) -> str:
+        # Weights stay (out, in) in the numpy encoder; MatMul wants (in, out).
+        return node("Add", [node("MatMul", [x, constant(f"{name}.w", weight.T)]), constant(f"{name}.b", bias)])
+
+    def layer_norm(x: str, weight: F32, bias: F32, name: str) -> str:
+        return node("LayerNormalization", [x, constant(f"{name}.w", weight), constant(f"{name}.b", bias)],
+                    axis=-1, epsilon=parts.eps)
+
+    heads, head_dim, hidden = parts.heads, parts.hidden // parts.heads, parts.hidden
+    split_heads = constant("shape.split_heads", np.array([0, 0, heads, head_dim], np.int64))
+    merge_heads = constant("shape.merge_heads", np.array([0, 0, hidden], np.int64))
+    scale = constant("attention.scale", np.array(1.0 / math.sqrt(head_dim), np.float32))
+    half, one = constant("gelu.half", np.array(0.5, np.float32)), constant("gelu.one", np.array(1.0, np.float32))
+    inv_sqrt2 = constant("gelu.inv_sqrt2", np.array(1.0 / math.sqrt(2.0), np.float32))
+
+    embedded = node("Add", [
+        node("Add", [node("Gather", [constant("embeddings.word", parts.word), "input_ids"]),
+                     node("Gather", [constant("embeddings.type", parts.token_type), "token_type_ids"])]),
+        node("Gather", [constant("embeddings.position", parts.position), "position_ids"]),
+    ])
+    x = layer_norm(embedded, parts.embedding_norm[0], parts.embedding_norm[1], "embeddings.norm")
+    for i, layer in enumerate(parts.layers):
+        weights, biases = np.split(layer.qkv_w, 3), np.split(layer.qkv_b, 3)
+        q, k, v = (node("Reshape", [linear(x, w, b, f"layer{i}.{name}"), split_heads])
+                   for w, b, name in zip(weights, biases, ("query", "key", "value"), strict=True))
+        scores = node("Mul", [node("MatMul", [node("Transpose", [q], perm=[0, 2, 1, 3]),
+                                              node("Transpose", [k], perm=[0, 2, 3, 1])]), scale])
+        context = node("MatMul", [node("Softmax", [scores], axis=-1), node("Transpose", [v], perm=[0, 2, 1, 3])])
+        context = node("Reshape", [node("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
+        attended = linear(context, layer.attn_out_w, layer.attn_out_b, f"layer{i}.attention_out")
+        x = layer_norm(node("Add", [attended, x]), layer.attn_ln_w, layer.attn_ln_b, f"layer{i}.attention_norm")
+        inner = linear(x, layer.inter_w, layer.inter_b, f"layer{i}.intermediate")
+        # Exact (erf) GELU, as BERT's hidden_act "gelu"; ONNX Runtime fuses this pattern into one kernel.
+        gelu = node("Mul", [node("Mul", [inner, half]), node("Add", [node("Erf", [node("Mul", [inner, inv_sqrt2])]),
+                                                                       one])])
+        out = linear(gelu, layer.out_w, layer.out_b, f"layer{i}.output")
+        x = layer_norm(node("Add", [out, x]), layer.out_ln_w, layer.out_ln_b, f"layer{i}.output_norm")
+    nodes[-1].output[0] = x = "hidden"
+    nodes.append(helper.make_node("Add", [node("MatMul", [x, constant("head.w", head_weight.T)]),
+                                          constant("head.b", head_bias)], ["logits"]))
+    ids = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
+           for name in ("input_ids", "token_type_ids")]
+    graph = helper.make_graph(
+        nodes, "bert_head", initializer=initializers,
+        inputs=[*ids, helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["seq"])],
+        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", len(head_bias)])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+
+
+class CompiledBert:
+    """An ONNX Runtime session over ``bert_graph``: token ids in, head outputs per token out."""
+
+    def __init__(self, model: Path | bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One thread, no spinning: on a 2-core machine shared with other users or an ingest, a second thread that
+        # waits for a busy core costs far more than it saves (the same reason the query encoder uses one).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def run(self, ids: Sequence[int], type_ids: Sequence[int]) -> F32:
+        """Head outputs ``[seq, outputs]`` for one unpadded sequence."""
+        feed = {"input_ids": np.array([ids], np.int64), "token_type_ids": np.array([type_ids], np.int64),
+                "position_ids": np.arange(len(ids), dtype=np.int64)}
+        logits: F32 = self.session.run(["logits"], feed)[0][0]
+        return logits
+
+
+def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path) -> CompiledBert:
+    """The int8 session for the weights ``identity`` names: from ``cache_dir`` when it was built before, else
+    ``graph()`` is built (a few
+    seconds), quantised and stored there; written aside and renamed, so concurrent first runs never see half a
+    file. An unwritable cache directory only costs the build on every start."""
+    key = hashlib.sha256(f"{GRAPH_VERSION}\0{identity}".encode()).hexdigest()[:16]
+    cached = cache_dir / f"bert-int8-{key}.onnx"
+    if cached.is_file():
+        return CompiledBert(cached)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))
+    except OSError:
+        workdir = Path(tempfile.mkdtemp(prefix="rag-bert-"))
+    try:
+        built = _quantised(graph(), workdir)
+        try:
+            os.replace(built, cached)
+            return CompiledBert(cached)
+        except OSError:
+            return CompiledBert(built)
+    finally:
+        for leftover in workdir.glob("*"):
+            leftover.unlink(missing_ok=True)
+        workdir.rmdir()
+
+
+def _quantised(model: Any, workdir: Path) -> Path:
+    """int8 weights for every matrix product, one scale per output channel (per-tensor scales cost 5.7 F1)."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
+    onnx.save(model, str(source))
+    # The quantiser logs advice to pre-process the graph on the root logger (measured: no F1 to gain); keep it quiet.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         per_channel=True)
+    finally:
+        root.setLevel(level)
+    return target
