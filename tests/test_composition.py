@@ -34,12 +34,15 @@ def candidates(passage: RetrievedPassage, spans: list[tuple[int, int]], scores: 
 
 
 def reading(question: str, ranked: list[CandidateSentence], windows: list[ReadWindow]) -> Reading:
-    return Reading(analyse(question), sorted(ranked, key=lambda c: -c.score), windows, RefusalSignals(()), 3.0)
+    """The selector's choice is the window it scores highest (``span_in`` scores by the reader's margin)."""
+    best = max((w for w in windows if w.span), key=lambda w: w.selection, default=None)
+    return Reading(analyse(question), sorted(ranked, key=lambda c: -c.score), windows, best, RefusalSignals(()), 3.0)
 
 
 def span_in(candidate: CandidateSentence, text: str, margin: float = 5.0) -> ReadWindow:
     start = candidate.start + candidate.text.index(text)
-    return ReadWindow(candidate, candidate.start, candidate.end, SpanScore(start, start + len(text), margin, 0.0))
+    return ReadWindow(candidate, candidate.start, candidate.end, SpanScore(start, start + len(text), margin, 0.0),
+                      selection=margin)
 
 
 def test_a_factoid_answer_is_the_span_quoted_in_its_sentence() -> None:

@@ -17,14 +17,15 @@ from rag.answering.questions import QuestionForm, analyse, typed_spans
 from rag.answering.reader import SpanReader, SpanScore, load_reader
 from rag.answering.refusal import REFUSAL_FEATURES, RefusalSignals
 from rag.answering.sentences import SENTENCE_FEATURES, CandidateSentence, candidate_sentences, neighbours
+from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, text_keys
 from rag.embedding import Vectors
 from rag.metrics import normalize_answer
 from rag.retrieval import RetrievedPassage
 
-READ_SENTENCES = 3
+READ_SENTENCES = 5
 """Top-ranked sentences the reader reads at most, each with its neighbours (the reader is the costly step)."""
-READ_TOKENS = 192
+READ_TOKENS = 384
 """Reader tokens per question, the question repeated in each window: the reader's cost is its tokens (make bench)."""
 WINDOW_TOKENS = 72
 MIN_WINDOW_TOKENS = 16
@@ -55,6 +56,10 @@ class ReadWindow:
     """The article text the reader read: the candidate sentence with its neighbours."""
     span: SpanScore | None
     """The reader's best span, offsets in the article text."""
+    features: tuple[float, ...] = ()
+    """The span selector's signals for ``span`` (none without a span)."""
+    selection: float = float("-inf")
+    """The selector's log-odds that ``span`` is the answer."""
 
 
 @dataclass(frozen=True)
@@ -65,19 +70,11 @@ class Reading:
     form: QuestionForm
     ranked: list[CandidateSentence]
     windows: list[ReadWindow]
+    best: ReadWindow | None
+    """The window whose span the selector chose (``rag.answering.spans``)."""
     signals: RefusalSignals
     support: float
     """The refusal model's log-odds that the articles answer the question."""
-
-    @property
-    def best(self) -> ReadWindow | None:
-        return best_window(self.windows)
-
-
-def best_window(windows: Sequence[ReadWindow]) -> ReadWindow | None:
-    """The window whose span the reader prefers most to "no answer here"."""
-    found = [window for window in windows if window.span is not None]
-    return max(found, key=lambda w: w.span.margin if w.span else 0.0) if found else None
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ class Composed:
 
 # Used until ``make train-answerer`` has fitted them: the weights the hand-tuned answerer used.
 DEFAULT_RANKER = LinearModel(SENTENCE_FEATURES, (1.0, 0.6, 0.45, 0.35, -0.5, 0.15, 0.0), 0.0)
-DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, -1.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+DEFAULT_REFUSAL = LinearModel(REFUSAL_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, -4.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0)
 
 
 class Answerer:
@@ -110,6 +107,11 @@ class Answerer:
         return LinearModel.from_json(record, SENTENCE_FEATURES) if record else DEFAULT_RANKER
 
     @cached_property
+    def selector(self) -> LinearModel:
+        record = stored_models().get("selector")
+        return LinearModel.from_json(record, SPAN_FEATURES) if record else MARGIN_ONLY
+
+    @cached_property
     def refusal(self) -> LinearModel:
         record = stored_models().get("refusal")
         return LinearModel.from_json(record, REFUSAL_FEATURES) if record else DEFAULT_REFUSAL
@@ -126,16 +128,22 @@ class Answerer:
         texts = [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
                  for candidate, start, end in spans]
         found = self.reader.read(question, texts) if texts else []
-        windows = [
-            ReadWindow(candidate, start, end,
-                       SpanScore(start + span.start, start + span.end, span.score, span.null) if span else None)
-            for (candidate, start, end), span in zip(spans, found, strict=True)
-        ]
-        best = best_window(windows)
+        keys = text_keys(question)
+        windows = []
+        for rank, ((candidate, start, end), span) in enumerate(zip(spans, found, strict=True)):
+            if span is None:
+                windows.append(ReadWindow(candidate, start, end, None))
+                continue
+            placed = SpanScore(start + span.start, start + span.end, span.score, span.null)
+            features = span_features(form, keys, span.margin, span.score, span.null, candidate.score, rank,
+                                     _span_text(candidate.passage, placed.start, placed.end))
+            windows.append(ReadWindow(candidate, start, end, placed, features, self.selector.score(features)))
+        best = max((w for w in windows if w.span), key=lambda w: w.selection, default=None)
         span = best.span if best else None
         text = _span_text(best.candidate.passage, span.start, span.end) if best and span else ""
-        signals = RefusalSignals.of(form, span, text, ranked, evidence)
-        return Reading(form, ranked, windows, signals, self.refusal.score(signals.values))
+        around = _span_text(best.candidate.passage, best.start, best.end) if best else ""
+        signals = RefusalSignals.of(form, span, text, around, ranked, evidence)
+        return Reading(form, ranked, windows, best, signals, self.refusal.score(signals.values))
 
     def _windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
         """What the reader reads: the best-ranked sentences, each with the sentence after and the one before it

@@ -2,7 +2,8 @@
 
 Signals: how much the reader prefers its best span to "no answer here" (its margin), the span's and the no-answer
 scores, the ranker's best sentence, the closest sentence vector, the share of the question's names and words the
-retrieved text never holds (plain, and weighted by their rarity in the index), whether the span is of the kind asked
+retrieved text never holds (plain, and weighted by their rarity in the index) and the share the text around the
+chosen span does not hold, whether the span is of the kind asked
 for (a date for "when") or only an order of magnitude for "how many", and whether the question is open
 (why/how/tell me...), whose answers read differently.
 Fitted by ``rag.training.answerer`` on the train half of SQuAD in the open setting (the question with its gold
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from rag.answering.questions import PATTERNS, QuestionForm, typed_spans
 from rag.answering.reader import SpanScore
 from rag.answering.sentences import CandidateSentence, Evidence
+from rag.answering.terms import missing_share, text_keys
 
 REFUSAL_FEATURES = ("margin", "span_score", "null", "best_sentence", "best_dense", "names_missing",
-                    "terms_missing", "rare_missing", "typed_match", "vague", "open")
+                    "terms_missing", "rare_missing", "answer_names_missing", "typed_match", "vague", "open")
 # A quantity that does not answer "how many": an answer by order of magnitude.
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens|scores)(?: of (?:thousands|millions))?|"
                             r"several|a few|many|some|numerous)$", re.IGNORECASE)
@@ -32,19 +34,27 @@ class RefusalSignals:
     values: tuple[float, ...]
 
     @staticmethod
-    def of(form: QuestionForm, best: SpanScore | None, best_text: str, ranked: list[CandidateSentence],
-           evidence: Evidence) -> RefusalSignals:
-        margin = best.margin if best else -20.0
+    def of(form: QuestionForm, best: SpanScore | None, best_text: str, window_text: str,
+           ranked: list[CandidateSentence], evidence: Evidence) -> RefusalSignals:
+        """``best`` is the chosen span, ``best_text`` its text, ``window_text`` the text the reader found it in."""
+        if form.open:
+            # Sentences answer an open question, not a span: the reader's scores say nothing about whether the
+            # articles do, so an open question is judged by the retrieved text alone (and the "open" weight).
+            reader = (0.0, 0.0, 0.0)
+        elif best is not None:
+            reader = (max(best.margin, -20.0), best.score, best.null)
+        else:
+            reader = (-20.0, -10.0, 10.0)
         typed = form.kind in PATTERNS
         return RefusalSignals((
-            max(margin, -20.0),
-            best.score if best else -10.0,
-            best.null if best else 10.0,
+            *reader,
             ranked[0].score if ranked else -10.0,
             evidence.best_dense,
             evidence.names_missing,
             evidence.terms_missing,
             evidence.rare_missing,
+            # A date for another town: the question's names are in the articles, but not around the answer.
+            missing_share(form.names or form.terms, text_keys(window_text)),
             float(bool(typed_spans(best_text, form.kind))) if typed else 1.0,
             float(form.kind == "number" and bool(VAGUE_QUANTITY.match(best_text.strip()))),
             float(form.open),

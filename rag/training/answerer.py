@@ -1,4 +1,4 @@
-"""Fit the sentence ranker and the refusal model (``make train-answerer``), after the reader.
+"""Fit the sentence ranker, the span selector and the refusal model (``make train-answerer``), after the reader.
 
     python -m rag.training.answerer --squad ../shared/data/squad-v1.1-dev.json [--questions 1500] [--seed 0]
 
@@ -6,6 +6,8 @@ Both are logistic regressions over the signals ``rag.answering`` computes at que
 the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all 2,067 paragraphs indexed:
 
 - the ranker: every candidate sentence of the best passages, labelled by whether it holds the answer;
+- the span selector: every span the reader proposes (one per window it reads), labelled by whether it matches the
+  answer (SQuAD F1 >= 0.5);
 - the refusal model: each question once as retrieved (answerable when its gold paragraph is among the passages the
   answerer reads) and once with every passage holding the answer removed (near-topic: the articles discuss the
   subject, not that fact).
@@ -35,14 +37,16 @@ from rag.answering.linear import MODELS_FILE, fit_logistic, stored_models
 from rag.answering.questions import analyse
 from rag.answering.refusal import REFUSAL_FEATURES
 from rag.answering.sentences import SENTENCE_FEATURES, candidate_sentences
+from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES
 from rag.conversation import contextualize
 from rag.evaluation import calibrate_threshold, corpus_index_dir, load_questions, question_set_corpus
+from rag.metrics import best_f1
 from rag.pipeline import ANSWER_POOL, Assistant
 from rag.retrieval import RetrievedPassage
 from rag.settings import Settings, load_settings
 from rag.squad import articles_of, load_squad, squad_corpus
 
-MAX_FALSE_REFUSAL = 0.10
+MAX_FALSE_REFUSAL = 0.05
 DEV_WEIGHT = 2.0
 DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
 
@@ -113,8 +117,9 @@ def main() -> int:
     log(squad.ingest([corpus]).summary())
     items = train_questions(args.squad, args.questions, args.seed)
     answerer = Answerer(settings.model_path, settings.cache_dir, refusal_threshold=float("-inf"))
-    # Readings only need the refusal signals, not a verdict: stored weights of other features must not be loaded.
+    # Readings only need the signals, not a verdict: stored weights of other features must not be loaded.
     answerer.__dict__["refusal"] = DEFAULT_REFUSAL
+    answerer.__dict__["selector"] = MARGIN_ONLY
 
     log(f"retrieving {len(items)} train-half questions")
     retrieved = []
@@ -133,6 +138,19 @@ def main() -> int:
     ranker_rows, ranker_positives = len(rows), sum(labels)
     log(f"ranker fitted on {len(rows)} sentences ({sum(labels)} holding the answer): {ranker.to_json()}")
     answerer.__dict__["ranker"] = ranker
+
+    rows, labels = [], []
+    for item, (vector, passages) in zip(items, retrieved, strict=True):
+        for window in answerer.read(item.question, vector, passages, squad.retriever.rarity).windows:
+            if window.span is not None:
+                text = window.candidate.passage.text[window.span.start - window.candidate.passage.start:
+                                                     window.span.end - window.candidate.passage.start]
+                rows.append(window.features)
+                labels.append(int(best_f1(text, [item.answer]) >= 0.5))
+    selector = fit_logistic(rows, labels, SPAN_FEATURES)
+    selector_rows, selector_positives = len(rows), sum(labels)
+    log(f"span selector fitted on {len(rows)} spans ({sum(labels)} matching the answer): {selector.to_json()}")
+    answerer.__dict__["selector"] = selector
 
     rows, labels = [], []
     for done, (item, (vector, passages)) in enumerate(zip(items, retrieved, strict=True), start=1):
@@ -171,6 +189,7 @@ def main() -> int:
     models: dict[str, Any] = dict(stored_models())
     models.update({
         "ranker": ranker.to_json(),
+        "selector": selector.to_json(),
         "refusal": refusal.to_json(),
         "trained": {
             "command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
@@ -180,6 +199,7 @@ def main() -> int:
                     "these",
             "threshold_at": {"squad_train_pairs": rates(squad_scores), "dev_questions": rates(dev_scores)},
             "ranker_data": {"sentences": ranker_rows, "holding_answer": ranker_positives},
+            "selector_data": {"spans": selector_rows, "matching_answer": selector_positives},
         },
     })
     MODELS_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,32 @@
+"""Which of the reader's spans is the answer: each window the reader read proposes its best span, and a learned
+linear model chooses among them.
+
+The reader's own margin (span score minus no-answer score) is computed window by window, so it does not compare
+well across windows: a confident span in a sentence the ranker thought unlikely, or a span that only repeats the
+question's words ("the Islamic State" for "what did the Islamic State lose"), often wins on margin alone. The
+selector weighs the margin with the ranker's score of the sentence, the window's place in reading order, whether
+the span is of the kind asked for, and how much of it the question already says. Fitted by
+``rag.training.answerer`` on the SQuAD train half (label: the span matches the gold answer).
+"""
+
+from __future__ import annotations
+
+from rag.answering.linear import LinearModel
+from rag.answering.questions import PATTERNS, QuestionForm, tokens, typed_spans
+from rag.answering.terms import term_keys
+
+SPAN_FEATURES = ("margin", "span_score", "null", "sentence_score", "read_rank", "typed_match", "in_question",
+                 "span_words")
+MARGIN_ONLY = LinearModel(SPAN_FEATURES, (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0)
+"""Until the selector is fitted: the reader's margin alone, as SQuAD 2.0 decodes."""
+
+
+def span_features(form: QuestionForm, question_keys: frozenset[str], margin: float, score: float, null: float,
+                  sentence_score: float, read_rank: int, text: str) -> tuple[float, ...]:
+    """The selector's signals for one window's span (``text``), read ``read_rank``-th, in a sentence the ranker
+    scored ``sentence_score``; ``question_keys`` are the question's words as ``rag.answering.terms`` matches them."""
+    words = tokens(text)
+    repeated = sum(1 for word in words if term_keys(word) & question_keys) / len(words) if words else 1.0
+    typed = float(bool(typed_spans(text, form.kind))) if form.kind in PATTERNS else 1.0
+    return (max(margin, -20.0), score, null, sentence_score, float(read_rank), typed, repeated,
+            float(min(len(words), 12)))
