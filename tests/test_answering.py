@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rag.answering.questions import AnswerKind, analyse, typed_spans
+from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold
 from rag.retrieval import W_RERANK_LEXICAL, RetrievedPassage, rerank
@@ -352,3 +353,21 @@ def test_only_one_kind_of_score() -> None:
 def test_no_scores_at_all() -> None:
     with pytest.raises(ValueError):
         calibrate_threshold([], [])
+
+
+def test_span_features_say_what_the_question_already_holds_and_the_kind_asked_for() -> None:
+    form = analyse("When did the Islamic State lose Raqqa?")
+    keys = text_keys("When did the Islamic State lose Raqqa?")
+    date = dict(zip(SPAN_FEATURES, span_features(form, keys, 4.0, 9.0, 5.0, 1.5, 0, "Oct. 17"), strict=True))
+    echo = dict(zip(SPAN_FEATURES, span_features(form, keys, 6.0, 9.0, 3.0, 1.5, 2, "the Islamic State's fighters"),
+                    strict=True))
+    assert date["typed_match"] == 1.0 and echo["typed_match"] == 0.0
+    assert date["in_question"] == 0.0 and echo["in_question"] == pytest.approx(2 / 3)
+    assert (date["margin"], date["read_rank"], echo["read_rank"]) == (4.0, 0.0, 2.0)
+    assert span_features(form, keys, -99.0, 0.0, 0.0, 0.0, 0, "")[SPAN_FEATURES.index("margin")] == -20.0
+
+
+def test_the_untrained_selector_is_the_readers_margin() -> None:
+    form = analyse("who won")
+    rows = [span_features(form, frozenset(), margin, 1.0, 0.0, 0.0, rank, "x") for rank, margin in enumerate((1, 3))]
+    assert [MARGIN_ONLY.score(row) for row in rows] == [1.0, 3.0]

@@ -12,7 +12,7 @@ the span is of the kind asked for, and how much of it the question already says.
 from __future__ import annotations
 
 from rag.answering.linear import LinearModel
-from rag.answering.questions import PATTERNS, QuestionForm, tokens, typed_spans
+from rag.answering.questions import PATTERNS, QuestionForm, content_terms, tokens, typed_spans
 from rag.answering.terms import term_keys
 
 SPAN_FEATURES = ("margin", "span_score", "null", "sentence_score", "read_rank", "typed_match", "in_question",
@@ -25,8 +25,8 @@ def span_features(form: QuestionForm, question_keys: frozenset[str], margin: flo
                   sentence_score: float, read_rank: int, text: str) -> tuple[float, ...]:
     """The selector's signals for one window's span (``text``), read ``read_rank``-th, in a sentence the ranker
     scored ``sentence_score``; ``question_keys`` are the question's words as ``rag.answering.terms`` matches them."""
-    words = tokens(text)
-    repeated = sum(1 for word in words if term_keys(word) & question_keys) / len(words) if words else 1.0
+    words, content = tokens(text), content_terms(text)
+    repeated = sum(1 for word in content if term_keys(word) & question_keys) / len(content) if content else 1.0
     typed = float(bool(typed_spans(text, form.kind))) if form.kind in PATTERNS else 1.0
     return (max(margin, -20.0), score, null, sentence_score, float(read_rank), typed, repeated,
             float(min(len(words), 12)))
