@@ -375,7 +375,7 @@ def bench_cold_start(index_dir: Path, repeat: int) -> ColdStart:
 # --- 2. warm latency ---------------------------------------------------------------------------------------------
 
 EMBED_PART, DENSE_PART, BM25_PART, SENTENCES_PART = "query embedding", "vector search", "BM25", "sentence fetch"
-READER_PART = "reader (numpy span model)"
+READER_PART = "reader (int8 span model, ONNX Runtime)"
 REST_PART = "rest (fusion, store count, sentence ranking, refusal, composition)"
 
 
