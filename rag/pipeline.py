@@ -171,6 +171,7 @@ class Assistant:
         # The lexical index was rebuilt and the counts changed: both are read again on next use.
         self.__dict__.pop("retriever", None)
         self.__dict__.pop("_stats", None)
+        self.store.forget_articles()
         return report
 
     def ask(self, question: str, history: Sequence[str] = (), scope: Scope | None = None) -> Answer:
@@ -236,7 +237,7 @@ class Assistant:
 
     @cached_property
     def _stats(self) -> dict[str, int]:
-        return {"articles": len(self.store.documents()), "passages": self.store.count()}
+        return {"articles": self.store.article_count(), "passages": self.store.count()}
 
     def stats(self) -> dict[str, int]:
         """Articles and passages indexed; counting articles reads every passage's metadata, so it is kept until

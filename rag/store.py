@@ -160,7 +160,9 @@ class PassageStore:
         return len(self._matching_articles(query))
 
     def article(self, key: str) -> ArticleRow | None:
-        return self._article_rows()[1].get(key)
+        """One article by its key or its ``ArticleRow.id``."""
+        rows = self._article_rows()[1]
+        return rows.get(key) or next((row for row in rows.values() if row.id == key), None)
 
     def forget_articles(self) -> None:
         self.__dict__.pop("_listing", None)
@@ -230,6 +232,11 @@ class ArticleRow:
         topic = next((str(meta[name]) for name in TOPIC_KEYS if meta.get(name)), "")
         return cls(str(meta["doc_key"]), str(meta.get("title") or ""), source, date, int(meta["doc_passages"]),
                    topic, path, str(meta.get("text_path") or path), record_id)
+
+    @property
+    def id(self) -> str:
+        """A short opaque name for the article (the key is a server path, which pages never show)."""
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
 
     @property
     def searchable(self) -> str:
