@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import app
+from rag.ui import page as ui_page
 from rag.pipeline import Assistant
 from rag.settings import load_settings
 
@@ -66,8 +66,8 @@ def free_port() -> int:
 
 @contextmanager
 def serving(assistant: Assistant) -> Iterator[str]:
-    demo = app.build_app(assistant)
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    demo = ui_page.build_app(assistant)
+    _, url, _ = ui_page.launch(demo, host="127.0.0.1", port=free_port(), block=False)
     try:
         yield url
     finally:
