@@ -84,8 +84,11 @@ class Session:
     """One page of the app, with every request that would leave loopback refused and recorded, and every dialog
     (an alert() run by article text would open one) recorded."""
 
-    def __init__(self, browser: Any, url: str) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser: Any, url: str, width: int = 1280, height: int = 900) -> None:
+        # Its own context: storage (the kept conversations) starts empty; the clipboard can be read back.
+        self.context = browser.new_context(viewport={"width": width, "height": height},
+                                           permissions=["clipboard-read", "clipboard-write"])
+        self.page = self.context.new_page()
         self.external: list[str] = []
         self.dialogs: list[str] = []
         self.page.route("**/*", self._route)
@@ -122,7 +125,7 @@ class Session:
     def close(self) -> None:
         assert not self.external, f"the page tried to leave loopback: {self.external}"
         assert not self.dialogs, f"a dialog opened: {self.dialogs}"
-        self.page.close()
+        self.context.close()
 
 
 def marks(reply: Any) -> list[str]:

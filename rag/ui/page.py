@@ -101,7 +101,7 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
                         js="(question, context) => window.ragApp.send(question)")
         turn.change(None, [turn], None, js="(turn) => { window.ragApp.receive(turn); }", api_visibility="private",
                     show_progress="hidden")
-        search.input(lambda query: handlers.library(query), [search], [library], api_name="library_search",
+        search.change(lambda query: handlers.library(query), [search], [library], api_name="library_search",
                      trigger_mode="always_last", show_progress="hidden")
         action.change(_keep_reader(handlers), [search, action], [library, reader, stats], api_name="library",
                       show_progress="hidden")
@@ -137,8 +137,10 @@ def theme() -> gr.themes.Base:
     """Fonts shipped with gradio, so nothing is fetched from the network. Only their regular and bold files: the
     semibold ones in gradio 6.31 hold a few dozen glyphs, and text set in them comes out in mixed fonts."""
     font = gr.themes.LocalFont
+    # Darker secondary text and accent than the theme's own, for a 4.5:1 contrast (axe's color-contrast rule).
     return gr.themes.Soft(
         primary_hue="blue", neutral_hue="slate", radius_size="sm",
         font=(font("IBM Plex Sans", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"),
         font_mono=(font("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"),
-    )
+    ).set(body_text_color_subdued="*neutral_600", color_accent="*primary_700", block_info_text_color="*neutral_700",
+          block_label_text_color="*neutral_700", link_text_color="*primary_700")

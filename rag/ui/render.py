@@ -356,10 +356,11 @@ def render_library(rows: Sequence[ArticleRow], total: int, offset: int, limit: i
                    message: str = "", error: bool = False) -> str:
     """One page of the article list: each article with its title, source, date, topic and passage count, a box to
     ask within it, a button to read it and, for an upload, one to remove it; paging buttons under it."""
-    head = (f"{offset + 1:,}-{offset + len(rows):,} of {plural(total, 'article')}" if rows
-            else "No article matches" if query else "Nothing indexed yet")
-    if query:
-        head += f" matching “{text_html(query)}”"
+    if rows:
+        head = f"{offset + 1:,}-{offset + len(rows):,} of {plural(total, 'article')}"
+        head += f" matching “{text_html(query)}”" if query else ""
+    else:
+        head = f"No article matches “{text_html(query)}”" if query else "Nothing indexed yet"
     items = "".join(_library_row(row, uploads) for row in rows)
     note = (f'<p class="{"rag-error" if error else "rag-ok"}" role="status">{text_html(message)}</p>'
             if message else "")
