@@ -76,10 +76,9 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
                                       show_label=False, lines=1, max_lines=4, submit_btn="Ask", autofocus=True,
                                       elem_id="rag-question")
                 gr.HTML(NOTICE, elem_id="rag-notice-box")
-                # Carriers between the page's script and the server, never shown: what goes with a question, and
-                # the turn that comes back.
-                context = gr.Textbox(visible="hidden", label="Question context", elem_id="rag-context")
-                turn = gr.Textbox(visible="hidden", label="Answer", elem_id="rag-turn")
+                # The ask endpoint's other input and its output (the page's script sends and reads them itself).
+                context = gr.Textbox(visible=False, label="Question context")
+                turn = gr.Textbox(visible=False, label="Answer")
             with gr.Column(scale=4, min_width=300, elem_id="rag-side"):
                 gr.HTML('<h2 class="rag-side-head">Index</h2>', elem_id="rag-index-head")
                 stats = gr.HTML(handlers.stats, elem_id="rag-stats")
@@ -95,12 +94,9 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
                 upload_report = gr.HTML(UPLOAD_NOTE, elem_id="rag-upload-report")
                 gr.HTML(HISTORY, elem_id="rag-history-box")
                 gr.HTML(HELP_LLM if model else HELP)
-        # The script adds the context to the question (its return value is what the server gets) and renders each
-        # version of the turn it receives (several while a model writes).
-        question.submit(respond, [question, context], [turn, question], api_name="ask", show_progress="hidden",
-                        js="(question, context) => window.ragApp.send(question)")
-        turn.change(None, [turn], None, js="(turn) => { window.ragApp.receive(turn); }", api_visibility="private",
-                    show_progress="hidden")
+        # The page's script sends questions to this endpoint itself (over gradio's HTTP API, with their context)
+        # and renders each version of the turn it receives (several while a model writes); it is the API's too.
+        question.submit(respond, [question, context], [turn, question], api_name="ask", show_progress="hidden")
         search.change(lambda query: handlers.library(query), [search], [library], api_name="library_search",
                      trigger_mode="always_last", show_progress="hidden")
         action.change(_keep_reader(handlers), [search, action], [library, reader, stats], api_name="library",
