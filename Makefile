@@ -61,6 +61,7 @@ lint: setup
 
 bench: setup
 	$(PY) -m rag.bench
+	$(PY) -m rag.bench_library
 
 # SQuAD v1.1 dev, open setting (all 2,067 paragraphs indexed), questions of the held-out half of the article split.
 squad: setup

@@ -240,8 +240,8 @@ class Assistant:
         return {"articles": self.store.article_count(), "passages": self.store.count()}
 
     def stats(self) -> dict[str, int]:
-        """Articles and passages indexed; counting articles reads every passage's metadata, so it is kept until
-        the next ingest."""
+        """Articles and passages indexed (the article count is the library listing's), kept until the next
+        ingest."""
         return dict(self._stats)
 
 

@@ -438,3 +438,77 @@ def test_api_upload_adds_an_article_that_renders_as_text(index_copy: Settings, t
         assert "<script" not in rendered and "<img" not in rendered
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The library
+
+
+def test_library_pages_searches_and_removes_only_uploads(index_copy: Settings, tmp_path: Path) -> None:
+    handlers = ui.ChatHandlers(Assistant(index_copy))
+    store = handlers.assistant.store
+    upload = tmp_path / "harbour.txt"
+    upload.write_text(HARBOUR, encoding="utf-8")
+    handlers.upload([str(upload)])
+    every = store.articles(0, 10)
+    assert store.article_count() == 3 and [row.title for row in every] == sorted(
+        (row.title for row in every), key=str.casefold)
+    assert store.articles(0, 2) + store.articles(2, 2) == every and store.articles(3, 2) == []
+    [harbour] = store.articles(0, 10, "port VELL")
+    assert store.article_count("port vell") == 1 and harbour.source == "harbour.txt" and harbour.passages == 1
+    assert store.article(harbour.id) == harbour == store.article(harbour.key)
+    page = Page(handlers.library("", 0))
+    page.assert_inert()
+    assert "1-3 of 3 articles" in page.text and str(index_copy.index_dir) not in page.text
+    assert "Port Vell harbour <script>alert(1)</script> reopens" in page.text
+    assert "No article matches “zzz”" in Page(handlers.library("zzz")).text
+    seed = next(row for row in every if row.key != harbour.key)
+    kept = {row.key: row for row in every if row.key != harbour.key}
+    passages_before = set(store.passage_ids())
+    harbour_passages = set(store.passages.get(where={"doc_key": harbour.key}, include=[])["ids"])
+    message, failed = handlers.remove(seed.id)
+    assert failed and "was not uploaded here" in message and store.article_count() == 3
+    message, failed = handlers.remove(harbour.id)
+    assert not failed and message == "Removed harbour.txt: 1 article and their passages left the index."
+    assert {row.key: row for row in store.articles(0, 10)} == kept
+    assert len(harbour_passages) == 1 and set(store.passage_ids()) == passages_before - harbour_passages
+    assert not (index_copy.index_dir / "uploads" / "harbour.txt").exists()
+    assert not handlers.assistant.ask(HARBOUR_QUESTION).answerable
+
+
+def test_reader_view_shows_the_article_as_text(index_copy: Settings, tmp_path: Path) -> None:
+    handlers = ui.ChatHandlers(Assistant(index_copy))
+    upload = tmp_path / "harbour.txt"
+    upload.write_text(HARBOUR, encoding="utf-8")
+    handlers.upload([str(upload)])
+    [row] = handlers.assistant.store.articles(0, 1, "harbour")
+    page = Page(handlers.read(row.id))
+    page.assert_inert()
+    assert HARBOUR in page.text and "harbour.txt · 1 passage" in page.text
+    assert "no longer in the index" in handlers.read("missing")
+
+
+def test_follow_ups_are_drawn_from_the_cited_text() -> None:
+    from rag.conversation import suggest_follow_ups
+
+    cited = ["Iraqi forces declared victory in Mosul on July 10. Kurdish-led forces took Raqqa on Oct. 17, said "
+             "Brett McGurk. The Syrian army said Deir Ezzor was retaken."]
+    suggestions = suggest_follow_ups("When did Mosul fall?", cited)
+    assert suggestions and all(
+        s.removeprefix("And ").removeprefix("What happened on ").rstrip("?") in cited[0] for s in suggestions)
+    assert not any("Mosul" in s or s.startswith("And Iraqi") for s in suggestions)
+    assert "What happened on July 10?" in suggestions or "What happened on Oct. 17?" in suggestions
+    assert suggest_follow_ups("When did Mosul fall?", ["nothing named here."]) == []
+
+
+def test_turn_says_how_the_answer_is_supported_and_copies_as_text(assistant: Assistant) -> None:
+    answer = assistant.ask("When did Mosul fall?")
+    page = Page(render.render_turn(answer, 1, assistant.threshold))
+    page.assert_inert()
+    copy = next(attrs["data-copy"] for tag, attrs in page.tags if tag == "button" and attrs.get("class") == "rag-copy")
+    assert copy and copy.startswith(answer.answer) and "Sources:" in copy and answer.citations[0].quote in copy
+    assert "Quoted directly" in page.text
+    refusal = assistant.ask("Who won the 2017 French presidential election?")
+    label, kind = render.support_words(refusal, assistant.threshold)
+    assert (label, kind) == ("No answer found · closest passages only", "none")
+    assert "rag-follow" not in render.render_turn(refusal, 1, assistant.threshold)

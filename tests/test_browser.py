@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rag.ui import page as ui_page
 from rag.pipeline import Assistant
 from rag.settings import load_settings
+from rag.ui import page as ui_page
 
 # gradio's queue trips pandas 3 deprecation warnings of its own; they say nothing about this app.
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")

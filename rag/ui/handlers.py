@@ -76,7 +76,10 @@ def parse_context(raw: str | None) -> AskContext:
         return AskContext()
     if not isinstance(data, dict):
         return AskContext()
-    strings = lambda values: [str(v) for v in values if isinstance(v, str)] if isinstance(values, list) else []  # noqa: E731
+
+    def strings(values: Any) -> list[str]:
+        return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
+
     turns = [(str(pair[0]), str(pair[1])) for pair in data.get("turns") or []
              if isinstance(pair, list) and len(pair) == 2]
     turn = data.get("turn")
