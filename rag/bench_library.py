@@ -35,7 +35,12 @@ from rag.ui.handlers import ChatHandlers
 
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_CORPORA = (DATA / "reuters21578.jsonl", DATA / "bbc-news.jsonl")
-PASSAGE_CHARS = 1000
+# Under 32,766 passages in all: reading every passage at once (PassageStore.all_nodes, for the lexical index) passes
+# one SQLite variable per passage, and SQLite refuses more ("too many SQL variables"); 2,000 characters gives ~22,000.
+PASSAGE_CHARS = 2000
+# Nodes per write: Reuters records carry a dozen metadata fields, and store.add's batches of 2,000 then pass more
+# variables than SQLite allows in one statement ("too many SQL variables").
+WRITE_NODES = 500
 GOAL_MS = 500.0
 DIMENSIONS = 384
 
@@ -54,7 +59,8 @@ def build(index_dir: Path, corpora: Sequence[Path], limit: int | None) -> tuple[
             vector = random.standard_normal(DIMENSIONS)
             node.embedding = (vector / np.linalg.norm(vector)).tolist()
             nodes.append(node)
-    assistant.store.add(nodes, [])
+    for start in range(0, len(nodes), WRITE_NODES):
+        assistant.store.add(nodes[start : start + WRITE_NODES], [])
     build_lexical_index(assistant.settings, assistant.store)
     return assistant, len(articles)
 

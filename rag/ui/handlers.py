@@ -30,7 +30,6 @@ from rag.pipeline import Answer, Assistant, QuestionError
 from rag.retrieval import Scope
 from rag.store import ArticleRow
 from rag.ui.render import (
-    failure_reply,
     is_upload,
     plural,
     render_library,
@@ -86,6 +85,13 @@ def parse_context(raw: str | None) -> AskContext:
     return AskContext(strings(data.get("earlier"))[-CONTEXT_QUESTIONS:], turns[-CONTEXT_TURNS:],
                       strings(data.get("scope")), turn if isinstance(turn, int) and turn > 0 else 1,
                       str(data.get("request") or ""))
+
+
+def failure_message(error: Exception) -> str:
+    """What the page says of an unexpected failure, in one line (the traceback goes to the server log)."""
+    traceback.print_exc(file=sys.stderr)
+    return (f"Sorry, this question could not be answered ({type(error).__name__}: {str(error)[:300]}). "
+            "The details are in the server log.")
 
 
 def safe_filename(name: str) -> str:
@@ -176,8 +182,8 @@ class ChatHandlers:
 
         The turn holds ``html`` (the answer as the page shows it), ``text`` (the answer alone, sent back as context
         for a model) and ``final``; a question that cannot be asked (empty, too long, scoped to articles no longer
-        indexed) holds ``error`` instead and the box keeps the question; any other failure is logged and answered
-        with a one-line message."""
+        indexed) or that failed (the index unreadable...) holds ``error`` instead, a line for the page to show by
+        the question box, which keeps the question; a failure's traceback goes to the server log."""
         ask = parse_context(context)
         try:
             with self.guard.reading():
@@ -187,7 +193,7 @@ class ChatHandlers:
         except QuestionError as error:
             return self._error(ask, question, f"Cannot ask that: {error}."), question
         except Exception as error:
-            return self._payload(ask, question, failure_reply(error), final=True), ""
+            return self._error(ask, question, failure_message(error)), question
 
     def respond_generated(self, question: str, context: str | None = None) -> Iterator[tuple[str, str]]:
         """``respond`` with the model ``settings.llm``: the turn streams in as sentences pass their checks, and the
@@ -217,7 +223,7 @@ class ChatHandlers:
         except QuestionError as error:
             yield self._error(ask, question, f"Cannot ask that: {error}."), question
         except Exception as error:
-            yield self._payload(ask, question, failure_reply(error), final=True), ""
+            yield self._error(ask, question, failure_message(error)), question
 
     def _scope(self, ids: Sequence[str]) -> Scope | None:
         if not ids:

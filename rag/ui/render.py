@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +50,6 @@ def source_anchor(turn: int, n: int) -> str:
 
 def quote_anchor(turn: int, n: int) -> str:
     return f"rag-t{turn}-q{n}"
-
-
-def failure_reply(error: Exception) -> str:
-    """What the chat shows for an unexpected failure (the traceback goes to the server log)."""
-    traceback.print_exc(file=sys.stderr)
-    return (f'<p class="rag-error">Sorry, this question could not be answered '
-            f"({text_html(type(error).__name__)}: {text_html(str(error)[:300])}). "
-            "The details are in the server log.</p>")
 
 
 def render_question(question: str) -> str:
