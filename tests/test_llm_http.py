@@ -361,10 +361,12 @@ def test_ui_follow_up_sends_the_conversation(llm_server: ScriptedServer, seed_se
     settings = seed_settings.with_overrides({"llm": "openai:first-sentence",
                                              "llm_base_url": base_url(llm_server, "openai")})
     client = ui(settings)
-    chat, _ = client.predict(QUESTION, [], api_name="/ask")
+    chat, _ = client.predict(QUESTION, context(), api_name="/ask")
     first = answer_line(reply_text(chat))
     assert "rag-mode-llm" in reply_text(chat) and first.endswith(" [1].")
-    chat, _ = client.predict("And Raqqa?", chat, api_name="/ask")
+    # As the page sends it: the earlier questions, and the earlier (question, answer text) turns for the model.
+    earlier = json.dumps({"earlier": [QUESTION], "turns": [[QUESTION, json.loads(chat)["text"]]], "turn": 2})
+    chat, _ = client.predict("And Raqqa?", earlier, api_name="/ask")
     messages = llm_server.requests[-1]["body"]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == QUESTION
