@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +167,19 @@ class PassageStore:
 
     def forget_articles(self) -> None:
         self.__dict__.pop("_listing", None)
+        self.__dict__.pop("_last_search", None)
 
     def _matching_articles(self, query: str) -> list[ArticleRow]:
-        rows = list(self._article_rows()[1].values())
+        count, rows = self._article_rows()
         words = query.casefold().split()
-        return [row for row in rows if all(word in row.searchable for word in words)] if words else rows
+        if not words:
+            return list(rows.values())
+        # A page asks for the count and then the rows of one search: the last search's result is kept.
+        last = self.__dict__.get("_last_search")
+        if last is None or last[:2] != (count, words):
+            matching = [row for row in rows.values() if all(word in row.searchable for word in words)]
+            last = self.__dict__["_last_search"] = (count, words, matching)
+        return list(last[2])
 
     def _article_rows(self) -> tuple[int, dict[str, ArticleRow]]:
         count = self.count()
@@ -238,6 +247,6 @@ class ArticleRow:
         """A short opaque name for the article (the key is a server path, which pages never show)."""
         return hashlib.sha256(self.key.encode()).hexdigest()[:16]
 
-    @property
+    @cached_property
     def searchable(self) -> str:
         return f"{self.title} {self.source} {self.topic}".casefold()
