@@ -25,6 +25,7 @@ from gradio_client import Client, handle_file
 import app
 from rag.citing import Citation, PassageHit, article_text
 from rag.pipeline import Answer, Assistant
+from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
 from rag.ui import handlers as ui
 from rag.ui import page as ui_page
@@ -513,3 +514,5 @@ def test_turn_says_how_the_answer_is_supported_and_copies_as_text(assistant: Ass
     label, kind = render.support_words(refusal, assistant.threshold)
     assert (label, kind) == ("No answer found · closest passages only", "none")
     assert "rag-follow" not in render.render_turn(refusal, 1, assistant.threshold)
+    within = assistant.ask("When did Mosul fall?", scope=Scope(("000_ddbd021a6e61dfd0.txt",)))
+    assert "Asked within 1 article chosen in the library." in Page(render.render_turn(within, 1, 0.0)).text

@@ -84,9 +84,10 @@ def test_each_turn_costs_the_same_at_turn_30_as_at_turn_1(browser: Any, seed_url
             session.page.wait_for_timeout(10)
         up.append(sum(request for request, _ in sent[seen:]))
         down.append(sum(response for _, response in sent[seen:]))
-    first, last = statistics.median(seconds[:5]), statistics.median(seconds[-5:])
+    # Turns 2-6 against 26-30: the first question of a server run loads what the answerer loads lazily.
+    first, last = statistics.median(seconds[1:6]), statistics.median(seconds[-5:])
     report = {"turn_ms": [round(s * 1000) for s in seconds], "request_bytes": up, "response_bytes": down,
-              "median_first_5_ms": round(first * 1000), "median_last_5_ms": round(last * 1000)}
+              "median_turns_2_6_ms": round(first * 1000), "median_turns_26_30_ms": round(last * 1000)}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "turn-cost.json").write_text(json.dumps(report, indent=1) + "\n")
     assert session.replies() == TURNS

@@ -321,7 +321,11 @@ def render_turn(answer: Answer, turn: int, threshold: float, answerer: str = "ru
     copy = plain_text(answer)
     tools = (f'<div class="rag-tools"><span class="rag-support rag-support-{kind}">{text_html(label)}</span>'
              f'<button type="button" class="rag-copy" data-copy="{text_html(copy)}">Copy answer</button></div>')
-    return render_answer(answer, turn) + tools + render_follow_ups(answer)
+    scope = ""
+    if answer.scope:
+        chosen = len(answer.scope.articles) + len(answer.scope.sources)
+        scope = f'<p class="rag-asked">Asked within {plural(chosen, "article")} chosen in the library.</p>'
+    return render_answer(answer, turn) + scope + tools + render_follow_ups(answer)
 
 
 def render_follow_ups(answer: Answer) -> str:

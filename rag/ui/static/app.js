@@ -5,7 +5,10 @@
   // gradio's HTTP API (one POST, one event stream per question) rather than through gradio's page events, whose
   // time per event was measured growing with the number of events a page had sent (about 1 ms more per event). Every fragment it inserts was escaped by the server
   // (rag/ui/render.py); text it writes itself (the question while it waits, history titles) goes in as textContent.
-  const STORE = 'rag-conversations-v1';
+  // Kept in localStorage: an index of the conversations, and each turn under its own key, so that keeping a turn
+  // writes that turn only (rewriting a whole long conversation every turn made turns slower as it grew).
+  const INDEX = 'rag-conversations-v2';
+  const TURN = 'rag-turn-v2:';
   const MAX_CONVERSATIONS = 50;
   const CONTEXT_QUESTIONS = 5; // as handlers.CONTEXT_QUESTIONS
   const CONTEXT_TURNS = 3; // as handlers.CONTEXT_TURNS
@@ -15,24 +18,44 @@
 
   const read = () => {
     try {
-      const stored = JSON.parse(localStorage.getItem(STORE) || '[]');
-      return Array.isArray(stored) ? stored.filter((c) => c && Array.isArray(c.turns)) : [];
+      const stored = JSON.parse(localStorage.getItem(INDEX) || '[]');
+      return Array.isArray(stored) ? stored.filter((c) => c && c.id && c.count > 0) : [];
     } catch (error) {
       return [];
     }
   };
-  const save = () => {
+  const turnsOf = (c) => {
+    if (!c.turns) {
+      c.turns = [];
+      for (let n = 0; n < c.count; n += 1) {
+        try {
+          const turn = JSON.parse(localStorage.getItem(`${TURN}${c.id}:${n}`) || 'null');
+          if (turn) c.turns.push(turn);
+        } catch (error) {
+          break;
+        }
+      }
+    }
+    return c.turns;
+  };
+  const forget = (c) => {
+    for (let n = 0; n < c.count; n += 1) localStorage.removeItem(`${TURN}${c.id}:${n}`);
+  };
+  const keep = (c, turn) => {
     // The newest conversations are kept when the browser's quota is reached.
     for (;;) {
       try {
-        localStorage.setItem(STORE, JSON.stringify(state.conversations.filter((c) => c.turns.length)));
+        localStorage.setItem(`${TURN}${c.id}:${c.count - 1}`, JSON.stringify(turn));
+        localStorage.setItem(INDEX, JSON.stringify(state.conversations.filter((k) => k.count).map(
+          ({id, title, updated, count}) => ({id, title, updated, count}))));
         return;
       } catch (error) {
-        if (state.conversations.length <= 1) {
+        const oldest = state.conversations.length > 1 ? state.conversations.pop() : null;
+        if (!oldest) {
           notice('This browser has no room left to keep the conversation; it will not survive a reload.');
           return;
         }
-        state.conversations.pop();
+        forget(oldest);
       }
     }
   };
@@ -87,8 +110,8 @@
     const box = log();
     if (!box) return;
     const current = conversation();
-    if (!current || !current.turns.length) showEmpty();
-    else box.replaceChildren(...current.turns.map((turn) => turnElement(turn.html, false)));
+    if (!current || !current.count) showEmpty();
+    else box.replaceChildren(...turnsOf(current).map((turn) => turnElement(turn.html, false)));
     renderHistory();
   };
   const scrollToTurn = (turn) => {
@@ -101,16 +124,17 @@
     notice('');
     let current = conversation();
     if (!current) {
-      current = {id: newId(), title: '', updated: Date.now(), turns: []};
+      current = {id: newId(), title: '', updated: Date.now(), count: 0, turns: []};
       state.conversations.unshift(current);
       state.current = current.id;
     }
     const request = newId();
+    const turns = turnsOf(current);
     const context = {
-      earlier: current.turns.slice(-CONTEXT_QUESTIONS).map((t) => t.question),
-      turns: current.turns.slice(-CONTEXT_TURNS).map((t) => [t.question, t.text || '']),
+      earlier: turns.slice(-CONTEXT_QUESTIONS).map((t) => t.question),
+      turns: turns.slice(-CONTEXT_TURNS).map((t) => [t.question, t.text || '']),
       scope: [...state.scope.keys()],
-      turn: current.turns.length + 1,
+      turn: turns.length + 1,
       request,
     };
     state.pending = {request, question, element: null};
@@ -124,7 +148,7 @@
       wait.className = 'rag-wait';
       wait.textContent = 'Looking in the articles…';
       waiting.append(asked, wait);
-      if (!current.turns.length) log().replaceChildren();
+      if (!turns.length) log().replaceChildren();
       log().append(waiting);
       state.pending.element = waiting;
       scrollToTurn(waiting);
@@ -145,7 +169,7 @@
     if (turn.error) {
       // The conversation stays as it was; the message sits by the question box, which keeps the question.
       if (pending.element) pending.element.remove();
-      if (current && !current.turns.length) showEmpty();
+      if (current && !current.count) showEmpty();
       state.pending = null;
       notice(turn.error);
       return;
@@ -156,11 +180,14 @@
     pending.element = element;
     if (!turn.final) return;
     state.pending = null;
-    current.turns.push({question: turn.question, html: turn.html, text: turn.text});
+    const kept = {question: turn.question, html: turn.html, text: turn.text};
+    turnsOf(current).push(kept);
+    current.count = current.turns.length;
     current.title = current.title || turn.question;
     current.updated = Date.now();
-    state.conversations = [current, ...state.conversations.filter((c) => c !== current)].slice(0, MAX_CONVERSATIONS);
-    save();
+    state.conversations = [current, ...state.conversations.filter((c) => c !== current)];
+    for (const old of state.conversations.splice(MAX_CONVERSATIONS)) forget(old);
+    keep(current, kept);
     renderHistory();
     document.body.classList.add('rag-asked');
     scrollToTurn(element);
@@ -235,8 +262,8 @@
   };
   const askNew = () => {
     const current = conversation();
-    if (current && current.turns.length >= CONFIRM_AFTER) {
-      notice(`Start a new conversation? This one (${current.turns.length} questions) stays under Conversations.`,
+    if (current && current.count >= CONFIRM_AFTER) {
+      notice(`Start a new conversation? This one (${current.count} questions) stays under Conversations.`,
              [['Start new', startNew], ['Cancel', () => $('#rag-question textarea')?.focus()]]);
     } else {
       startNew();
@@ -247,7 +274,7 @@
   const renderHistory = () => {
     const list = $('#rag-history');
     if (!list) return;
-    const items = state.conversations.filter((c) => c.turns.length).map((c) => {
+    const items = state.conversations.filter((c) => c.count).map((c) => {
       const item = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
@@ -256,7 +283,7 @@
       button.setAttribute('aria-current', String(c.id === state.current));
       button.textContent = c.title || 'Conversation';
       const when = document.createElement('small');
-      const count = c.turns.length;
+      const count = c.count;
       when.textContent = `${count} question${count === 1 ? '' : 's'} · ${new Date(c.updated).toLocaleString()}`;
       button.append(when);
       item.append(button);
@@ -407,7 +434,7 @@
     if (event.key !== 'ArrowUp' && event.key !== 'ArrowDown') return;
     // The up arrow brings back earlier questions (in an empty box, or one showing a recalled question).
     const current = conversation();
-    const asked = current ? current.turns.map((t) => t.question) : [];
+    const asked = current ? turnsOf(current).map((t) => t.question) : [];
     if (!asked.length || (box.value && (state.recall === null || box.value !== asked[state.recall]))) return;
     let at = state.recall === null ? asked.length : state.recall;
     at = event.key === 'ArrowUp' ? Math.max(0, at - 1) : at + 1;
