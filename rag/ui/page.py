@@ -72,10 +72,10 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
         with gr.Row(equal_height=False, elem_id="rag-main"):
             with gr.Column(scale=7, min_width=320, elem_id="rag-chat-col"):
                 gr.HTML(CHAT, elem_id="rag-chat")
+                gr.HTML(NOTICE, elem_id="rag-notice-box")
                 question = gr.Textbox(placeholder="Ask a question about the indexed articles…", label="Question",
                                       show_label=False, lines=1, max_lines=4, submit_btn="Ask", autofocus=True,
                                       elem_id="rag-question")
-                gr.HTML(NOTICE, elem_id="rag-notice-box")
                 # The ask endpoint's other input and its output (the page's script sends and reads them itself).
                 context = gr.Textbox(visible=False, label="Question context")
                 turn = gr.Textbox(visible=False, label="Answer")
