@@ -5,8 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SQUAD := ../shared/data/squad-v1.1-dev.json
 LLM_STAMP := $(VENV)/.installed-llm
+# axe-core, the accessibility checker the browser tests run in the page: pinned, installed from npm at test time only
+# (never served by the app).
+AXE_VERSION := 4.13.0
+AXE := .axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup setup-llm ask ingest test unit eval lint bench ui squad train-reader train-answerer clean
+.PHONY: setup setup-llm setup-axe ask ingest test unit eval lint bench ui squad train-reader train-answerer clean
 
 setup: $(STAMP)
 
@@ -23,6 +27,11 @@ $(LLM_STAMP): requirements-llm.lock $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-llm.lock
 	touch $@
 
+setup-axe: $(AXE)
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --no-save --no-package-lock --prefix .axe axe-core@$(AXE_VERSION)
+
 # make ask Q="when did Mosul fall?"  (indexes seeds/ first when there is no index yet)
 ask: setup
 	@test -n "$$Q" || { echo 'usage: make ask Q="your question"' >&2; exit 2; }
@@ -36,7 +45,7 @@ ingest: setup
 # tests talk to a scripted model server through the llm extra, so it is installed first.
 test: setup setup-llm lint unit eval
 
-unit: setup setup-llm
+unit: setup setup-llm setup-axe
 	$(PY) -m pytest -q
 
 eval: setup
@@ -52,6 +61,7 @@ lint: setup
 
 bench: setup
 	$(PY) -m rag.bench
+	$(PY) -m rag.bench_library
 
 # SQuAD v1.1 dev, open setting (all 2,067 paragraphs indexed), questions of the held-out half of the article split.
 squad: setup

@@ -1,20 +1,28 @@
-"""``python -m rag.ask "QUESTION" [--json] [--top-k N] [--index DIR] [--llm BACKEND:MODEL [--llm-base-url URL]
-[--llm-timeout S]]``: answer from the indexed articles (with ``--llm``, in the model's words, every sentence checked
-against the passages it cites)."""
+"""``python -m rag.ask "QUESTION" [--json] [--top-k N] [--index DIR] [--article ID]... [--source FILE]...
+[--llm BACKEND:MODEL [--llm-base-url URL] [--llm-timeout S]]``: answer from the indexed articles (with ``--article``
+or ``--source``, only from those; with ``--llm``, in the model's words, every sentence checked against the passages
+it cites)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rag.cli import add_index_flags, add_llm_flags, fail, log, run, settings_from
 from rag.pipeline import Answer, Assistant, QuestionError, check_question
+from rag.retrieval import Scope
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.ask", description=__doc__)
     parser.add_argument("question", help="the question, in quotes")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--article", action="append", default=[], metavar="ID",
+                        help="answer only from this article: its doc_id as citations give it (a file's path relative "
+                        "to the ingested directory, a JSONL record's id) or its key; repeatable")
+    parser.add_argument("--source", action="append", default=[], metavar="FILE",
+                        help="answer only from the articles of this file (a JSONL file: all its records); repeatable")
     add_index_flags(parser)
     add_llm_flags(parser)
     args = parser.parse_args()
@@ -30,7 +38,11 @@ def main() -> int:
         # Saying "the articles don't say" would be wrong: there are no articles to ask.
         corpus = ", ".join(str(path) for path in assistant.settings.corpus)
         fail(f"no articles to answer from: nothing could be indexed from {corpus}", code=1)
-    answer = generated(assistant, args.question) if assistant.settings.llm else assistant.ask(args.question)
+    scope = Scope(tuple(args.article), tuple(str(Path(source).resolve()) for source in args.source))
+    if scope and not assistant.store.passages.get(where=scope.where(), limit=1, include=[])["ids"]:
+        fail("no indexed article matches --article/--source (doc_id as in citations, or the ingested file)", code=1)
+    answer = (generated(assistant, args.question, scope) if assistant.settings.llm
+              else assistant.ask(args.question, scope=scope))
     print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2) if args.json else render(answer))
     return 0
 
@@ -45,10 +57,10 @@ def load_llm(assistant: Assistant) -> None:
         fail(str(error))
 
 
-def generated(assistant: Assistant, question: str) -> Answer:
+def generated(assistant: Assistant, question: str, scope: Scope) -> Answer:
     from rag.generation.chain import Done
 
-    answer = next(event.answer for event in assistant.generate(question) if isinstance(event, Done))
+    answer = next(event.answer for event in assistant.generate(question, scope=scope) if isinstance(event, Done))
     if answer.fallback_reason:
         log(f"llm: {answer.fallback_reason}; showing the extractive answer")
     return answer

@@ -65,3 +65,44 @@ def _follow_up_subject(question: str) -> str | None:
     if 0 < len(words) <= 3 and not QUESTION_WORD.search(question):
         return question.strip(" ?.!")
     return None
+
+
+MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+         r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+DATE = re.compile(rf"\b{MONTH} \d{{1,2}}(?:, \d{{4}})?\b|\b\d{{1,2}} {MONTH} \d{{4}}\b")
+# Capitalised words that open sentences or name no one: never offered as a subject.
+NOT_A_NAME = set("""a an and as at but by for from he her his however i if in it its many more most mr mrs ms on
+one our she so some that the their there these they this those to two was we what when where which while who why
+with you islamic state monday tuesday wednesday thursday friday saturday sunday""".split())
+MAX_FOLLOW_UPS = 3
+
+
+def suggest_follow_ups(question: str, cited_texts: Sequence[str], limit: int = MAX_FOLLOW_UPS) -> list[str]:
+    """Questions to ask next, made only of names and dates that the cited text mentions and the question does not:
+    "And NAME?" (asked as the same question about NAME, see ``contextualize``) when the question has a name of its
+    own to replace, else "Who is NAME?"; then "What happened on DATE?". Names mentioned most come first; nothing is
+    made up: every suggestion quotes the articles' own words."""
+    asked = question.casefold()
+    text = "\n".join(cited_texts)
+    counts: dict[str, int] = {}
+    for match in NAME.finditer(text):
+        # A capitalised word opening a sentence or a line is no sign of a name.
+        before = text[max(0, match.start() - 4) : match.start()]
+        opening = match.start() == 0 or re.search(r"[.!?:;\n“\"]\s*$", before) is not None
+        name = re.sub(r"[’']s$", "", match.group().split("\n")[0].strip(" ’'-"))
+        words = name.split()
+        if opening and len(words) < 2:
+            continue
+        while words and words[0].casefold() in NOT_A_NAME:
+            words = words[1:]
+        name = " ".join(words)
+        if len(name) < 3 or name.casefold() in asked or re.fullmatch(MONTH, name):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+    has_subject = any(match.start() > 0 for match in NAME.finditer(question))
+    names = sorted(counts, key=lambda name: -counts[name])
+    suggestions = [f"And {name}?" if has_subject else f"Who or what is {name}?" for name in names[: limit - 1]]
+    dates = [date for date in dict.fromkeys(m.group() for m in DATE.finditer(text)) if date.casefold() not in asked]
+    suggestions += [f"What happened on {date}?" for date in dates[:1]]
+    suggestions += [f"And {name}?" if has_subject else f"Who or what is {name}?" for name in names[limit - 1 :]]
+    return suggestions[:limit]

@@ -5,6 +5,7 @@ The CLIs (``rag.ask``, ``rag.ingest``, ``rag.eval``) and the chat UI are thin sh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ from rag.answering.answerer import Answerer
 from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, lexical_index_current
-from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index
+from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index
 from rag.settings import Settings
 from rag.store import PassageStore
 
@@ -83,6 +84,8 @@ class Answer:
     """Every sentence the model wrote, with its verdict: the dropped ones were never shown."""
     fallback_reason: str | None = None
     timing: Timing | None = None
+    scope: Scope | None = None
+    """The articles and files retrieval was kept to (None: the whole index)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,7 @@ class Answer:
             "sentences": [asdict(sentence) for sentence in self.sentences],
             "fallback_reason": self.fallback_reason,
             "timing": asdict(self.timing) if self.timing else None,
+            "scope": self.scope.to_json() if self.scope else None,
         }
 
 
@@ -167,14 +171,18 @@ class Assistant:
         # The lexical index was rebuilt and the counts changed: both are read again on next use.
         self.__dict__.pop("retriever", None)
         self.__dict__.pop("_stats", None)
+        self.store.forget_articles()
         return report
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = (), scope: Scope | None = None) -> Answer:
+        """The answer to ``question`` (a follow-up to the ``history`` questions), from the articles ``scope``
+        allows (all of them when it is None or empty)."""
         question = check_question(question)
         asked = contextualize(question, history, self.retriever.rarity)
         vector = self.retriever.embed_question(asked)
-        passages = self.retriever.retrieve(asked, vector)
-        return self.answer(question, asked, vector, passages)
+        passages = self.retriever.retrieve(asked, vector, scope=scope)
+        answer = self.answer(question, asked, vector, passages)
+        return dataclasses.replace(answer, scope=scope) if scope else answer
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
@@ -196,14 +204,19 @@ class Assistant:
         return load_model(self.settings)
 
     def generate(self, question: str, history: Sequence[tuple[str, str]] = (),
-                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None) -> Iterator[GenerationEvent]:
+                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None
+                 ) -> Iterator[GenerationEvent]:
         """A generated answer from ``self.llm``, as events: each piece of text the model writes, each of its
         sentences once checked, and last the ``Answer``, which is the extractive ``answer(...)`` when the model
         fails or none of its sentences is supported by the passages it cites. ``history`` holds the earlier
-        (question, answer) turns; ``retrieved`` is (question vector, passages) when already retrieved."""
-        from rag.generation.chain import generate
+        (question, answer) turns; ``retrieved`` is (question vector, passages) when already retrieved; ``scope``
+        keeps retrieval to some articles, as for ``ask``."""
+        from rag.generation.chain import Done, generate
 
-        return generate(self, self.llm, question, history, retrieved)
+        for event in generate(self, self.llm, question, history, retrieved, scope):
+            if isinstance(event, Done) and scope:
+                event = dataclasses.replace(event, answer=dataclasses.replace(event.answer, scope=scope))
+            yield event
 
     def _rules_answer(self, question: str, asked: str, vector: Any, pool: list[RetrievedPassage],
                       shown: list[PassageHit]) -> Answer:
@@ -224,11 +237,11 @@ class Assistant:
 
     @cached_property
     def _stats(self) -> dict[str, int]:
-        return {"articles": len(self.store.documents()), "passages": self.store.count()}
+        return {"articles": self.store.article_count(), "passages": self.store.count()}
 
     def stats(self) -> dict[str, int]:
-        """Articles and passages indexed; counting articles reads every passage's metadata, so it is kept until
-        the next ingest."""
+        """Articles and passages indexed (the article count is the library listing's), kept until the next
+        ingest."""
         return dict(self._stats)
 
 

@@ -8,6 +8,7 @@ of the passage ids it was built from, so it is rebuilt whenever the store change
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import math
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
@@ -50,6 +53,35 @@ class RetrievedPassage:
     @property
     def end(self) -> int:
         return int(self.metadata["end"])
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Retrieval kept to some articles (each named by its key or its id, as ``doc_id`` in citations) and the
+    articles of some files (absolute paths; a JSONL file stands for all its records). Empty: everything."""
+
+    articles: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.articles or self.sources)
+
+    def where(self) -> dict[str, Any]:
+        """The Chroma filter for the dense side."""
+        clauses: list[dict[str, Any]] = []
+        if self.articles:
+            clauses += [{"doc_key": {"$in": list(self.articles)}}, {"article_id": {"$in": list(self.articles)}}]
+        if self.sources:
+            clauses.append({"path": {"$in": list(self.sources)}})
+        return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+    def admits(self, metadata: dict[str, Any]) -> bool:
+        """The same filter, for the lexical side's candidates."""
+        return (str(metadata.get("doc_key")) in self.articles or str(metadata.get("article_id")) in self.articles
+                or str(metadata.get("path")) in self.sources)
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"articles": list(self.articles), "sources": list(self.sources)}
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:
@@ -99,8 +131,8 @@ class HybridRetriever:
         self.settings = settings
         self.store = store
         self.encoder = encoder
-        index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=llama_embedding(encoder))
-        self.dense = index.as_retriever(similarity_top_k=settings.candidates)
+        self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=llama_embedding(encoder))
+        self.dense = self.index.as_retriever(similarity_top_k=settings.candidates)
         self.lexical = self._load_lexical()
         self.spelling = SpellingVariants(self.lexical.bm25.vocab_dict) if self.lexical is not None else None
 
@@ -131,19 +163,38 @@ class HybridRetriever:
     def embed_question(self, question: str) -> Vectors:
         return self.encoder.encode([question])[0]
 
-    def retrieve(self, question: str, query_vector: Vectors | None = None, limit: int | None = None
-                 ) -> list[RetrievedPassage]:
+    def scoped(self, scope: Scope | None) -> tuple[Any, Any]:
+        """The dense and lexical retrievers kept to ``scope``: a Chroma ``where`` for the first, a weight mask over
+        the BM25 corpus for the second (so the best in-scope passages are found, not the in-scope few of the best
+        overall). Copies, so concurrent questions with other scopes are not affected."""
+        if not scope:
+            return self.dense, self.lexical
+        dense = self.index.as_retriever(similarity_top_k=self.settings.candidates,
+                                        vector_store_kwargs={"where": scope.where()})
+        if self.lexical is None:
+            return dense, None
+        mask = np.fromiter((scope.admits(entry) for entry in self.lexical.corpus), dtype=np.int8)
+        if not mask.any():
+            return dense, None
+        lexical = copy.copy(self.lexical)
+        lexical.corpus_weight_mask = mask.tolist()
+        lexical.similarity_top_k = min(self.lexical.similarity_top_k, int(mask.sum()))
+        return dense, lexical
+
+    def retrieve(self, question: str, query_vector: Vectors | None = None, limit: int | None = None,
+                 scope: Scope | None = None) -> list[RetrievedPassage]:
         from llama_index.core.schema import QueryBundle
 
         if self.store.count() == 0:
             return []
         vector = self.embed_question(question) if query_vector is None else query_vector
         bundle = QueryBundle(query_str=question, embedding=vector.tolist())
-        dense_hits = self.dense.retrieve(bundle)
+        dense_retriever, lexical_retriever = self.scoped(scope)
+        dense_hits = dense_retriever.retrieve(bundle)
         lexical_hits = []
-        if self.lexical is not None and self.spelling is not None:
-            lexical_query = self.spelling.expand(question, self.lexical.stemmer.stemWord)
-            lexical_hits = self.lexical.retrieve(QueryBundle(query_str=lexical_query))
+        if lexical_retriever is not None and self.spelling is not None:
+            lexical_query = self.spelling.expand(question, lexical_retriever.stemmer.stemWord)
+            lexical_hits = lexical_retriever.retrieve(QueryBundle(query_str=lexical_query))
         nodes = {hit.node.node_id: hit.node for hit in [*dense_hits, *lexical_hits]}
         # Chroma reports exp(-cosine distance); turn it back into a cosine similarity.
         dense = {hit.node.node_id: 1.0 + math.log(max(hit.score or 1e-12, 1e-12)) for hit in dense_hits}

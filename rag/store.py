@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,52 @@ class PassageStore:
             metadatas.extend(dict(meta) for meta in page["metadatas"] or [])
         return metadatas
 
+    # -----------------------------------------------------------------------------------------------------------------
+    # Article library (the chat UI's listing). One block, with ArticleRow at the end of the module: the article
+    # catalogue (a table kept by ingest) replaces these bodies behind the same names. Here the rows come from one
+    # paged read of every passage's metadata, cached until the passage count changes or ``forget_articles`` is called.
+
+    def articles(self, offset: int = 0, limit: int = 50, query: str = "") -> list[ArticleRow]:
+        """Articles by title (then key), ``limit`` of them from ``offset``; ``query``: titles or sources holding
+        all its words."""
+        return self._matching_articles(query)[offset : offset + limit]
+
+    def article_count(self, query: str = "") -> int:
+        return len(self._matching_articles(query))
+
+    def article(self, key: str) -> ArticleRow | None:
+        """One article by its key or its ``ArticleRow.id``."""
+        rows = self._article_rows()[1]
+        return rows.get(key) or next((row for row in rows.values() if row.id == key), None)
+
+    def forget_articles(self) -> None:
+        self.__dict__.pop("_listing", None)
+        self.__dict__.pop("_last_search", None)
+
+    def _matching_articles(self, query: str) -> list[ArticleRow]:
+        count, rows = self._article_rows()
+        words = query.casefold().split()
+        if not words:
+            return list(rows.values())
+        # A page asks for the count and then the rows of one search: the last search's result is kept.
+        last = self.__dict__.get("_last_search")
+        if last is None or last[:2] != (count, words):
+            matching = [row for row in rows.values() if all(word in row.searchable for word in words)]
+            last = self.__dict__["_last_search"] = (count, words, matching)
+        return list(last[2])
+
+    def _article_rows(self) -> tuple[int, dict[str, ArticleRow]]:
+        count = self.count()
+        cached: tuple[int, dict[str, ArticleRow]] | None = self.__dict__.get("_listing")
+        if cached is None or cached[0] != count:
+            rows: dict[str, ArticleRow] = {}
+            for meta in self._all_metadatas():
+                rows.setdefault(str(meta["doc_key"]), ArticleRow.from_metadata(meta))
+            ordered = dict(sorted(rows.items(), key=lambda item: (item[1].title.casefold(), item[0])))
+            cached = (count, ordered)
+            self.__dict__["_listing"] = cached
+        return cached
+
 
 def _any_passage(passage_ids: Sequence[str]) -> Any:
     """A Chroma filter for sentences of any of these passages."""
@@ -163,3 +210,43 @@ def _batches(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), WRITE_BATCH):
         yield items[start : start + WRITE_BATCH]
 
+
+
+# Article library rows (see PassageStore.articles).
+DATE_KEYS = ("date", "published", "pubdate")
+TOPIC_KEYS = ("category", "topics", "topic", "section")
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    key: str
+    title: str
+    source: str
+    """Where it came from as a reader names it: its path relative to what was ingested, or ``FILE.jsonl#id`` with
+    the JSONL file's name only (never a server path)."""
+    date: str
+    passages: int
+    topic: str = ""
+    path: str = ""
+    """The file it came from (absolute): for the server's own use (reading it, removing an upload), never shown."""
+    text_path: str = ""
+    record_id: str = ""
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> ArticleRow:
+        record_id = str(meta.get("record_id") or "")
+        path = str(meta["path"])
+        source = f"{Path(path).name}#{record_id}" if record_id else str(meta.get("article_id") or Path(path).name)
+        date = next((str(meta[name]) for name in DATE_KEYS if meta.get(name)), "")
+        topic = next((str(meta[name]) for name in TOPIC_KEYS if meta.get(name)), "")
+        return cls(str(meta["doc_key"]), str(meta.get("title") or ""), source, date, int(meta["doc_passages"]),
+                   topic, path, str(meta.get("text_path") or path), record_id)
+
+    @property
+    def id(self) -> str:
+        """A short opaque name for the article (the key is a server path, which pages never show)."""
+        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
+
+    @cached_property
+    def searchable(self) -> str:
+        return f"{self.title} {self.source} {self.topic}".casefold()

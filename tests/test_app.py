@@ -1,5 +1,7 @@
 """The chat UI: rendering (escaping, highlights, refusals), handlers, the command line, and the API end to end.
 
+Rendering is ``rag.ui.render``, the requests ``rag.ui.handlers``, the page ``rag.ui.page``; ``app`` is the shell.
+
 API tests run the app in this process on a free loopback port and talk to it with gradio_client, as a user's script
 would. Anything that ingests works on a copy of the seed index in a temporary directory.
 """
@@ -17,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 # conftest.py has imported rag already, so the offline environment is set before gradio is imported here.
-import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
-from gradio_client.exceptions import AppError
 
 import app
-from rag.citing import Citation, PassageHit
+from rag.citing import Citation, PassageHit, article_text
 from rag.pipeline import Answer, Assistant
+from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
+from rag.ui import handlers as ui
+from rag.ui import page as ui_page
+from rag.ui import render
 
 # gradio's queue trips pandas 3 deprecation warnings of its own; they say nothing about this app.
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
@@ -53,7 +57,7 @@ KNOWN = {
     "During which years did al Qaeda in Iraq weather the US “surge”?": "2007 to 2009",
 }
 ALLOWED_TAGS = {"div", "p", "strong", "a", "section", "span", "blockquote", "mark", "details", "summary", "ol", "ul",
-                "li", "code", "b"}
+                "li", "code", "b", "button", "input", "article", "h2"}
 
 
 class Page(HTMLParser):
@@ -93,15 +97,22 @@ class Page(HTMLParser):
             assert not [name for name in attrs if name.startswith("on") or name in {"src", "style"}], (tag, attrs)
             if tag == "a":
                 assert (attrs.get("href") or "").startswith("#"), attrs
+            if tag in {"button", "input"}:  # the app's own controls: no form, no action, handled by static/app.js
+                assert attrs.get("type") in {"button", "checkbox"}, attrs
+                assert set(attrs) <= {"type", "class", "disabled", "title", "aria-label", "id"} | {
+                    name for name in attrs if name.startswith("data-")}, attrs
 
 
-def reply_text(messages: list[dict[str, Any]]) -> str:
-    """The last assistant message of a chat value (as gradio_client returns it) as one string of HTML."""
-    content = messages[-1]["content"]
-    assert messages[-1]["role"] == "assistant"
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+def reply_text(turn: str) -> str:
+    """The HTML of a turn as the server sends it (``ChatHandlers.respond``, ``/ask``): the question, then the reply."""
+    payload = json.loads(turn)
+    assert payload["error"] is None, payload["error"]
+    return str(payload["html"])
+
+
+def context(*earlier: str, scope: list[str] | None = None) -> str:
+    """What the page sends with a question: the earlier questions, this turn's number, the articles to ask within."""
+    return json.dumps({"earlier": list(earlier), "turn": len(earlier) + 1, "scope": scope or [], "request": "r"})
 
 
 def answer_line(rendered: str) -> str:
@@ -119,8 +130,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(assistant: Assistant) -> Iterator[str]:
-    demo = app.build_app(assistant)
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    demo = ui_page.build_app(assistant)
+    _, url, _ = ui_page.launch(demo, host="127.0.0.1", port=free_port(), block=False)
     yield url
     demo.close()
 
@@ -160,7 +171,7 @@ def malicious_answer(tmp_path: Path) -> tuple[Answer, str]:
 
 def test_article_text_is_rendered_as_text(tmp_path: Path) -> None:
     answer, _ = malicious_answer(tmp_path)
-    rendered = app.render_answer(answer, turn=3)
+    rendered = render.render_answer(answer, turn=3)
     page = Page(rendered)
     page.assert_inert()
     assert "<script" not in rendered and "<img" not in rendered and "evil.example\"" not in rendered
@@ -173,20 +184,20 @@ def test_article_text_is_rendered_as_text(tmp_path: Path) -> None:
 
 def test_highlight_is_the_exact_quote_and_links_to_the_article(tmp_path: Path) -> None:
     answer, quote = malicious_answer(tmp_path)
-    page = Page(app.render_answer(answer, turn=3))
+    page = Page(render.render_answer(answer, turn=3))
     assert page.marks == [quote, quote]  # in the context, and in the full article
     marked = [attrs for tag, attrs in page.tags if tag == "mark" and attrs.get("id")]
-    assert [attrs["id"] for attrs in marked] == [app.quote_anchor(3, 1)]
+    assert [attrs["id"] for attrs in marked] == [render.quote_anchor(3, 1)]
     hrefs = [attrs.get("href") for tag, attrs in page.tags if tag == "a"]
-    assert f"#{app.source_anchor(3, 1)}" in hrefs and f"#{app.quote_anchor(3, 1)}" in hrefs
+    assert f"#{render.source_anchor(3, 1)}" in hrefs and f"#{render.quote_anchor(3, 1)}" in hrefs
     assert HARBOUR.replace("\n", "") in page.text.replace("\n", "")  # the whole article is there to read
 
 
 def test_real_answer_highlights_its_citation(assistant: Assistant) -> None:
     answer = assistant.ask("When did Mosul fall?")
     citation = answer.citations[0]
-    assert app.article_text(citation.source)[citation.start : citation.end] == citation.quote
-    page = Page(app.render_answer(answer))
+    assert article_text(citation.source)[citation.start : citation.end] == citation.quote
+    page = Page(render.render_answer(answer))
     page.assert_inert()
     assert "July 10" in page.text and set(page.marks) == {citation.quote}
     assert citation.title in page.text and citation.source in page.text
@@ -200,13 +211,13 @@ def test_quote_across_paragraphs_keeps_its_line_breaks(tmp_path: Path) -> None:
     assert "\n\n" in quote
     spanning = Answer(answer.question, f"“{quote}” [1]", None, True,
                       [Citation(1, citation.doc_id, citation.title, citation.source, citation.start, end, quote, 2.0)])
-    assert Page(app.render_answer(spanning)).marks == [quote, quote]
+    assert Page(render.render_answer(spanning)).marks == [quote, quote]
 
 
 def test_refusal_says_so_and_shows_the_closest_passages(assistant: Assistant) -> None:
     answer = assistant.ask("Who won the 2017 French presidential election?")
     assert not answer.answerable and answer.passages
-    page = Page(app.render_answer(answer))
+    page = Page(render.render_answer(answer))
     page.assert_inert()
     assert "The articles don't say" in page.text and "Closest passages" in page.text
     assert not page.marks
@@ -219,7 +230,7 @@ def test_refusal_says_so_and_shows_the_closest_passages(assistant: Assistant) ->
 def test_missing_or_changed_article_still_shows_the_quote(tmp_path: Path) -> None:
     answer, quote = malicious_answer(tmp_path)
     Path(answer.citations[0].source).write_text("rewritten since", encoding="utf-8")
-    page = Page(app.render_answer(answer))
+    page = Page(render.render_answer(answer))
     assert page.marks == [quote] and "changed since it was indexed" in page.text
 
 
@@ -227,27 +238,26 @@ def test_article_text_reads_files_and_jsonl_records(tmp_path: Path) -> None:
     records = tmp_path / "news.jsonl"
     records.write_text("\ufeff" + "\n".join(json.dumps(r) for r in [{"id": 7, "text": "seven\r\nlines"},
                                                                     {"id": "a#b", "text": "hash id"}]), "utf-8")
-    assert app.article_text(f"{records}#7") == "seven\r\nlines"
-    assert app.article_text(f"{records}#a#b") == "hash id"
+    assert article_text(f"{records}#7") == "seven\r\nlines"
+    assert article_text(f"{records}#a#b") == "hash id"
     with pytest.raises(ValueError):
-        app.article_text(f"{records}#missing")
+        article_text(f"{records}#missing")
     odd = tmp_path / "notes#1.txt"
     odd.write_bytes(b"keeps\r\nCRLF")
-    assert app.article_text(str(odd)) == "keeps\r\nCRLF"
+    assert article_text(str(odd)) == "keeps\r\nCRLF"
 
 
-def test_previous_questions_undo_the_escaping() -> None:
+def test_context_keeps_the_earlier_questions_as_typed() -> None:
     asked = ["When did Mosul fall?", "<b>AT&amp;T</b> & co\nline two"]
-    history: list[dict[str, Any]] = []
-    for question in asked:
-        history += [{"role": "user", "content": [{"type": "text", "text": app.render_question(question)}]},
-                    {"role": "assistant", "content": "<p>answer</p>"}]
-    assert app.previous_questions(history) == asked
-    assert app.previous_questions([{"role": "user", "content": "plain"}]) == ["plain"]
+    assert ui.parse_context(json.dumps({"earlier": asked})).earlier == asked
+    many = [f"question {n}" for n in range(40)]
+    assert ui.parse_context(json.dumps({"earlier": many})).earlier == many[-ui.CONTEXT_QUESTIONS :]
+    for broken in ("", "not json", "[1, 2]", '{"earlier": "x", "turn": -3, "scope": [1]}'):
+        assert ui.parse_context(broken) == ui.AskContext()
 
 
-def test_stats_panel_escapes_the_note(tmp_path: Path) -> None:
-    rendered = app.render_stats({"articles": 2, "passages": 20}, tmp_path / "<i>", "<script>x</script>")
+def test_stats_panel_escapes_the_note() -> None:
+    rendered = render.render_stats({"articles": 2, "passages": 20}, "<script>x</script>")
     Page(rendered).assert_inert()
     assert "2</b> articles" in rendered and "20</b> passages" in rendered
 
@@ -257,61 +267,64 @@ def test_stats_panel_escapes_the_note(tmp_path: Path) -> None:
 
 
 def test_respond_answers_follow_ups(assistant: Assistant) -> None:
-    handlers = app.ChatHandlers(assistant)
-    chat, cleared = handlers.respond("When did Mosul fall?", [])
-    assert cleared == "" and [m["role"] for m in chat] == ["user", "assistant"]
-    chat, _ = handlers.respond("And Raqqa?", chat)
-    page = Page(reply_text(chat))
-    assert "Oct. 17" in answer_line(reply_text(chat)) and "When did Raqqa fall?" in page.text
-    assert app.quote_anchor(2, 1) in reply_text(chat)  # ids are unique per turn
+    handlers = ui.ChatHandlers(assistant)
+    turn, cleared = handlers.respond("When did Mosul fall?", context())
+    first = Page(reply_text(turn))
+    assert cleared == "" and first.tags[0] == ("div", {"class": "rag-q"}) and "When did Mosul fall?" in first.text
+    assert [attrs.get("class") for tag, attrs in first.tags if tag == "div"].count("rag-answer") == 1
+    turn, _ = handlers.respond("And Raqqa?", context("When did Mosul fall?"))
+    page = Page(reply_text(turn))
+    assert "Oct. 17" in answer_line(reply_text(turn)) and "When did Raqqa fall?" in page.text
+    assert render.quote_anchor(2, 1) in reply_text(turn)  # ids are unique per turn
 
 
 def test_respond_turns_question_errors_into_messages(assistant: Assistant) -> None:
-    handlers = app.ChatHandlers(assistant)
+    handlers = ui.ChatHandlers(assistant)
     for question, reason in (("   ", "empty"), ("x" * 2001, "longer than 2000")):
-        with pytest.raises(gr.Error) as raised:
-            handlers.respond(question, [])
-        assert reason in str(raised.value.message)
+        turn, kept = handlers.respond(question, context("When did Mosul fall?"))
+        payload = json.loads(turn)
+        assert reason in payload["error"] and "html" not in payload and kept == question
 
 
 def test_respond_reports_unexpected_failures_in_one_line(assistant: Assistant,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    handlers = app.ChatHandlers(assistant)
+    handlers = ui.ChatHandlers(assistant)
 
-    def broken(question: str, history: Any = ()) -> Answer:
+    def broken(question: str, history: Any = (), scope: Any = None) -> Answer:
         raise RuntimeError("index <unavailable>")
 
     monkeypatch.setattr(handlers.assistant, "ask", broken)
-    chat, _ = handlers.respond("When did Mosul fall?", [])
-    assert "RuntimeError: index &lt;unavailable&gt;" in reply_text(chat)
-    assert "Traceback" not in reply_text(chat)
+    turn, kept = handlers.respond("When did Mosul fall?", context())
+    error = json.loads(turn)["error"]  # shown by the question box (as text), the conversation left as it was
+    assert "RuntimeError: index <unavailable>" in error and kept == "When did Mosul fall?"
+    assert "Traceback" not in error and "\n" not in error
 
 
 def test_safe_filename() -> None:
-    assert app.safe_filename("../../etc/passwd.txt") == "passwd.txt"
-    assert app.safe_filename("C:\\Users\\me\\My Notes (1).md") == "My_Notes_1.md"
-    assert app.safe_filename(".hidden.txt") == "hidden.txt"
-    assert app.safe_filename("<script>.html") == "script.html"
-    assert app.safe_filename("Mossoul été.jsonl") == "Mossoul_été.jsonl"
-    assert app.safe_filename("..") == "upload"
+    assert ui.safe_filename("../../etc/passwd.txt") == "passwd.txt"
+    assert ui.safe_filename("C:\\Users\\me\\My Notes (1).md") == "My_Notes_1.md"
+    assert ui.safe_filename(".hidden.txt") == "hidden.txt"
+    assert ui.safe_filename("<script>.html") == "script.html"
+    assert ui.safe_filename("Mossoul été.jsonl") == "Mossoul_été.jsonl"
+    assert ui.safe_filename("..") == "upload"
 
 
 def test_check_upload_refuses_wrong_type_too_big_and_empty(tmp_path: Path) -> None:
     good = tmp_path / "a.txt"
     good.write_text("text", encoding="utf-8")
-    assert app.check_upload(good, "a.txt") is None
-    assert "not a supported file type" in (app.check_upload(good, "a.pdf") or "")
+    assert ui.check_upload(good, "a.txt") is None
+    assert "not a supported file type" in (ui.check_upload(good, "a.pdf") or "")
     big = tmp_path / "big.txt"
     with open(big, "wb") as handle:
-        handle.truncate(app.MAX_UPLOAD_BYTES + 1)
-    assert "over the 5 MB limit" in (app.check_upload(big, "big.txt") or "")
+        handle.truncate(ui.MAX_UPLOAD_BYTES + 1)
+    assert "over the 5 MB limit" in (ui.check_upload(big, "big.txt") or "")
     empty = tmp_path / "empty.md"
     empty.touch()
-    assert "empty" in (app.check_upload(empty, "empty.md") or "")
+    assert "empty" in (ui.check_upload(empty, "empty.md") or "")
 
 
 def test_upload_handler_ingests_and_reports_problems(index_copy: Settings, tmp_path: Path) -> None:
-    handlers = app.ChatHandlers(Assistant(index_copy))
+    handlers = ui.ChatHandlers(Assistant(index_copy))
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     (incoming / "Port Vell harbour.txt").write_text(HARBOUR, encoding="utf-8")
@@ -368,7 +381,7 @@ def test_loopback_hosts() -> None:
 
 
 def test_api_answers_with_the_library_answer(client: Client, assistant: Assistant) -> None:
-    chat, cleared = client.predict("When did Mosul fall?", [], api_name="/ask")
+    chat, cleared = client.predict("When did Mosul fall?", context(), api_name="/ask")
     assert cleared == ""
     page = Page(reply_text(chat))
     assert "July 10" in answer_line(reply_text(chat))
@@ -376,9 +389,9 @@ def test_api_answers_with_the_library_answer(client: Client, assistant: Assistan
 
 
 def test_api_follow_up_uses_the_earlier_questions(client: Client) -> None:
-    chat, _ = client.predict("When did Mosul fall?", [], api_name="/ask")
-    chat, _ = client.predict("And Raqqa?", chat, api_name="/ask")
-    assert len(chat) == 4
+    chat, _ = client.predict("When did Mosul fall?", context(), api_name="/ask")
+    chat, _ = client.predict("And Raqqa?", context(json.loads(chat)["question"]), api_name="/ask")
+    assert json.loads(chat)["turn"] == 2 and json.loads(chat)["question"] == "And Raqqa?"
     line = answer_line(reply_text(chat))
     assert "Oct. 17" in line and "Raqqa" in line and "July 10" not in line
 
@@ -389,7 +402,7 @@ def test_api_serves_concurrent_questions_each_its_own_answer(client: Client, ass
         assert short in expected[question].answer, question
 
     def ask(question: str) -> tuple[str, str]:
-        chat, _ = client.predict(question, [], api_name="/ask")
+        chat, _ = client.predict(question, context(), api_name="/ask")
         return question, reply_text(chat)
 
     with ThreadPoolExecutor(max_workers=len(KNOWN)) as pool:
@@ -397,20 +410,19 @@ def test_api_serves_concurrent_questions_each_its_own_answer(client: Client, ass
     assert [question for question, _ in results] == list(KNOWN)
     for question, rendered in results:
         assert KNOWN[question] in answer_line(rendered), question
-        assert answer_line(rendered) == answer_line(app.render_answer(expected[question])), question
+        assert answer_line(rendered) == answer_line(render.render_answer(expected[question])), question
         assert set(Page(rendered).marks) == {expected[question].citations[0].quote}, question
 
 
 def test_api_empty_question_is_a_message_not_a_traceback(client: Client) -> None:
-    with pytest.raises(AppError) as raised:
-        client.predict("  ", [], api_name="/ask")
-    message = str(raised.value)
-    assert "the question is empty" in message and "Traceback" not in message
+    turn, kept = client.predict("  ", context(), api_name="/ask")
+    message = json.loads(turn)["error"]
+    assert "the question is empty" in message and "Traceback" not in message and kept == "  "
 
 
 def test_api_upload_adds_an_article_that_renders_as_text(index_copy: Settings, tmp_path: Path) -> None:
-    demo = app.build_app(Assistant(index_copy))
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    demo = ui_page.build_app(Assistant(index_copy))
+    _, url, _ = ui_page.launch(demo, host="127.0.0.1", port=free_port(), block=False)
     try:
         client = Client(url, verbose=False)
         upload = tmp_path / "harbour <news>.txt"
@@ -418,7 +430,7 @@ def test_api_upload_adds_an_article_that_renders_as_text(index_copy: Settings, t
         report, stats, _ = client.predict([handle_file(str(upload))], api_name="/upload")
         assert "1 new" in Page(report).text and "3</b> articles" in stats
         assert (index_copy.index_dir / "uploads" / "harbour_news.txt").read_text(encoding="utf-8") == HARBOUR
-        chat, _ = client.predict(HARBOUR_QUESTION, [], api_name="/ask")
+        chat, _ = client.predict(HARBOUR_QUESTION, context(), api_name="/ask")
         rendered = reply_text(chat)
         page = Page(rendered)
         page.assert_inert()
@@ -428,3 +440,79 @@ def test_api_upload_adds_an_article_that_renders_as_text(index_copy: Settings, t
         assert "<script" not in rendered and "<img" not in rendered
     finally:
         demo.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The library
+
+
+def test_library_pages_searches_and_removes_only_uploads(index_copy: Settings, tmp_path: Path) -> None:
+    handlers = ui.ChatHandlers(Assistant(index_copy))
+    store = handlers.assistant.store
+    upload = tmp_path / "harbour.txt"
+    upload.write_text(HARBOUR, encoding="utf-8")
+    handlers.upload([str(upload)])
+    every = store.articles(0, 10)
+    assert store.article_count() == 3 and [row.title for row in every] == sorted(
+        (row.title for row in every), key=str.casefold)
+    assert store.articles(0, 2) + store.articles(2, 2) == every and store.articles(3, 2) == []
+    [harbour] = store.articles(0, 10, "port VELL")
+    assert store.article_count("port vell") == 1 and harbour.source == "harbour.txt" and harbour.passages == 1
+    assert store.article(harbour.id) == harbour == store.article(harbour.key)
+    page = Page(handlers.library("", 0))
+    page.assert_inert()
+    assert "1-3 of 3 articles" in page.text and str(index_copy.index_dir) not in page.text
+    assert "Port Vell harbour <script>alert(1)</script> reopens" in page.text
+    assert "No article matches “zzz”" in Page(handlers.library("zzz")).text
+    seed = next(row for row in every if row.key != harbour.key)
+    kept = {row.key: row for row in every if row.key != harbour.key}
+    passages_before = set(store.passage_ids())
+    harbour_passages = set(store.passages.get(where={"doc_key": harbour.key}, include=[])["ids"])
+    message, failed = handlers.remove(seed.id)
+    assert failed and "was not uploaded here" in message and store.article_count() == 3
+    message, failed = handlers.remove(harbour.id)
+    assert not failed and message == "Removed harbour.txt: 1 article and their passages left the index."
+    assert {row.key: row for row in store.articles(0, 10)} == kept
+    assert len(harbour_passages) == 1 and set(store.passage_ids()) == passages_before - harbour_passages
+    assert not (index_copy.index_dir / "uploads" / "harbour.txt").exists()
+    assert not handlers.assistant.ask(HARBOUR_QUESTION).answerable
+
+
+def test_reader_view_shows_the_article_as_text(index_copy: Settings, tmp_path: Path) -> None:
+    handlers = ui.ChatHandlers(Assistant(index_copy))
+    upload = tmp_path / "harbour.txt"
+    upload.write_text(HARBOUR, encoding="utf-8")
+    handlers.upload([str(upload)])
+    [row] = handlers.assistant.store.articles(0, 1, "harbour")
+    page = Page(handlers.read(row.id))
+    page.assert_inert()
+    assert HARBOUR in page.text and "harbour.txt · 1 passage" in page.text
+    assert "no longer in the index" in handlers.read("missing")
+
+
+def test_follow_ups_are_drawn_from_the_cited_text() -> None:
+    from rag.conversation import suggest_follow_ups
+
+    cited = ["Iraqi forces declared victory in Mosul on July 10. Kurdish-led forces took Raqqa on Oct. 17, said "
+             "Brett McGurk. The Syrian army said Deir Ezzor was retaken."]
+    suggestions = suggest_follow_ups("When did Mosul fall?", cited)
+    assert suggestions and all(
+        s.removeprefix("And ").removeprefix("What happened on ").rstrip("?") in cited[0] for s in suggestions)
+    assert not any("Mosul" in s or s.startswith("And Iraqi") for s in suggestions)
+    assert "What happened on July 10?" in suggestions or "What happened on Oct. 17?" in suggestions
+    assert suggest_follow_ups("When did Mosul fall?", ["nothing named here."]) == []
+
+
+def test_turn_says_how_the_answer_is_supported_and_copies_as_text(assistant: Assistant) -> None:
+    answer = assistant.ask("When did Mosul fall?")
+    page = Page(render.render_turn(answer, 1, assistant.threshold))
+    page.assert_inert()
+    copy = next(attrs["data-copy"] for tag, attrs in page.tags if tag == "button" and attrs.get("class") == "rag-copy")
+    assert copy and copy.startswith(answer.answer) and "Sources:" in copy and answer.citations[0].quote in copy
+    assert "Quoted directly" in page.text
+    refusal = assistant.ask("Who won the 2017 French presidential election?")
+    label, kind = render.support_words(refusal, assistant.threshold)
+    assert (label, kind) == ("No answer found · closest passages only", "none")
+    assert "rag-follow" not in render.render_turn(refusal, 1, assistant.threshold)
+    within = assistant.ask("When did Mosul fall?", scope=Scope(("000_ddbd021a6e61dfd0.txt",)))
+    assert "Asked within 1 article chosen in the library." in Page(render.render_turn(within, 1, 0.0)).text

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT, SEEDS, run_module
 
 from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
+from rag.retrieval import Scope
 from rag.settings import load_settings
 
 pytestmark = pytest.mark.usefixtures("no_rag_env")
@@ -20,7 +21,7 @@ AP = "000_ddbd021a6e61dfd0.txt"
 LWJ = "002_21e9abc1f7ceb01f.txt"
 
 TOP_KEYS = {"question", "answer", "short_answer", "answerable", "citations", "passages", "mode", "model", "sentences",
-            "fallback_reason", "timing"}
+            "fallback_reason", "timing", "scope"}
 CITATION_TYPES = {"n": int, "doc_id": str, "title": str, "source": str, "start": int, "end": int, "quote": str,
                   "score": float}
 PASSAGE_TYPES = {"doc_id": str, "source": str, "start": int, "end": int, "score": float, "text": str}
@@ -111,6 +112,32 @@ def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_se
     assert 1 <= len(opened["citations"]) <= 4
     assert any("foreign fighters flocked to Raqqa" in citation["quote"] for citation in opened["citations"])
     assert [c["n"] for c in opened["citations"]] == list(range(1, len(opened["citations"]) + 1))
+
+
+def test_cli_scope_keeps_retrieval_to_the_articles_named(seed_index: Path) -> None:
+    whole = ask_cli("when did Mosul fall?", "--index", str(seed_index))
+    assert whole["scope"] is None
+    within = ask_cli("when did Mosul fall?", "--index", str(seed_index), "--article", LWJ)
+    assert within["scope"] == {"articles": [LWJ], "sources": []}
+    assert {p["doc_id"] for p in within["passages"]} == {LWJ} and "July 10" not in within["answer"]
+    by_file = ask_cli("when did Mosul fall?", "--index", str(seed_index), "--source", f"seeds/{AP}")
+    assert by_file["scope"] == {"articles": [], "sources": [str((SEEDS / AP).resolve())]}
+    assert by_file["short_answer"] == "July 10" and {p["doc_id"] for p in by_file["passages"]} == {AP}
+    done = run_module("rag.ask", "when did Mosul fall?", "--index", str(seed_index), "--article", "nope.txt")
+    assert done.returncode == 1 and done.stderr.strip().startswith("error: no indexed article matches")
+
+
+def test_scope_filters_both_retrievers(assistant: Assistant) -> None:
+    """The dense side (Chroma ``where``) and the BM25 side (a weight mask) each keep to the scope: a question whose
+    words are all in the other article still gets only passages of the article asked within."""
+    scope = Scope((LWJ,))
+    dense, lexical = assistant.retriever.scoped(scope)
+    bundle_passages = assistant.retriever.retrieve("Iraqi forces declared victory in Mosul on July 10", scope=scope)
+    assert bundle_passages and {p.metadata["article_id"] for p in bundle_passages} == {LWJ}
+    assert lexical is not None and sum(lexical.corpus_weight_mask) == sum(
+        entry["article_id"] == LWJ for entry in assistant.retriever.lexical.corpus)
+    assert assistant.retriever.lexical.corpus_weight_mask is None  # the shared retriever is left as it was
+    assert dense is not assistant.retriever.dense
 
 
 def test_cli_answers_tal_afar_and_top_k_sets_the_passage_count(seed_index: Path) -> None:

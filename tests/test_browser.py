@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import app
 from rag.pipeline import Assistant
 from rag.settings import load_settings
+from rag.ui import page as ui_page
 
 # gradio's queue trips pandas 3 deprecation warnings of its own; they say nothing about this app.
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
@@ -66,8 +66,8 @@ def free_port() -> int:
 
 @contextmanager
 def serving(assistant: Assistant) -> Iterator[str]:
-    demo = app.build_app(assistant)
-    _, url, _ = app.launch(demo, host="127.0.0.1", port=free_port(), block=False)
+    demo = ui_page.build_app(assistant)
+    _, url, _ = ui_page.launch(demo, host="127.0.0.1", port=free_port(), block=False)
     try:
         yield url
     finally:
@@ -84,8 +84,11 @@ class Session:
     """One page of the app, with every request that would leave loopback refused and recorded, and every dialog
     (an alert() run by article text would open one) recorded."""
 
-    def __init__(self, browser: Any, url: str) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser: Any, url: str, width: int = 1280, height: int = 900) -> None:
+        # Its own context: storage (the kept conversations) starts empty; the clipboard can be read back.
+        self.context = browser.new_context(viewport={"width": width, "height": height},
+                                           permissions=["clipboard-read", "clipboard-write"])
+        self.page = self.context.new_page()
         self.external: list[str] = []
         self.dialogs: list[str] = []
         self.page.route("**/*", self._route)
@@ -122,7 +125,7 @@ class Session:
     def close(self) -> None:
         assert not self.external, f"the page tried to leave loopback: {self.external}"
         assert not self.dialogs, f"a dialog opened: {self.dialogs}"
-        self.page.close()
+        self.context.close()
 
 
 def marks(reply: Any) -> list[str]:

@@ -39,8 +39,9 @@ def test_generated_answer_streams_checked_sentences_and_shows_its_mode(browser: 
     streaming.wait_for(timeout=30_000)
     seen: list[str] = []
     while session.page.locator(FINISHED).count() == 0:
-        if session.page.locator("#rag-chat .rag-streaming").count():
-            seen.append(session.page.locator("#rag-chat .rag-streaming").last.inner_text())
+        # Read in one step: the streaming turn is replaced by the finished one at any moment.
+        seen += session.page.evaluate(
+            "() => [...document.querySelectorAll('#rag-chat .rag-streaming')].slice(-1).map(e => e.innerText)")
         session.page.wait_for_timeout(20)
     assert seen and any("The model is writing" in text or "Waiting for the model" in text for text in seen)
     assert not [text for text in seen if "12,345 civilians" in text]

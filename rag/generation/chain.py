@@ -23,7 +23,7 @@ from rag.generation.llm import ChatModel, GenerationError
 from rag.generation.prompt import build_messages
 from rag.generation.verification import SentenceStream, Verdict, evidence_of, verify
 from rag.pipeline import Answer, SentenceCheck, Timing, check_question
-from rag.retrieval import RetrievedPassage
+from rag.retrieval import RetrievedPassage, Scope
 from rag.splitting import english_sentence_tokenizer
 
 if TYPE_CHECKING:
@@ -62,12 +62,13 @@ GenerationEvent = Retrieved | Token | Checked | Done
 
 
 def generate(assistant: Assistant, model: ChatModel, question: str, history: Sequence[tuple[str, str]] = (),
-             retrieved: tuple[Any, list[RetrievedPassage]] | None = None) -> Iterator[GenerationEvent]:
+             retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None
+             ) -> Iterator[GenerationEvent]:
     question = check_question(question)
     asked = contextualize(question, [earlier for earlier, _ in history])
     if retrieved is None:
         vector = assistant.retriever.embed_question(asked)
-        passages = assistant.retriever.retrieve(asked, vector)
+        passages = assistant.retriever.retrieve(asked, vector, scope=scope)
     else:
         vector, passages = retrieved
     given = passages[: assistant.settings.top_k]
