@@ -73,7 +73,7 @@ DATE = re.compile(rf"\b{MONTH} \d{{1,2}}(?:, \d{{4}})?\b|\b\d{{1,2}} {MONTH} \d{
 # Capitalised words that open sentences or name no one: never offered as a subject.
 NOT_A_NAME = set("""a an and as at but by for from he her his however i if in it its many more most mr mrs ms on
 one our she so some that the their there these they this those to two was we what when where which while who why
-with you islamic state monday tuesday wednesday thursday friday saturday sunday""".split())
+with you monday tuesday wednesday thursday friday saturday sunday""".split())
 MAX_FOLLOW_UPS = 3
 
 
