@@ -114,7 +114,8 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
         # Committed before the store changes: a run killed after this leaves the lexical index visibly behind.
         # An index from before manifests has its roots recorded from what its passages say they came from.
         roots = [*loaded.origins, *(document.origin for document in stored.values() if document.origin)]
-        store.manifest.begin_write(settings.fingerprint, roots, str(settings.index_dir / CHROMA_DIR), index_versions())
+        store.manifest.begin_write(settings.fingerprint, roots, str(settings.index_dir / CHROMA_DIR), index_versions(),
+                                   changes)
         for key in gone:
             store.delete_document(key)
         report.removed = len(gone)

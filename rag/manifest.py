@@ -118,13 +118,15 @@ class IndexManifest:
         with self._connect() as db:
             return [row[0] for row in db.execute("SELECT fingerprint FROM manifest ORDER BY fingerprint")]
 
-    def begin_write(self, fingerprint: str, roots: Iterable[str], store: str, versions: dict[str, str]) -> int:
-        """Record that the store is about to change: new roots, state ``writing``, the next generation."""
+    def begin_write(self, fingerprint: str, roots: Iterable[str], store: str, versions: dict[str, str],
+                    changes: bool = True) -> int:
+        """Record that the store is about to change: new roots, state ``writing``, and (when the store's content
+        will change) the next generation."""
         with self._connect() as db:
             row = db.execute("SELECT roots, generation FROM manifest WHERE fingerprint = ?", (fingerprint,)).fetchone()
             known = json.loads(row[0]) if row else []
             merged = known + [root for root in dict.fromkeys(roots) if root not in known]
-            generation = (row[1] if row else 0) + 1
+            generation = (row[1] if row else 0) + changes
             db.execute(
                 "INSERT INTO manifest VALUES (?, ?, 0, 0, ?, 'writing', ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET "
                 "roots = excluded.roots, generation = excluded.generation, state = 'writing', "

@@ -20,7 +20,7 @@ from rag.integrity import IndexProblem, index_state, unusable_reason
 from rag.locking import IndexBusy, writable, writer_lock
 from rag.retrieval import HybridRetriever, RetrievedPassage, build_lexical_index, lexical_index_current
 from rag.settings import Settings
-from rag.store import PassageStore
+from rag.store import CHROMA_DIR, PassageStore
 
 if TYPE_CHECKING:
     from rag.generation.chain import GenerationEvent
@@ -162,6 +162,9 @@ class Assistant:
             report = self.ingest()
             log(report.summary())
             return report
+        if state.manifest is None and not (self.settings.index_dir / CHROMA_DIR).is_dir():
+            # Not an index at all: say so before the store would create one among the directory's files.
+            raise IndexProblem(unusable_reason(self.settings, None, 0) or "")
         reason = unusable_reason(self.settings, state.manifest, self.store.count())
         if reason:
             raise IndexProblem(reason)

@@ -170,12 +170,19 @@ class HybridRetriever:
     def _load_lexical(self) -> Any:
         from llama_index.retrievers.bm25 import BM25Retriever
 
-        found = current_lexical_version(self.settings)
-        if found is None or not (found[0] / "retriever.json").is_file():
+        # A writer may replace the version between reading current.json and opening its files: then read it again.
+        for _ in range(2):
+            found = current_lexical_version(self.settings)
+            if found is None or not (found[0] / "retriever.json").is_file():
+                return None
+            try:
+                # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
+                retriever = BM25Retriever.from_persist_dir(str(found[0]), mmap=True)
+                break
+            except (OSError, ValueError):
+                continue
+        else:
             return None
-        directory = found[0]
-        # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
-        retriever = BM25Retriever.from_persist_dir(str(directory), mmap=True)
         retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
         return retriever
 
