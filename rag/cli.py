@@ -59,7 +59,7 @@ def run(main: Callable[[], int]) -> NoReturn:
     """Run a CLI main: expected failures are one line on stderr, never a traceback, and a native crash in the
     store's code (a damaged HNSW file can make it segfault) is one line naming the fix, not a bare signal."""
     if hasattr(os, "fork"):
-        _run_watched(main)
+        _continue_in_watched_child()
     raise SystemExit(_run(main))
 
 
@@ -82,7 +82,9 @@ CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, si
 PR_SET_PDEATHSIG = 1
 
 
-def _run_watched(main: Callable[[], int]) -> None:
+def _continue_in_watched_child() -> None:
+    """Fork: the child returns and does the work (exiting normally, so its exit handlers run); the parent waits
+    and reports how the child ended."""
     parent = os.getpid()
     child = os.fork()
     if child == 0:
@@ -90,10 +92,7 @@ def _run_watched(main: Callable[[], int]) -> None:
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:
             os._exit(128 + signal.SIGKILL)
-        code = _run(main)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets the terminal's Ctrl-C and says "interrupted"
     signal.signal(signal.SIGTERM, lambda number, frame: os.kill(child, signal.SIGTERM))
     _, status = os.waitpid(child, 0)
@@ -104,9 +103,9 @@ def _run_watched(main: Callable[[], int]) -> None:
             log(f"error: the index store in {index} crashed when read ({signal.Signals(number).name}): it is "
                 f"damaged; see what is wrong with python -m rag.ingest --check --index {index}, rebuild it with "
                 f"python -m rag.ingest --rebuild --index {index}")
-            raise SystemExit(1)
-        raise SystemExit(128 + number)
-    raise SystemExit(os.WEXITSTATUS(status))
+            os._exit(1)
+        os._exit(128 + number)
+    os._exit(os.WEXITSTATUS(status))
 
 
 def index_dir_from(argv: list[str]) -> Path:

@@ -180,6 +180,10 @@ class Assistant:
             return
         try:
             with writer_lock(self.settings.index_dir, wait=0):
+                recorded = self.store.manifest.read(self.settings.fingerprint)
+                if recorded is not None and recorded.state != "ok":
+                    log(f"an ingest into {self.settings.index_dir} was interrupted: answering from what it stored; "
+                        "run it again to finish it")
                 if adopt:
                     ingest_locked([], self.settings, self.store, log)
                 elif not lexical_index_current(self.settings, self.store):
@@ -251,11 +255,11 @@ class Assistant:
 
     @cached_property
     def _stats(self) -> dict[str, int]:
-        return {"articles": len(self.store.documents()), "passages": self.store.count()}
+        return {"articles": self.store.article_count(), "passages": self.store.count()}
 
     def stats(self) -> dict[str, int]:
-        """Articles and passages indexed; counting articles reads every passage's metadata, so it is kept until
-        the next ingest."""
+        """Articles (from the catalogue, without reading the store) and passages indexed; kept until the next
+        ingest."""
         return dict(self._stats)
 
 
