@@ -169,7 +169,11 @@ def _embed_and_store(pending: list[tuple[Article, str | None]], settings: Settin
     """Split, embed and store the pending articles; returns each one's passage count."""
     embedder = PassageEmbedder(settings.model_path, settings.embed_batch_size)
     splitter = PassageSplitter(settings.chunk_size, settings.chunk_overlap, embedder.count_tokens)
-    split = [(article, replaces, splitter.split(article)) for article, replaces in pending]
+    splitting = Progress("splitting articles", len(pending))
+    split = []
+    for article, replaces in pending:
+        split.append((article, replaces, splitter.split(article)))
+        splitting.advance(1)
     progress = Progress("embedding passages", sum(len(passages) for _, _, passages in split))
     group: list[tuple[Article, str | None, list[Passage]]] = []
     for item in split:
