@@ -339,7 +339,7 @@ def test_ingest_killed_at_random_moments_ends_with_the_clean_run_ids(tmp_path: P
     index = tmp_path / "killed"
     kills, rebuilds = 0, 0
     while kills < 30:
-        for _ in range(6):
+        for _ in range(10):
             process = start_ingest(corpus, index)
             if rng.random() < 0.25:  # anywhere in the run
                 kills += killed(process, rng.uniform(0, before_writing + writing))
@@ -354,6 +354,7 @@ def test_ingest_killed_at_random_moments_ends_with_the_clean_run_ids(tmp_path: P
             rebuilds += 1
         assert finished.returncode == 0, finished.stderr
         assert passage_ids(index) == expected
-        asked = run_module("rag.ask", QUESTION, "--index", str(index))
-        assert asked.returncode == 0 and "July 10" in asked.stdout and "no index yet" not in asked.stderr
+    asked = run_module("rag.ask", QUESTION, "--index", str(index))
+    assert asked.returncode == 0 and "July 10" in asked.stdout and "no index yet" not in asked.stderr
+    assert run_module("rag.ingest", "--check", "--index", str(index)).returncode == 0
     print(f"{kills} kills, {rebuilds} rebuilds needed")
