@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.indexing import IngestReport, ingest_locked
-from rag.locking import STORE_LOCK, WRITER_LOCK, writer_lock
+from rag.locking import STORE_LOCK, WRITER_LOCK, writer_busy, writer_lock
 from rag.manifest import MANIFEST_FILE, IndexManifest, Manifest
 from rag.settings import Settings
 from rag.store import CHROMA_DIR, PassageStore, StoreDamaged, rebuild_command, store_file_problem
@@ -77,6 +77,8 @@ def unusable_reason(settings: Settings, manifest: Manifest | None, stored_passag
     if manifest.articles:
         return (f"the index in {directory} held {manifest.articles} articles but its store is empty; rebuild it: "
                 f"{rebuild}")
+    if manifest.roots and writer_busy(directory):
+        return f"the first ingest into {directory} is under way: ask again when it has stored its articles"
     if manifest.roots:
         return (f"the first ingest into {directory} was interrupted before it stored an article; finish it: "
                 f"{rebuild}")

@@ -68,3 +68,14 @@ def store_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def writer_busy(index_dir: Path) -> bool:
+    """Whether another process is writing the index now (an ingest under way)."""
+    if not (index_dir / WRITER_LOCK).exists() or not writable(index_dir):
+        return False
+    try:
+        with writer_lock(index_dir, wait=0):
+            return False
+    except IndexBusy:
+        return True
