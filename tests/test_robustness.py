@@ -315,11 +315,13 @@ def timed_ingest(corpus: Path, index: Path) -> tuple[float, float]:
 
 def killed(process: subprocess.Popen[str], delay: float) -> bool:
     """SIGKILL ``process`` after ``delay`` s; False if it had ended by then."""
-    time.sleep(delay)
-    alive = process.poll() is None
-    if alive:
+    try:
+        process.wait(timeout=delay)
+        alive = False
+    except subprocess.TimeoutExpired:
+        alive = True
         process.send_signal(signal.SIGKILL)
-    process.wait()
+        process.wait()
     assert process.stderr is not None
     process.stderr.close()
     return alive
