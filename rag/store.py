@@ -157,7 +157,7 @@ class PassageStore:
 
     def documents(self) -> dict[str, StoredDocument]:
         """Every stored article, with whether all of its passages (of one version) made it in."""
-        metadatas = [dict(meta) for page in _pages(self.passages, ["metadatas"]) for meta in page["metadatas"] or []]
+        metadatas = [dict(meta) for page in paged_get(self.passages, ["metadatas"]) for meta in page["metadatas"] or []]
         stored = Counter((str(meta["doc_key"]), str(meta["doc_hash"])) for meta in metadatas)
         versions = Counter(key for key, _ in stored)
         documents: dict[str, StoredDocument] = {}
@@ -191,7 +191,7 @@ class PassageStore:
     def delete_document(self, doc_key: str, keep: Iterable[str] = ()) -> None:
         """Remove an article's passages (except the ids in ``keep``) and their sentences."""
         keep_ids = set(keep)
-        found = _pages(self.passages, [], where={"doc_key": doc_key})
+        found = paged_get(self.passages, [], where={"doc_key": doc_key})
         ids = [i for page in found for i in page["ids"] if i not in keep_ids]
         for batch in _batches(ids):
             with store_lock(self.index_dir):
@@ -202,7 +202,7 @@ class PassageStore:
         """Sentence spans and vectors of the given passages, in text order."""
         by_passage: dict[str, list[StoredSentence]] = {pid: [] for pid in passage_ids}
         for batch in _batches(passage_ids):
-            for found in _pages(self.sentences, ["metadatas", "embeddings"], where=_any_passage(batch)):
+            for found in paged_get(self.sentences, ["metadatas", "embeddings"], where=_any_passage(batch)):
                 vectors = found["embeddings"] if found["embeddings"] is not None else []
                 for meta, vector in zip(found["metadatas"] or [], vectors, strict=True):
                     pid = str(meta["passage_id"])
@@ -217,11 +217,11 @@ class PassageStore:
         from llama_index.core.vector_stores.utils import metadata_dict_to_node
 
         return [metadata_dict_to_node(dict(meta), text=text)
-                for page in _pages(self.passages, ["metadatas", "documents"])
+                for page in paged_get(self.passages, ["metadatas", "documents"])
                 for meta, text in zip(page["metadatas"] or [], page["documents"] or [], strict=True)]
 
     def passage_ids(self) -> list[str]:
-        return [i for page in _pages(self.passages, []) for i in page["ids"]]
+        return [i for page in paged_get(self.passages, []) for i in page["ids"]]
 
     def articles(self, offset: int = 0, limit: int = 50, query: str = "") -> list[ArticleListing]:
         """A page of the indexed articles by title (``query``: titles or sources containing it), from the catalogue
@@ -242,7 +242,7 @@ def article_date(metadata: dict[str, Any]) -> str:
     return next((str(metadata[name]) for name in ("date", "published") if metadata.get(name)), "")
 
 
-def _pages(collection: Any, include: list[str], where: Any = None) -> Iterable[Any]:
+def paged_get(collection: Any, include: list[str], where: Any = None) -> Iterable[Any]:
     """``collection.get`` page by page: Chroma fails one ``get`` of 32,767 items or more."""
     offset = 0
     while True:
