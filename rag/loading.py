@@ -173,8 +173,8 @@ def _read_text(path: Path, result: LoadResult, max_bytes: int | None) -> tuple[s
     try:
         text, encoding = decode_text(data)
     except UnicodeDecodeError as error:
-        result.problems.append(Problem(str(path), f"not {error.encoding.upper()} (invalid byte at offset "
-                                       f"{error.start})"))
+        marked = "" if error.encoding == "utf-8" else f", nor {error.encoding.upper()} as its byte-order mark says"
+        result.problems.append(Problem(str(path), f"not UTF-8{marked} (invalid byte at offset {error.start})"))
         return None
     if not text.removeprefix("\ufeff").strip():
         result.problems.append(Problem(str(path), "empty file"))
