@@ -98,7 +98,7 @@ def test_utf16_file_is_read_and_a_broken_one_named(tmp_path: Path) -> None:
     assert article.extracted and article.text == "Karsh reopens\n\nThe market reopened.\n"
     [problem] = result.problems
     assert Path(problem.path).name == "broken.txt"
-    assert problem.message.startswith("not UTF-8, nor UTF-16 as its byte-order mark says")
+    assert problem.message.startswith("not UTF-8, nor UTF-16-LE as its byte-order mark says")
 
 
 def test_an_article_over_the_size_limit_is_refused_by_name(tmp_path: Path) -> None:
