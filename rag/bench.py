@@ -490,7 +490,6 @@ def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformer
 
     import rag.indexing
-    import rag.retrieval
     from rag.embedding import PassageEmbedder
     from rag.splitting import PassageSplitter
     from rag.store import PassageStore
@@ -502,7 +501,7 @@ def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     watch.patch(PassageEmbedder, "embed_passages", "embed")
     watch.patch(SentenceTransformer, "encode", "model forward (inside embed)")
     watch.patch(PassageStore, "add", "store writes (Chroma)")
-    watch.patch(rag.retrieval, "build_lexical_index", "BM25 index")
+    watch.patch(rag.indexing, "build_lexical_index", "BM25 index")
     started = time.perf_counter()
     report = rag.indexing.ingest([corpus], bench_settings(index_dir), log=lambda message: None)
     seconds = time.perf_counter() - started

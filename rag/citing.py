@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.loading import decode_text
 from rag.retrieval import RetrievedPassage
 
 
@@ -86,8 +87,7 @@ def jsonl_record_source(source: str) -> tuple[Path, str] | None:
 
 
 def _jsonl_record_text(path: Path, record_id: str) -> str:
-    with open(path, encoding="utf-8", newline="") as handle:
-        content = handle.read().removeprefix("\ufeff")
+    content = decode_text(path.read_bytes())[0].removeprefix("\ufeff")
     for line in content.split("\n"):  # as rag.loading reads it: the first record with the id is the one indexed
         if not line.strip():
             continue

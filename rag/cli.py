@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from rag.settings import Settings, SettingsError, load_settings
@@ -52,16 +56,70 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def run(main: Callable[[], int]) -> NoReturn:
-    """Run a CLI main: expected failures are one line on stderr, never a traceback."""
+    """Run a CLI main: expected failures are one line on stderr, never a traceback, and a native crash in the
+    store's code (a damaged HNSW file can make it segfault) is one line naming the fix, not a bare signal."""
+    if hasattr(os, "fork"):
+        _continue_in_watched_child()
+    raise SystemExit(_run(main))
+
+
+def _run(main: Callable[[], int]) -> int:
     try:
-        code = main()
+        return main()
     except KeyboardInterrupt:
         log("interrupted")
-        code = 130
+        return 130
     except (OSError, ValueError, RuntimeError) as error:
-        log(f"error: {error}")
-        code = 1
+        log(f"error: {error}{_store_hint(error)}")
+        return 1
     except Exception as error:  # anything else (a Chroma or SQLite error) is still one line, not a traceback
-        log(f"error: {type(error).__name__}: {error}")
-        code = 1
-    raise SystemExit(code)
+        log(f"error: {type(error).__name__}: {error}{_store_hint(error)}")
+        return 1
+
+
+# A native crash is seen only from outside the process: run the work in a child and report how it ended.
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
+PR_SET_PDEATHSIG = 1
+
+
+def _continue_in_watched_child() -> None:
+    """Fork: the child returns and does the work (exiting normally, so its exit handlers run); the parent waits
+    and reports how the child ended."""
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        # Killing the process a user sees (even with SIGKILL) kills the work with it.
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGKILL)
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets the terminal's Ctrl-C and says "interrupted"
+    signal.signal(signal.SIGTERM, lambda number, frame: os.kill(child, signal.SIGTERM))
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number in CRASH_SIGNALS:
+            index = index_dir_from(sys.argv[1:])
+            log(f"error: the index store in {index} crashed when read ({signal.Signals(number).name}): it is "
+                f"damaged; see what is wrong with python -m rag.ingest --check --index {index}, rebuild it with "
+                f"python -m rag.ingest --rebuild --index {index}")
+            os._exit(1)
+        os._exit(128 + number)
+    os._exit(os.WEXITSTATUS(status))
+
+
+def index_dir_from(argv: list[str]) -> Path:
+    """The index directory a command line names (``--index``, else ``RAG_INDEX_DIR``, else the default)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--index")
+    given = parser.parse_known_args(argv)[0].index
+    return Path(given or os.environ.get("RAG_INDEX_DIR") or Settings.index_dir)
+
+
+def _store_hint(error: BaseException) -> str:
+    """For an error raised inside Chroma, the way out (the store's own messages name none)."""
+    if not type(error).__module__.startswith("chromadb"):
+        return ""
+    index = index_dir_from(sys.argv[1:])
+    return (f"; the index store in {index} may be damaged: python -m rag.ingest --check --index {index} says, "
+            f"python -m rag.ingest --rebuild --index {index} rebuilds it")

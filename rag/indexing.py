@@ -17,9 +17,12 @@ from typing import Any, TextIO
 
 from rag.embedding import PassageEmbedder
 from rag.loading import Article, Problem, load_corpus
+from rag.locking import writer_lock
+from rag.manifest import CatalogueEntry
+from rag.retrieval import build_lexical_index, lexical_index_current
 from rag.settings import Settings
 from rag.splitting import Passage, PassageSplitter
-from rag.store import PassageStore, StoredSentence, passage_id
+from rag.store import CHROMA_DIR, PassageStore, StoreDamaged, StoredDocument, StoredSentence, article_date, passage_id
 
 # Articles are embedded together until this many passages are pending: sentence-transformers sorts a call's texts
 # by length, so large groups waste less on padding; a killed run redoes at most one group.
@@ -67,9 +70,20 @@ class Progress:
 
 def ingest(paths: Sequence[Path], settings: Settings, store: PassageStore | None = None,
            log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> IngestReport:
+    """Ingest ``paths`` into the index, as its only writer (waits for another ingest into it to finish)."""
+    with writer_lock(settings.index_dir):
+        return ingest_locked(paths, settings, store or PassageStore(settings.index_dir, settings.fingerprint), log)
+
+
+def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore,
+                  log: Callable[[str], None]) -> IngestReport:
+    """``ingest`` for a caller that holds the writer lock."""
     started = time.perf_counter()
-    store = store or PassageStore(settings.index_dir, settings.fingerprint)
-    loaded = load_corpus(paths)
+    recorded = store.manifest.read(settings.fingerprint)
+    if recorded is not None and recorded.articles and store.count() == 0:
+        # The store was deleted or replaced by an empty one: adding to it would silently drop every article it held.
+        raise StoreDamaged(settings.index_dir, f"it held {recorded.articles} articles but the store is empty")
+    loaded = load_corpus(paths, settings.max_article_bytes)
     report = IngestReport(problems=loaded.problems)
     for problem in loaded.problems:
         log(f"skipped {problem}")
@@ -91,32 +105,75 @@ def ingest(paths: Sequence[Path], settings: Settings, store: PassageStore | None
     # A file that could not be read, or a JSONL file with a bad line (whose record is unknown), keeps what it had.
     protected = {str(Path(problem.path).resolve()) for problem in loaded.problems} | loaded.unreadable_keys
     present = {article.key for article in loaded.articles}
-    for document in stored.values():
-        gone = document.key not in present and document.path not in protected
-        if gone and any(document.under(origin) for origin in loaded.origins):
-            store.delete_document(document.key)
-            report.removed += 1
+    gone = [document.key for document in stored.values()
+            if document.key not in present and document.path not in protected
+            and any(document.under(origin) for origin in loaded.origins)]
 
-    if pending:
-        report.passages_added = _embed_and_store(pending, settings, store)
-    if pending or report.removed or not lexical_index_current(settings, store):
-        from rag.retrieval import build_lexical_index
-
+    changes = bool(pending or gone)
+    if changes or recorded is None or recorded.state != "ok" or not set(loaded.origins) <= set(recorded.roots):
+        # Committed before the store changes: a run killed after this leaves the lexical index visibly behind.
+        # An index from before manifests has its roots recorded from what its passages say they came from.
+        roots = [*loaded.origins, *(document.origin for document in stored.values() if document.origin)]
+        store.manifest.begin_write(settings.fingerprint, roots, str(settings.index_dir / CHROMA_DIR), index_versions(),
+                                   changes)
+        for key in gone:
+            store.delete_document(key)
+        report.removed = len(gone)
+        counts = {}
+        if pending:
+            log(f"indexing {len(pending)} article(s) into {settings.index_dir}")
+            counts = _embed_and_store(pending, settings, store)
+            report.passages_added = sum(counts.values())
+        written = {article.key: catalogue_entry(article, settings, counts[article.key]) for article, _ in pending}
+        upserts, removed = catalogue_changes(stored, written, set(gone), store.manifest.catalogued_keys(
+            settings.fingerprint))
+        store.manifest.finish_write(settings.fingerprint, upserts, removed, store.count())
+    if changes or not lexical_index_current(settings, store):
         build_lexical_index(settings, store)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def lexical_index_current(settings: Settings, store: PassageStore) -> bool:
-    from rag.retrieval import lexical_index_fingerprint, stored_lexical_fingerprint
+def catalogue_changes(stored: dict[str, StoredDocument], written: dict[str, CatalogueEntry], gone: set[str],
+                      catalogued: set[str]) -> tuple[list[CatalogueEntry], set[str]]:
+    """Rows to write and keys to drop so that the catalogue lists exactly the store's articles after an ingest.
 
-    return stored_lexical_fingerprint(settings) == lexical_index_fingerprint(store)
+    Also mends what a killed run left: articles stored but never catalogued, rows of articles no longer stored.
+    """
+    final = (set(stored) - gone) | set(written)
+    upserts = list(written.values()) + [_stored_entry(stored[key]) for key in sorted(final - set(written) - catalogued)]
+    return upserts, catalogued - final
 
 
-def _embed_and_store(pending: list[tuple[Article, str | None]], settings: Settings, store: PassageStore) -> int:
+def _stored_entry(document: StoredDocument) -> CatalogueEntry:
+    return CatalogueEntry(document.key, document.title, document.text_path, document.record_id, document.date,
+                          document.passages, document.content_hash)
+
+
+def catalogue_entry(article: Article, settings: Settings, passages: int) -> CatalogueEntry:
+    text_path = extracted_text_path(article, settings) if article.extracted else article.path
+    return CatalogueEntry(article.key, article.title, text_path, article.record_id or "",
+                          article_date(dict(article.metadata)), passages, article.content_hash)
+
+
+def index_versions() -> dict[str, str]:
+    import chromadb
+
+    from rag.settings import PIPELINE_VERSION
+
+    return {"pipeline": PIPELINE_VERSION, "chromadb": chromadb.__version__, "manifest": "1"}
+
+
+def _embed_and_store(pending: list[tuple[Article, str | None]], settings: Settings,
+                     store: PassageStore) -> dict[str, int]:
+    """Split, embed and store the pending articles; returns each one's passage count."""
     embedder = PassageEmbedder(settings.model_path, settings.embed_batch_size)
     splitter = PassageSplitter(settings.chunk_size, settings.chunk_overlap, embedder.count_tokens)
-    split = [(article, replaces, splitter.split(article)) for article, replaces in pending]
+    splitting = Progress("splitting articles", len(pending))
+    split = []
+    for article, replaces in pending:
+        split.append((article, replaces, splitter.split(article)))
+        splitting.advance(1)
     progress = Progress("embedding passages", sum(len(passages) for _, _, passages in split))
     group: list[tuple[Article, str | None, list[Passage]]] = []
     for item in split:
@@ -126,7 +183,7 @@ def _embed_and_store(pending: list[tuple[Article, str | None]], settings: Settin
             group = []
     if group:
         _store_group(group, settings, embedder, store, progress)
-    return progress.done
+    return {article.key: len(passages) for article, _, passages in split}
 
 
 def _store_group(group: list[tuple[Article, str | None, list[Passage]]], settings: Settings,

@@ -2,11 +2,14 @@
 
 An ``Article`` keeps its original text untouched: every offset the project ever reports indexes into ``text``.
 For ``.txt``/``.md`` files that is the file's content; for a JSONL record it is the record's ``text`` field; for an
-``.html`` page it is the main text extracted from the page (see ``Article.extracted``).
+``.html`` page it is the main text extracted from the page (see ``Article.extracted``). A file is UTF-8 unless it
+starts with a UTF-16 or UTF-32 byte-order mark; such a text is decoded, and its offsets index the decoded text, which
+the index keeps as a UTF-8 file (like a page's extracted text).
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -22,6 +25,12 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 JSONL_SUFFIXES = {".jsonl"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+# A page may be this many times the article limit: markup, scripts and inline images are not article text.
+HTML_SIZE_FACTOR = 10
+# UTF-32 marks first: the UTF-32-LE mark begins with the UTF-16-LE one.
+BYTE_ORDER_MARKS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+DEFAULT_MAX_ARTICLE_BYTES = 4_000_000
 MetadataValue = str | int | float | bool
 
 
@@ -67,11 +76,23 @@ class LoadResult:
     unreadable_keys: set[str] = field(default_factory=set)
     """Files (absolute paths) that could not be read: what they held before stays indexed."""
     origins: list[str] = field(default_factory=list)
+    max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES
 
 
-def load_corpus(paths: Sequence[Path]) -> LoadResult:
-    """Read every supported file under ``paths`` (directories are walked; README files in them are skipped)."""
-    result = LoadResult()
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a file's bytes and the encoding read: UTF-16 or UTF-32 when a byte-order mark says so (the mark is
+    dropped), else UTF-8 (a UTF-8 mark is kept, so offsets index what ``open(path, encoding="utf-8")`` reads).
+    Raises ``UnicodeDecodeError``."""
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            return data.decode(encoding), encoding
+    return data.decode("utf-8"), "utf-8"
+
+
+def load_corpus(paths: Sequence[Path], max_article_bytes: int = DEFAULT_MAX_ARTICLE_BYTES) -> LoadResult:
+    """Read every supported file under ``paths`` (directories are walked; README files in them are skipped).
+    Articles over ``max_article_bytes`` of text are refused by name (``Settings.max_article_mb``)."""
+    result = LoadResult(max_article_bytes=max_article_bytes)
     loaded: set[Path] = set()  # a file named twice (overlapping paths, a symlink) is one article, loaded once
     for root in paths:
         if not root.exists():
@@ -111,41 +132,63 @@ def _load_file(path: Path, base: Path, origin: str, result: LoadResult) -> None:
         result.problems.append(Problem(str(path), f"unsupported file type {suffix or '(none)'}"))
         result.unreadable_keys.add(str(path.resolve()))
         return
-    text = _read_text(path, result)
-    if text is None:
+    limit = None if suffix in JSONL_SUFFIXES else result.max_article_bytes * (
+        HTML_SIZE_FACTOR if suffix in HTML_SUFFIXES else 1)
+    read = _read_text(path, result, limit)
+    if read is None:
         result.unreadable_keys.add(str(path.resolve()))
         return
+    text, encoding = read
     absolute = str(path.resolve())
     doc_id = path.relative_to(base).as_posix()
     if suffix in JSONL_SUFFIXES:
         result.articles.extend(_jsonl_articles(text.removeprefix("\ufeff"), path, absolute, origin, result))
     elif suffix in HTML_SUFFIXES:
         title, body = extract_html(text.removeprefix("\ufeff"))
+        if _too_long(body, path, result):
+            return
         article = _file_article(absolute, doc_id, body, origin, title, extracted=True)
         _keep_if_reporting(article, path, result)
     else:
-        _keep_if_reporting(_file_article(absolute, doc_id, text, origin), path, result)
+        # A UTF-16/32 file's offsets index its decoded text, kept as a UTF-8 copy that citations open.
+        article = _file_article(absolute, doc_id, text, origin, extracted=encoding != "utf-8")
+        _keep_if_reporting(article, path, result)
 
 
-def _read_text(path: Path, result: LoadResult) -> str | None:
+def _read_text(path: Path, result: LoadResult, max_bytes: int | None) -> tuple[str, str] | None:
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            # Refused from its size alone, before reading: splitting a 50 MB text whole took 7.3 GB.
+            result.problems.append(Problem(str(path), f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:g} MB limit "
+                                           "(max_article_mb, RAG_MAX_ARTICLE_MB)"))
+            return None
         data = path.read_bytes()
     except OSError as error:
         result.problems.append(Problem(str(path), f"cannot read: {error.strerror}"))
         return None
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:8192] and not any(data.startswith(mark) for mark, _ in BYTE_ORDER_MARKS):
         result.problems.append(Problem(str(path), "binary file, not text"))
         return None
     try:
-        text = data.decode("utf-8")
+        text, encoding = decode_text(data)
     except UnicodeDecodeError as error:
-        result.problems.append(Problem(str(path), f"not UTF-8 (invalid byte at offset {error.start})"))
+        marked = "" if error.encoding == "utf-8" else f", nor {error.encoding.upper()} as its byte-order mark says"
+        result.problems.append(Problem(str(path), f"not UTF-8{marked} (invalid byte at offset {error.start})"))
         return None
     if not text.removeprefix("\ufeff").strip():
         result.problems.append(Problem(str(path), "empty file"))
         return None
-    # A byte-order mark stays in a text file's text: offsets must index what open(path, encoding="utf-8") reads.
-    return text
+    return text, encoding
+
+
+def _too_long(text: str, path: Path, result: LoadResult, record: str = "") -> bool:
+    size = len(text.encode("utf-8"))
+    if size <= result.max_article_bytes:
+        return False
+    result.problems.append(Problem(str(path), f"{record or 'the text'} is {size / 1e6:.1f} MB, over the "
+                                   f"{result.max_article_bytes / 1e6:g} MB limit (max_article_mb, RAG_MAX_ARTICLE_MB)"))
+    return True
 
 
 def _file_article(
@@ -194,6 +237,8 @@ def _jsonl_articles(text: str, path: Path, absolute: str, origin: str, result: L
             result.problems.append(Problem(str(path), f"record {record_id} has no 'text'", number))
             continue
         record_id = str(record_id)
+        if _too_long(body, path, result, f"record {record_id}"):
+            continue
         if record_id in seen:
             result.problems.append(Problem(str(path), f"duplicate id {record_id}; the first record was kept", number))
             continue

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from rag.answering.answerer import Answerer
 from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
-from rag.indexing import IngestReport, ingest, lexical_index_current
-from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index
+from rag.indexing import IngestReport, ingest, ingest_locked
+from rag.integrity import IndexProblem, index_state, unusable_reason
+from rag.locking import IndexBusy, writable, writer_lock
+from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index, lexical_index_current
 from rag.settings import Settings
-from rag.store import PassageStore
+from rag.store import CHROMA_DIR, PassageStore
 
 if TYPE_CHECKING:
     from rag.generation.chain import GenerationEvent
@@ -151,20 +153,49 @@ class Assistant:
         return self.store.count() == 0 or not lexical_index_current(self.settings, self.store)
 
     def ensure_index(self, log: Callable[[str], None]) -> IngestReport | None:
-        """Make the index usable: index the default corpus when there is none; when passages are there but the
-        lexical index is behind them (a run killed before its last step), only rebuild that. Returns the report of
-        an ingest, if one ran."""
-        if self.store.count() == 0:
+        """Make the index usable. Only a missing or empty directory is "no index yet" and gets the default corpus;
+        an index that held articles and lost them raises ``IndexProblem`` naming the rebuild command. A lexical
+        index behind the store or damaged (a run killed before its last step) is rebuilt, unless another process
+        is writing the index: then the previous complete version answers. Returns the report of an ingest, if any.
+        """
+        state = index_state(self.settings)
+        if state.empty or (state.manifest is not None and not state.manifest.held_articles
+                           and self.store.count() == 0):
             corpus = ", ".join(str(path) for path in self.settings.corpus)
             log(f"no index yet in {self.settings.index_dir}: indexing {corpus} first")
             report = self.ingest()
             log(report.summary())
             return report
-        if not lexical_index_current(self.settings, self.store):
-            log("the lexical index is behind the stored passages: rebuilding it")
-            build_lexical_index(self.settings, self.store)
-            self.__dict__.pop("retriever", None)
+        if state.manifest is None and not (self.settings.index_dir / CHROMA_DIR).is_dir():
+            # Not an index at all: say so before the store would create one among the directory's files.
+            raise IndexProblem(unusable_reason(self.settings, None, 0) or "")
+        reason = unusable_reason(self.settings, state.manifest, self.store.count())
+        if reason:
+            raise IndexProblem(reason)
+        if state.manifest is None or not lexical_index_current(self.settings, self.store):
+            self._refresh_derived(log, adopt=state.manifest is None)
         return None
+
+    def _refresh_derived(self, log: Callable[[str], None], adopt: bool) -> None:
+        """Rebuild the lexical index (and record a manifest for an index from before manifests) as the writer,
+        if no other process is writing."""
+        if not writable(self.settings.index_dir):
+            log(f"{self.settings.index_dir} is read-only and its lexical index is behind: answering with it as it is")
+            return
+        try:
+            with writer_lock(self.settings.index_dir, wait=0):
+                recorded = self.store.manifest.read(self.settings.fingerprint)
+                if recorded is not None and recorded.state != "ok":
+                    log(f"an ingest into {self.settings.index_dir} was interrupted: answering from what it stored; "
+                        "run it again to finish it")
+                if adopt:
+                    ingest_locked([], self.settings, self.store, log)
+                elif not lexical_index_current(self.settings, self.store):
+                    log("the lexical index is behind the stored passages or damaged: rebuilding it")
+                    build_lexical_index(self.settings, self.store)
+        except IndexBusy:
+            log("another process is writing the index: answering from the lexical index as it was")
+        self.__dict__.pop("retriever", None)
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
         report = ingest(list(paths or self.settings.corpus), self.settings, self.store)
@@ -240,7 +271,7 @@ class Assistant:
         return {"articles": self.store.article_count(), "passages": self.store.count()}
 
     def stats(self) -> dict[str, int]:
-        """Articles and passages indexed (the article count is the library listing's), kept until the next
+        """Articles (from the catalogue, without reading the store) and passages indexed; kept until the next
         ingest."""
         return dict(self._stats)
 

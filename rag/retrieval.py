@@ -2,17 +2,21 @@
 then the best candidates re-ordered by their closest sentence.
 
 Dense retrieval finds a passage whatever spelling or wording the question uses (two transliterations of a name); BM25
-finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma and stamped with a hash
-of the passage ids it was built from, so it is rebuilt whenever the store changed under it (even by a killed run).
+finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma in versions, each
+stamped with the store generation and passage count it was built from and its files' checksums, so it is rebuilt
+whenever the store changed under it (even by a killed run) or its files were damaged.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
+import json
 import math
+import os
 import shutil
+import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,8 @@ from rag.store import PassageStore, StoredSentence
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
 RERANK_DEPTH = 30
 W_RERANK_LEXICAL = 0.5
+POINTER_FILE = "current.json"
+STAMP_FILE = "stamp.json"
 
 
 @dataclass(frozen=True)
@@ -94,34 +100,91 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int) -> list[tu
 
 
 def lexical_index_dir(settings: Settings) -> Path:
+    """Where the versions of the BM25 index of this fingerprint live, with ``current.json`` naming the one in use."""
     return settings.index_dir / f"bm25-{settings.fingerprint}"
 
 
-def lexical_index_fingerprint(store: PassageStore) -> str:
-    return hashlib.sha256("\n".join(sorted(store.passage_ids())).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class LexicalStamp:
+    """What a built BM25 index covers and what its files are: a reader trusts a version only if all of it holds."""
+
+    generation: int
+    """The store generation (``rag.manifest``) it was built at."""
+    passages: int
+    files: dict[str, tuple[int, int]]
+    """Every file of the version: (size, CRC-32), so a damaged or half-written file is seen without loading it."""
 
 
-def stored_lexical_fingerprint(settings: Settings) -> str | None:
-    stamp = lexical_index_dir(settings) / "fingerprint"
-    return stamp.read_text().strip() if stamp.is_file() else None
+def file_stamps(directory: Path) -> dict[str, tuple[int, int]]:
+    stamps = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.name != STAMP_FILE:
+            crc = 0
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    crc = zlib.crc32(block, crc)
+            stamps[path.name] = (path.stat().st_size, crc)
+    return stamps
+
+
+def current_lexical_version(settings: Settings) -> tuple[Path, LexicalStamp] | None:
+    """The version ``current.json`` names, if it is there, readable, and its files are exactly as stamped."""
+    pointer = lexical_index_dir(settings) / POINTER_FILE
+    try:
+        named = json.loads(pointer.read_text())
+        version = lexical_index_dir(settings) / str(named["version"])
+        recorded = json.loads((version / STAMP_FILE).read_text())
+        stamp = LexicalStamp(int(recorded["generation"]), int(recorded["passages"]),
+                             {name: (int(size), int(crc)) for name, (size, crc) in recorded["files"].items()})
+        if file_stamps(version) != stamp.files:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return version, stamp
+
+
+def store_generation(store: PassageStore) -> int:
+    recorded = store.manifest.read(store.fingerprint)
+    return recorded.generation if recorded else 0
+
+
+def lexical_index_current(settings: Settings, store: PassageStore) -> bool:
+    """Whether the BM25 index in use is whole and was built from the store as it is (same generation, same count)."""
+    found = current_lexical_version(settings)
+    return found is not None and (found[1].generation, found[1].passages) == (store_generation(store), store.count())
 
 
 def build_lexical_index(settings: Settings, store: PassageStore) -> None:
-    """Rebuild the BM25 index from every stored passage; written aside and swapped in whole."""
+    """Build the BM25 index from every stored passage (the caller holds the writer lock).
+
+    Built in a directory of its own and named in ``current.json`` by an atomic replace, so a reader sees the old
+    version or the new one, never a mixture; the version before stays on disk for readers that opened it.
+    """
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    target = lexical_index_dir(settings)
-    building = target.with_name(target.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
+    parent = lexical_index_dir(settings)
+    parent.mkdir(parents=True, exist_ok=True)
+    previous = current_lexical_version(settings)
+    generation = store_generation(store)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=parent))
     nodes = store.all_nodes()
     if nodes:
         top_k = min(settings.candidates, len(nodes))
         BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building), show_progress=False)
-    else:
-        building.mkdir(parents=True)
-    (building / "fingerprint").write_text(lexical_index_fingerprint(store))
-    shutil.rmtree(target, ignore_errors=True)
-    building.rename(target)
+    stamp = LexicalStamp(generation, len(nodes), file_stamps(building))
+    (building / STAMP_FILE).write_text(json.dumps(dataclasses.asdict(stamp)))
+    version = parent / f"v{generation}-{len(nodes)}-{building.name.removeprefix('.building-')}"
+    building.rename(version)
+    pointer = parent / f".{POINTER_FILE}.{version.name}"
+    pointer.write_text(json.dumps({"version": version.name}))
+    os.replace(pointer, parent / POINTER_FILE)
+    keep = {POINTER_FILE, version.name, *([previous[0].name] if previous else [])}
+    for leftover in parent.iterdir():  # older versions, builds a killed run left, the layout before versions
+        if leftover.name not in keep:
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 class HybridRetriever:
@@ -139,11 +202,19 @@ class HybridRetriever:
     def _load_lexical(self) -> Any:
         from llama_index.retrievers.bm25 import BM25Retriever
 
-        directory = lexical_index_dir(self.settings)
-        if not (directory / "retriever.json").is_file():
+        # A writer may replace the version between reading current.json and opening its files: then read it again.
+        for _ in range(2):
+            found = current_lexical_version(self.settings)
+            if found is None or not (found[0] / "retriever.json").is_file():
+                return None
+            try:
+                # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
+                retriever = BM25Retriever.from_persist_dir(str(found[0]), mmap=True)
+                break
+            except (OSError, ValueError):
+                continue
+        else:
             return None
-        # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
-        retriever = BM25Retriever.from_persist_dir(str(directory), mmap=True)
         retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
         return retriever
 

