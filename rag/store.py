@@ -259,6 +259,9 @@ class PassageStore:
         last = self.__dict__.get("_last_search")
         if last is None or last[:2] != (count, words):
             matching = [row for row in rows.values() if all(word in row.searchable for word in words)]
+            # Titles holding the query as typed come first ("depot 4049": Depot 4049 before Depot 14049).
+            phrase = " ".join(words)
+            matching.sort(key=lambda row: phrase not in row.title.casefold())
             last = self.__dict__["_last_search"] = (count, words, matching)
         return list(last[2])
 
