@@ -34,6 +34,10 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("how much did profits rise", "number"),
         ("What percentage of its territory has IS lost?", "percent"),
         ("How long did the battle last?", "duration"),
+        ("how fast can the robot run now", "number"),
+        ("What portion of the country did the group hold?", "percent"),
+        ("territory lost %", "percent"),
+        ("how soon will the plant open", "date"),
         ("How many days did it take to liberate Hawija?", "duration"),
         ("Who is the spokesman for the Syrian army?", "person"),
         ("who is brett mcgurk", "person"),
@@ -53,6 +57,11 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:
     assert analyse(question).kind == kind
     assert analyse(question).open == (kind == "open")
+
+
+def test_a_question_asking_roughly_takes_an_order_of_magnitude() -> None:
+    assert analyse("roughly how many fighters surrendered").rough
+    assert not analyse("how many fighters surrendered").rough
 
 
 def test_terms_and_names_of_a_question() -> None:

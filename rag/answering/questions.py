@@ -62,6 +62,8 @@ class QuestionForm:
     """Content words of the question, lowercased, in order."""
     names: tuple[str, ...] = ()
     """Words the question capitalises mid-sentence (likely names), lowercased; empty for an all-lowercase question."""
+    rough: bool = False
+    """The question asks for an estimate ("roughly how many"): an order of magnitude answers it."""
 
     @property
     def open(self) -> bool:
@@ -72,7 +74,8 @@ class QuestionForm:
 # Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
 OPEN_FORMS = re.compile(
     r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
-    r"(?:why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b)|"
+    r"(?:why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
+    r"heavy\b|deep\b|wide\b|soon\b)|"
     r"what\s+(?:happened|happens|is happening|went on|led|caused|are the (?:reasons|causes|effects|consequences)|"
     r"were the (?:reasons|causes|effects|consequences)|did (?:.+\s)?(?:say|said|do|announce|warn|claim|argue)\b|"
     r"does (?:.+\s)?(?:say|do|mean)\b|is (?:the )?(?:significance|impact|role|story|background|situation)|"
@@ -81,12 +84,15 @@ OPEN_FORMS = re.compile(
     r"give me\b|what about\b|anything (?:on|about)\b|info(?:rmation)? (?:on|about)\b|"
     r"(?:what|which) (?:are|were) (?:the|all|some)\b)"
 )
+ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
 KINDS: list[tuple[str, AnswerKind]] = [
-    (r"\b(what|which) (percentage|percent|share|proportion|fraction)\b|\bhow much of\b", "percent"),
+    (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
      "duration"),
-    (r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b", "date"),
-    (r"\bhow (many|much|old|far|big|large|often|tall|high)\b|\bwhat (number|amount|total|price|cost)\b", "number"),
+    (r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
+     r"\bhow soon\b", "date"),
+    (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
+     r"\bwhat (number|amount|total|price|cost|speed|size)\b", "number"),
     (r"\bwhere\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b", "place"),
     (r"\bwho\b|\bwhom\b|\bwhose\b", "person"),
     (r"\b(which|what) (group|organi[sz]ation|company|firm|team|party|agency|club|band|network)\b", "organization"),
@@ -98,7 +104,8 @@ def analyse(question: str) -> QuestionForm:
     text = " ".join(question.lower().replace("’", "'").split())
     words = question.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
-    return QuestionForm(_kind(text), tuple(content_terms(question)), tuple(dict.fromkeys(names)))
+    return QuestionForm(_kind(text), tuple(content_terms(question)), tuple(dict.fromkeys(names)),
+                        bool(ROUGH.search(text)))
 
 
 def _kind(text: str) -> AnswerKind:
