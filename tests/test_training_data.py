@@ -47,3 +47,24 @@ def test_no_trap_without_a_name_or_without_a_name_to_swap_in() -> None:
 
 def test_typed_questions_are_lowercase_without_a_question_mark() -> None:
     assert typed("When did Peyton Manning retire? ") == "when did peyton manning retire"
+
+
+def test_trap_examples_read_the_answer_sentences_under_a_swapped_question_and_target_no_answer() -> None:
+    from rag.answering.reader import Tokenized
+    from rag.settings import Settings
+    from rag.training.reader import trap_examples
+
+    tokenizer = Tokenized(Settings().model_path / "tokenizer.json")
+    article = {"paragraphs": [
+        {"context": "The Broncos beat the Carolina Panthers in Santa Clara. The game was close.",
+         "qas": [{"question": "Who did the Broncos beat in Santa Clara?",
+                  "answers": [{"text": "the Carolina Panthers", "answer_start": 17}]}]},
+        {"context": "Peyton Manning retired after the game.",
+         "qas": [{"question": "When did Peyton Manning retire?", "answers": [{"text": "after the game",
+                                                                              "answer_start": 23}]}]},
+    ]}
+    examples = trap_examples([article], tokenizer, share=1.0, seed=0)
+    assert examples and all((e.start, e.end, e.kind) == (0, 0, "trap") for e in examples)
+    words = [tokenizer.tokenizer.decode(e.window.ids) for e in examples]
+    assert any("peyton manning" in text and "carolina panthers" in text for text in words)
+    assert trap_examples([article], tokenizer, share=0.0, seed=0) == []
