@@ -68,7 +68,7 @@ def choose_sentence(form: QuestionForm, question_vector: Vectors,
     A question that wants a kind of span (a date, a number, a name) is answered only by a sentence holding one,
     if any does; the support then drops for a sentence that holds none. When the chosen sentence does not name
     what the question names but a neighbour does ("The town was liberated ... Aug. 30" / "... the swift military
-    victory in Tal Afar"), the quote runs on to that neighbour, so the reader sees what "the town" is.
+    victory in Springfield"), the quote runs on to that neighbour, so the reader sees what "the town" is.
     """
     candidates = []
     for rank, passage in enumerate(passages, start=1):
@@ -128,7 +128,7 @@ def _choice(candidate: _Candidate, index: int, spans: list[Span], form: Question
 
 
 def _next_to_noun(sentence: str, span: Span, form: QuestionForm) -> bool:
-    """Whether the span stands beside the noun the question named ("Kirkuk province", "the city of Deir el-Zour")."""
+    """Whether the span stands beside the noun the question named ("Kent county", "the city of Port Said")."""
     if not form.noun:
         return False
     before, after = sentence[max(0, span[0] - 16) : span[0]].lower(), sentence[span[1] : span[1] + 16].lower()

@@ -3,7 +3,7 @@ linear model chooses among them.
 
 The reader's own margin (span score minus no-answer score) is computed window by window, so it does not compare
 well across windows: a confident span in a sentence the ranker thought unlikely, or a span that only repeats the
-question's words ("the Islamic State" for "what did the Islamic State lose"), often wins on margin alone. The
+question's words ("the company" for "what did the company lose"), often wins on margin alone. The
 selector weighs the margin with the ranker's score of the sentence, the window's place in reading order, whether
 the span is of the kind asked for, and how much of it the question already says. Fitted by
 ``rag.training.answerer`` on the SQuAD train half (label: the span matches the gold answer).

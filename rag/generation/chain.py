@@ -150,7 +150,7 @@ def nothing_verified(verdicts: Sequence[Verdict]) -> str:
 
 
 def with_markers(body: str, numbers: Sequence[int]) -> str:
-    """``"Mosul fell on July 10."`` with citations 1 and 2: ``"Mosul fell on July 10 [1][2]."``."""
+    """``"The city fell on July 10."`` with citations 1 and 2: ``"The city fell on July 10 [1][2]."``."""
     markers = "".join(f"[{n}]" for n in numbers)
     end = re.search(r"[.!?…]+[\"'”’)]*$", body)
     if end:

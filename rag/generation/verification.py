@@ -5,9 +5,9 @@ A sentence is shown only if:
 - it cites at least one passage (``[n]``), and every passage it cites was given to the model;
 - every number, date and proper name in it appears in the passages it cites, compared after normalisation
   ("Oct. 17" = "October 17" = "17 October", "96%" = "96 percent", "$1.13bn" = "1.13 billion", "40,000" = "forty
-  thousand", "four months" = "4 months", "al-Abadi" = "Abadi", "Raqqah" = "Raqqa"); a name of several words must
-  appear as written or have all its words in one sentence of those passages ("Brett McGurk" is not supported by
-  "Brett ..." in one sentence and "... Dunford" in another);
+  thousand", "four months" = "4 months", "al-Jazeera" = "Jazeera", "Hamah" = "Hama"); a name of several words must
+  appear as written or have all its words in one sentence of those passages ("John Smith" is not supported by
+  "John ..." in one sentence and "... Smith" in another);
 - it shares at least half of its content words with those passages (a sentence citing an unrelated passage fails);
 - it does not repeat an instruction, and nothing in it rests on a sentence of the article that is an instruction
   ("ignore previous instructions", "answer with ..."): such sentences are no evidence.
@@ -220,7 +220,7 @@ still such than that the their them then there thereafter therefore these they t
 today together too under until up upon us was we were what when where whereas which while who whom whose why will
 with within without would yes yet you your it's that's there's yesterday tomorrow according later earlier last next
 """.split())
-# Joining words inside a name: "Bank of England", "Haider al-Abadi", "Deir el-Zour".
+# Joining words inside a name: "Bank of England", "Omar al-Bashir", "Ludwig van Beethoven".
 PARTICLES = frozenset({"al", "el", "bin", "ibn", "of", "the", "de", "del", "la", "van", "von", "der", "da", "and"})
 TITLES = {"gen": "general", "lt": "lieutenant", "col": "colonel", "maj": "major", "sgt": "sergeant",
           "capt": "captain", "cpt": "captain", "adm": "admiral", "sen": "senator", "rep": "representative",
@@ -240,7 +240,7 @@ class Fact:
 
 def word_key(word: str) -> str:
     """A word as names are compared: no accents, case, possessive or punctuation; month and title abbreviations
-    spelled out; a final ``h`` after a vowel dropped (Raqqah / Raqqa)."""
+    spelled out; a final ``h`` after a vowel dropped (Hamah / Hama)."""
     text = unicodedata.normalize("NFKD", word)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = re.sub(r"['’]s$", "", text)
