@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.answering.questions import AnswerKind, analyse, typed_spans
+from rag.answering.questions import AnswerKind, analyse, fits_kind, typed_spans
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold
@@ -380,3 +380,20 @@ def test_the_untrained_selector_is_the_readers_margin() -> None:
     form = analyse("who won")
     rows = [span_features(form, frozenset(), margin, 1.0, 0.0, 0.0, rank, "x") for rank, margin in enumerate((1, 3))]
     assert [MARGIN_ONLY.score(row) for row in rows] == [1.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "fits"),
+    [
+        ("Oct. 17", "date", True),
+        ("the city", "date", False),
+        ("6.6 million", "number", True),
+        ("The militants", "number", False),
+        ("Kurdish-led forces", "organization", True),
+        ("foreign fighters", "person", False),
+        ("He passed away", "person", False),
+        ("a strategic victory", "other", True),
+    ],
+)
+def test_an_answer_fits_the_kind_asked_for(answer: str, kind: AnswerKind, fits: bool) -> None:
+    assert fits_kind(answer, kind) == fits

@@ -125,6 +125,19 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s", ""))
 
 
+NAME_KINDS = frozenset({"person", "place", "organization"})
+
+
+def fits_kind(answer: str, kind: AnswerKind) -> bool:
+    """Whether a short answer is of the kind asked for: a date for "when", a number for "how many", a name (a
+    capitalised word that is not a function word) for "who", "where" or "which group"; any answer for the rest."""
+    if kind in PATTERNS:
+        return bool(typed_spans(answer, kind))
+    if kind in NAME_KINDS:
+        return any(word[:1].isupper() and word.lower() not in STOPWORDS for word in re.findall(r"[\w'’-]+", answer))
+    return True
+
+
 def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     """Spans of ``sentence`` matching the generic pattern of ``kind`` (dates, numbers, shares, durations); a year
     or a date is not an amount."""

@@ -3,9 +3,9 @@
 Signals: how much the reader prefers its best span to "no answer here" (its margin), the span's and the no-answer
 scores, the ranker's best sentence, the closest sentence vector, the share of the question's names and words the
 retrieved text never holds (plain, and weighted by their rarity in the index) and the share the text around the
-chosen span does not hold, whether the span is of the kind asked for (a date for "when") or only an order of
-magnitude for "how many" (unless asked "roughly"), and whether the question is open (why/how/tell me...), whose
-answers read differently.
+chosen span does not hold, whether the span is of the kind asked for (a date for "when", a name for "who") or only
+an order of magnitude for "how many" (unless asked "roughly"), and whether the question is open (why/how/tell
+me...), whose answers read differently.
 Fitted by ``rag.training.answerer`` on the train half of SQuAD in the open setting (the question with its gold
 paragraph retrieved, and again with every passage holding the answer removed: near-topic questions with no
 answer) together with the development questions (``evals/dev.jsonl``, ``evals/seeds.jsonl``: typed as people type,
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.answering.questions import PATTERNS, QuestionForm, typed_spans
+from rag.answering.questions import QuestionForm, fits_kind
 from rag.answering.reader import SpanScore
 from rag.answering.sentences import CandidateSentence, Evidence
 from rag.answering.terms import missing_share, text_keys
@@ -45,7 +45,6 @@ class RefusalSignals:
             reader = (max(best.margin, -20.0), best.score, best.null)
         else:
             reader = (-20.0, -10.0, 10.0)
-        typed = form.kind in PATTERNS
         return RefusalSignals((
             *reader,
             ranked[0].score if ranked else -10.0,
@@ -55,7 +54,7 @@ class RefusalSignals:
             evidence.rare_missing,
             # A date for another town: the question's names are in the articles, but not around the answer.
             missing_share(form.names or form.terms, text_keys(window_text)),
-            float(bool(typed_spans(best_text, form.kind))) if typed else 1.0,
+            float(fits_kind(best_text, form.kind)),
             float(form.kind == "number" and not form.rough and bool(VAGUE_QUANTITY.match(best_text.strip()))),
             float(form.open),
         ))

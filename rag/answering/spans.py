@@ -12,7 +12,7 @@ the span is of the kind asked for, and how much of it the question already says.
 from __future__ import annotations
 
 from rag.answering.linear import LinearModel
-from rag.answering.questions import PATTERNS, QuestionForm, content_terms, tokens, typed_spans
+from rag.answering.questions import QuestionForm, content_terms, fits_kind, tokens
 from rag.answering.terms import term_keys
 
 SPAN_FEATURES = ("margin", "span_score", "null", "sentence_score", "read_rank", "typed_match", "in_question",
@@ -27,6 +27,5 @@ def span_features(form: QuestionForm, question_keys: frozenset[str], margin: flo
     scored ``sentence_score``; ``question_keys`` are the question's words as ``rag.answering.terms`` matches them."""
     words, content = tokens(text), content_terms(text)
     repeated = sum(1 for word in content if term_keys(word) & question_keys) / len(content) if content else 1.0
-    typed = float(bool(typed_spans(text, form.kind))) if form.kind in PATTERNS else 1.0
-    return (max(margin, -20.0), score, null, sentence_score, float(read_rank), typed, repeated,
-            float(min(len(words), 12)))
+    return (max(margin, -20.0), score, null, sentence_score, float(read_rank), float(fits_kind(text, form.kind)),
+            repeated, float(min(len(words), 12)))
