@@ -244,7 +244,7 @@ def test_the_catalogue_follows_ingests_and_is_mended_after_a_lost_row(seed_copy:
     store = PassageStore(seed_copy, settings.fingerprint)
     rows = store.articles()
     assert store.article_count() == 2 and {row.passages for row in rows} == set(
-        {key: doc.passages for key, doc in store.documents().items()}.values())
+        {key: doc.row.passages for key, doc in store.documents().items()}.values())
     assert [row.title for row in store.articles(query="islamic state suffers")] == [
         "Islamic State suffers defeats in Iraq and Syria"]
     # A run killed between the store and the catalogue: the next ingest puts the row back.

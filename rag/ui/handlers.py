@@ -26,9 +26,9 @@ from typing import Any
 from rag.citing import article_text
 from rag.cli import log
 from rag.loading import SUPPORTED_SUFFIXES
+from rag.manifest import ArticleRow
 from rag.pipeline import Answer, Assistant, QuestionError
 from rag.retrieval import Scope
-from rag.store import ArticleRow
 from rag.ui.render import (
     is_upload,
     plural,
@@ -302,9 +302,8 @@ class ChatHandlers:
         return render_reader(row, text)
 
     def remove(self, ref: str) -> tuple[str, bool]:
-        """Remove an uploaded file and its articles, through the incremental ingest: the file leaves the uploads
-        folder and the folder is ingested again, which removes what it no longer holds and changes nothing else.
-        Returns (what happened, whether it failed)."""
+        """Remove an uploaded file and its articles: the file leaves the uploads folder, then its articles leave
+        the index (``Assistant.remove_file``) and nothing else changes. Returns (what happened, whether it failed)."""
         row = self.assistant.store.article(ref)
         if row is None:
             return "That article is no longer in the index.", True
@@ -316,7 +315,7 @@ class ChatHandlers:
             backup = Path(kept) / path.name
             shutil.move(path, backup)
             try:
-                report = self.assistant.ingest([self.uploads])
+                report = self.assistant.remove_file(path)
             except Exception as error:
                 shutil.move(backup, path)
                 traceback.print_exc(file=sys.stderr)
