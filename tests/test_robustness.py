@@ -260,6 +260,34 @@ def test_the_catalogue_follows_ingests_and_is_mended_after_a_lost_row(seed_copy:
     assert (dam.date, dam.passages, dam.source.endswith("news.jsonl#n1")) == ("2017-05-21", 1, True)
 
 
+def test_a_catalogue_from_an_earlier_version_is_filled_once_from_the_store(seed_copy: Path) -> None:
+    import sqlite3
+
+    from rag.integrity import check_index
+    from rag.store import CatalogueOutdated
+
+    settings = settings_for(seed_copy)
+    listed = PassageStore(seed_copy, settings.fingerprint).articles()
+    lexical = current_lexical_version(settings)
+    # The catalogue as the version before the library's columns wrote it.
+    with sqlite3.connect(seed_copy / "index.sqlite3") as db:
+        db.executescript("".join(f"DROP INDEX articles_by_{name};" for name in ("sort_key", "short_id", "path"))
+                         + "".join(f"ALTER TABLE articles DROP COLUMN {column};" for column in
+                                   ("path", "source", "topic", "short_id", "sort_key", "searchable"))
+                         + "ALTER TABLE manifest DROP COLUMN catalogue;")
+    store = PassageStore(seed_copy, settings.fingerprint)
+    assert store.article_count() == 2  # the start-up stats still read
+    with pytest.raises(CatalogueOutdated, match="earlier version: restart the app"):
+        store.articles()
+    assert any("catalogue is in an earlier format" in problem for problem in check_index(settings))
+    messages: list[str] = []
+    assert Assistant(settings).ensure_index(messages.append) is None
+    assert any("article catalogue" in message for message in messages)
+    assert store.articles() == listed and store.article(listed[0].id) == listed[0]
+    # Only the catalogue was written: same generation, same lexical version, nothing to report.
+    assert current_lexical_version(settings) == lexical and check_index(settings) == []
+
+
 # --- concurrency and kills ------------------------------------------------------------------------------------------
 
 
