@@ -19,7 +19,7 @@ from rag.embedding import PassageEmbedder
 from rag.loading import Article, Problem, load_corpus
 from rag.locking import writer_lock
 from rag.manifest import ArticleRow
-from rag.retrieval import build_lexical_index, lexical_index_current, remove_from_lexical_index
+from rag.retrieval import build_lexical_index, lexical_index_current, remove_from_lexical_index, store_generation
 from rag.settings import Settings
 from rag.splitting import Passage, PassageSplitter
 from rag.store import CHROMA_DIR, PassageStore, StoreDamaged, StoredDocument, StoredSentence, passage_id
@@ -178,12 +178,12 @@ def remove_file(path: str, settings: Settings, store: PassageStore) -> IngestRep
         rows = store.catalogue().articles_of_file(settings.fingerprint, path)
         if not rows:
             return IngestReport()
-        lexical_current = lexical_index_current(settings, store)
+        before = (store_generation(store), store.count())
         generation = store.manifest.begin_write(settings.fingerprint, [], str(settings.index_dir / CHROMA_DIR),
                                                 index_versions())
         removed = [passage for row in rows for passage in store.delete_document(row.key)]
         store.manifest.finish_write(settings.fingerprint, [], [row.key for row in rows], store.count())
-        if not (lexical_current and remove_from_lexical_index(settings, removed, generation)):
+        if not remove_from_lexical_index(settings, removed, before, generation):
             build_lexical_index(settings, store)
     return IngestReport(removed=len(rows), seconds=time.perf_counter() - started)
 

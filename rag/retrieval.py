@@ -180,17 +180,20 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     _publish(building, stamp, previous[0] if previous else None)
 
 
-def remove_from_lexical_index(settings: Settings, passage_ids: Sequence[str], generation: int) -> bool:
+def remove_from_lexical_index(settings: Settings, passage_ids: Sequence[str], before: tuple[int, int],
+                              generation: int) -> bool:
     """Leave passages out of the BM25 index without building it again (the caller holds the writer lock and has
-    removed them from the store at ``generation``): a new version whose files are the current version's, as hard
-    links (a published version is never written again), with the removed passages weighted 0 in the
-    ``corpus_weight_mask`` that BM25Retriever keeps in its settings file and applies to every query. So they are
-    never found; the term statistics count them until the next full build (the next ingest that changes the
-    store), which shifts scores slightly. Returns False when the current version cannot be changed this way (built
-    before versions listed their passage ids, or nothing would be left): build it instead.
+    removed them from the store, which was at (generation, passages) ``before`` and is now at ``generation``): a new
+    version whose files are the current version's, as hard links (a published version is never written again), with
+    the removed passages weighted 0 in the ``corpus_weight_mask`` that BM25Retriever keeps in its settings file and
+    applies to every query. So they are never found; the term statistics count them until the next full build (the
+    next ingest that changes the store), which shifts scores slightly. Returns False when the current version
+    cannot be changed this way (not built from the store as it was ``before``, built before versions listed their
+    passage ids, or nothing would be left): build it instead.
     """
     found = current_lexical_version(settings)
-    if found is None or not {IDS_FILE, RETRIEVER_FILE} <= set(found[1].files):
+    if (found is None or (found[1].generation, found[1].passages) != before
+            or not {IDS_FILE, RETRIEVER_FILE} <= set(found[1].files)):
         return False
     current, stamp = found
     removed = set(passage_ids)

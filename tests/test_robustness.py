@@ -288,6 +288,33 @@ def test_a_catalogue_from_an_earlier_version_is_filled_once_from_the_store(seed_
     assert current_lexical_version(settings) == lexical and check_index(settings) == []
 
 
+def test_a_removal_builds_the_lexical_index_whole_when_its_version_cannot_be_masked(seed_copy: Path,
+                                                                                     tmp_path: Path) -> None:
+    from rag.retrieval import IDS_FILE, STAMP_FILE, lexical_index_current
+    from rag.ui.handlers import ChatHandlers
+
+    settings = settings_for(seed_copy)
+    handlers = ChatHandlers(Assistant(settings))
+    upload = tmp_path / "dam.txt"
+    upload.write_text("Karsh dam reopens\n\nThe Karsh dam reopened on May 21 after the floods.\n", encoding="utf-8")
+    handlers.upload([str(upload)])
+    [dam] = handlers.assistant.store.articles(query="karsh")
+    # A lexical version as the version before passage id lists wrote it (whole, current, but with no ids.json).
+    found = current_lexical_version(settings)
+    assert found is not None
+    (found[0] / IDS_FILE).unlink()
+    stamp = json.loads((found[0] / STAMP_FILE).read_text())
+    del stamp["files"][IDS_FILE]
+    (found[0] / STAMP_FILE).write_text(json.dumps(stamp))
+    assert lexical_index_current(settings, handlers.assistant.store)
+    assert handlers.remove(dam.id) == ("Removed dam.txt: 1 article and their passages left the index.", False)
+    rebuilt = current_lexical_version(settings)
+    assert rebuilt is not None and lexical_index_current(settings, handlers.assistant.store)
+    assert IDS_FILE in rebuilt[1].files and all((rebuilt[0] / name).stat().st_nlink == 1 for name in rebuilt[1].files)
+    answer = handlers.assistant.ask("When did the Karsh dam reopen?")
+    assert not answer.answerable and not any(hit.source.endswith("dam.txt") for hit in answer.passages)
+
+
 # --- concurrency and kills ------------------------------------------------------------------------------------------
 
 

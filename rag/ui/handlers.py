@@ -345,7 +345,6 @@ class ChatHandlers:
         if accepted:
             folder = self.uploads
             folder.mkdir(parents=True, exist_ok=True)
-            store = self.assistant.store
             with self.guard.writing(), tempfile.TemporaryDirectory(dir=folder, prefix=".replaced-") as backups:
                 saved: dict[str, str] = {}  # saved path -> name shown
                 for path, name in accepted:
@@ -357,7 +356,8 @@ class ChatHandlers:
                         shutil.copy2(target, Path(backups) / name)
                     shutil.copyfile(path, target)
                     saved[str(target)] = name
-                before = store.documents()
+                # The catalogue's rows of each saved file, before and after: not a read of every stored article.
+                before = {path: self._file_articles(path) for path in saved}
                 report = self.assistant.ingest(list(map(Path, saved)))
                 whole_file_refused = set()
                 for problem in report.problems:
@@ -370,8 +370,7 @@ class ChatHandlers:
                             shutil.copy2(backup, problem.path)  # the index kept the old version: so does the disk
                         else:
                             Path(problem.path).unlink(missing_ok=True)
-                after = store.documents()
-                added = [self._added(name, str(Path(saved_path).resolve()), before, after)
+                added = [self._added(name, before[saved_path], self._file_articles(saved_path))
                          for saved_path, name in saved.items() if saved_path not in whole_file_refused]
         lines = [f'<p class="rag-ok">{text_html(line)}</p>' for line in added]
         if refused:
@@ -379,13 +378,18 @@ class ChatHandlers:
             lines.append(f'<div class="rag-error" role="alert"><b>Not added:</b><ul>{items}</ul></div>')
         return "".join(lines)
 
-    def _added(self, name: str, path: str, before: dict[str, Any], after: dict[str, Any]) -> str:
-        """What an upload did to the index, in words: new, changed or unchanged articles and the passages added."""
-        keys = [key for key, document in after.items() if document.path == path]
+    def _file_articles(self, path: str) -> dict[str, ArticleRow]:
+        store = self.assistant.store
+        return {row.key: row for row in store.manifest.articles_of_file(store.fingerprint, str(Path(path).resolve()))}
+
+    @staticmethod
+    def _added(name: str, before: dict[str, ArticleRow], after: dict[str, ArticleRow]) -> str:
+        """What an upload did to a file's articles, in words: new, changed or unchanged ones and the passages
+        added."""
+        keys = list(after)
         new = [key for key in keys if key not in before]
         changed = [key for key in keys if key in before and before[key].content_hash != after[key].content_hash]
-        rows = [self.assistant.store.article(key) for key in new + changed]
-        passages = sum(row.passages for row in rows if isinstance(row, ArticleRow))
+        passages = sum(after[key].passages for key in new + changed)
         parts = []
         if new:
             parts.append(f"{len(new)} new article{'s' if len(new) != 1 else ''}")
