@@ -183,7 +183,8 @@ class Assistant:
         """Rebuild the lexical index (and record a manifest and catalogue for an index from before them) as the
         writer, if no other process is writing."""
         if not writable(self.settings.index_dir):
-            log(f"{self.settings.index_dir} is read-only and its lexical index is behind: answering with it as it is")
+            log(f"{self.settings.index_dir} is read-only and its lexical index or article catalogue is behind: "
+                "answering with them as they are")
             return
         try:
             with writer_lock(self.settings.index_dir, wait=0):
