@@ -4,7 +4,8 @@ then the best candidates re-ordered by their closest sentence.
 Dense retrieval finds a passage whatever spelling or wording the question uses (two transliterations of a name); BM25
 finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma in versions, each
 stamped with the store generation and passage count it was built from and its files' checksums, so it is rebuilt
-whenever the store changed under it (even by a killed run) or its files were damaged.
+whenever the store changed under it (even by a killed run) or its files were damaged. Removing an upload does not
+rebuild it: the next version shares the current one's files and masks the removed passages.
 """
 
 from __future__ import annotations

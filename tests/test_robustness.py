@@ -315,6 +315,37 @@ def test_a_removal_builds_the_lexical_index_whole_when_its_version_cannot_be_mas
     assert not answer.answerable and not any(hit.source.endswith("dam.txt") for hit in answer.passages)
 
 
+def test_a_removal_killed_halfway_is_finished_by_removing_again(seed_copy: Path, tmp_path: Path) -> None:
+    from rag.indexing import index_versions
+    from rag.integrity import check_index
+    from rag.ui.handlers import ChatHandlers
+
+    settings = settings_for(seed_copy)
+    handlers = ChatHandlers(Assistant(settings))
+    upload = tmp_path / "dam.txt"
+    upload.write_text("Karsh dam reopens\n\nThe Karsh dam reopened on May 21 after the floods.\n\nWater levels "
+                      "rose by two metres, the authority said.\n", encoding="utf-8")
+    handlers.upload([str(upload)])
+    store = handlers.assistant.store
+    [dam] = store.articles(query="karsh")
+    # Killed after taking the file away, bumping the generation and deleting the passages, before the catalogue and
+    # the lexical index were written.
+    kept = seed_copy / "uploads" / ".removed-killed"
+    kept.mkdir()
+    Path(dam.path).rename(kept / "dam.txt")
+    store.manifest.begin_write(settings.fingerprint, [], str(seed_copy / "chroma"), index_versions())
+    assert store.delete_document(dam.key)
+    # The next start answers without it (the lexical index is rebuilt), lists it still, and removes it on request.
+    restarted = ChatHandlers(Assistant(settings))
+    restarted.assistant.ensure_index(lambda message: None)
+    assert not restarted.assistant.ask("When did the Karsh dam reopen?").answerable
+    assert restarted.assistant.store.article(dam.id) == dam
+    message, failed = restarted.remove(dam.id)
+    assert (message, failed) == ("Removed dam.txt: 1 article and their passages left the index.", False)
+    assert restarted.assistant.store.article_count("karsh") == 0
+    assert not store.passages.get(where={"doc_key": dam.key}, include=[])["ids"] and check_index(settings) == []
+
+
 # --- concurrency and kills ------------------------------------------------------------------------------------------
 
 

@@ -313,11 +313,13 @@ class ChatHandlers:
         path = Path(row.path)
         with self.guard.writing(), tempfile.TemporaryDirectory(dir=self.uploads, prefix=".removed-") as kept:
             backup = Path(kept) / path.name
-            shutil.move(path, backup)
+            if path.exists():  # a removal killed halfway took it already; what it left in the index goes now
+                shutil.move(path, backup)
             try:
                 report = self.assistant.remove_file(path)
             except Exception as error:
-                shutil.move(backup, path)
+                if backup.exists():
+                    shutil.move(backup, path)
                 traceback.print_exc(file=sys.stderr)
                 return f"{path.name} could not be removed: {str(error)[:300]}", True
         return f"Removed {path.name}: {plural(report.removed, 'article')} and their passages left the index.", False
