@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fail(str(error))
     note = prepare_index(assistant)
     assistant.retriever  # noqa: B018  (load the models now, not on the first question)
-    assistant.stats()  # and read the article listing now, not on the first page load
+    assistant.stats()  # and the counts the page shows first (the library itself reads the catalogue per page)
     demo = build_app(assistant, note)
     _, local_url, share_url = launch(demo, host=args.host, port=args.port, auth=auth, share=args.share, block=False)
     log(f"serving on {local_url}{f' and {share_url}' if share_url else ''}{' (login required)' if auth else ''}; "

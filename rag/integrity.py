@@ -133,7 +133,10 @@ def check_index(settings: Settings) -> list[str]:
     if incomplete:
         problems.append(f"{len(incomplete)} article(s) are stored incompletely (first: {incomplete[0]}): the next "
                         "ingest of their files completes them")
-    if manifest is not None and manifest.state == "ok":
+    if manifest is not None and not store.manifest.catalogue_current(fingerprint):
+        problems.append("the article catalogue is in an earlier format (the library lists from it): the next ask or "
+                        "ingest writes it again from the store")
+    elif manifest is not None and manifest.state == "ok":
         catalogued = store.manifest.catalogued_keys(fingerprint)
         if catalogued != set(documents):
             problems.append(f"the article catalogue lists {len(catalogued)} articles, the store holds "

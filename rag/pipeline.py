@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rag.answering.answerer import Answerer
 from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
-from rag.indexing import IngestReport, ingest, ingest_locked
+from rag.indexing import IngestReport, ingest, ingest_locked, remove_file
 from rag.integrity import IndexProblem, index_state, unusable_reason
 from rag.locking import IndexBusy, writable, writer_lock
 from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index, lexical_index_current
@@ -172,15 +172,19 @@ class Assistant:
         reason = unusable_reason(self.settings, state.manifest, self.store.count())
         if reason:
             raise IndexProblem(reason)
-        if state.manifest is None or not lexical_index_current(self.settings, self.store):
-            self._refresh_derived(log, adopt=state.manifest is None)
+        # An index from before manifests, or whose catalogue is in an earlier format, is adopted: an ingest of
+        # nothing records its manifest and writes its catalogue from the store (once; 12 s on 21,000 articles).
+        adopt = state.manifest is None or not self.store.manifest.catalogue_current(self.settings.fingerprint)
+        if adopt or not lexical_index_current(self.settings, self.store):
+            self._refresh_derived(log, adopt)
         return None
 
     def _refresh_derived(self, log: Callable[[str], None], adopt: bool) -> None:
-        """Rebuild the lexical index (and record a manifest for an index from before manifests) as the writer,
-        if no other process is writing."""
+        """Rebuild the lexical index (and record a manifest and catalogue for an index from before them) as the
+        writer, if no other process is writing."""
         if not writable(self.settings.index_dir):
-            log(f"{self.settings.index_dir} is read-only and its lexical index is behind: answering with it as it is")
+            log(f"{self.settings.index_dir} is read-only and its lexical index or article catalogue is behind: "
+                "answering with them as they are")
             return
         try:
             with writer_lock(self.settings.index_dir, wait=0):
@@ -189,6 +193,7 @@ class Assistant:
                     log(f"an ingest into {self.settings.index_dir} was interrupted: answering from what it stored; "
                         "run it again to finish it")
                 if adopt:
+                    log(f"recording the manifest and article catalogue of {self.settings.index_dir} from its store")
                     ingest_locked([], self.settings, self.store, log)
                 elif not lexical_index_current(self.settings, self.store):
                     log("the lexical index is behind the stored passages or damaged: rebuilding it")
@@ -199,11 +204,19 @@ class Assistant:
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
         report = ingest(list(paths or self.settings.corpus), self.settings, self.store)
-        # The lexical index was rebuilt and the counts changed: both are read again on next use.
+        self._forget_index()
+        return report
+
+    def remove_file(self, path: Path) -> IngestReport:
+        """Remove the articles of one ingested file (an upload: the caller takes the file away)."""
+        report = remove_file(str(path), self.settings, self.store)
+        self._forget_index()
+        return report
+
+    def _forget_index(self) -> None:
+        # The lexical index has a new version and the counts changed: both are read again on next use.
         self.__dict__.pop("retriever", None)
         self.__dict__.pop("_stats", None)
-        self.store.forget_articles()
-        return report
 
     def ask(self, question: str, history: Sequence[str] = (), scope: Scope | None = None) -> Answer:
         """The answer to ``question`` (a follow-up to the ``history`` questions), from the articles ``scope``

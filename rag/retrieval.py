@@ -4,7 +4,8 @@ then the best candidates re-ordered by their closest sentence.
 Dense retrieval finds a passage whatever spelling or wording the question uses (two transliterations of a name); BM25
 finds exact names and numbers the embedding blurs. The BM25 index is persisted beside Chroma in versions, each
 stamped with the store generation and passage count it was built from and its files' checksums, so it is rebuilt
-whenever the store changed under it (even by a killed run) or its files were damaged.
+whenever the store changed under it (even by a killed run) or its files were damaged. Removing an upload does not
+rebuild it: the next version shares the current one's files and masks the removed passages.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ RERANK_DEPTH = 30
 W_RERANK_LEXICAL = 0.5
 POINTER_FILE = "current.json"
 STAMP_FILE = "stamp.json"
+# The passage ids of a version's corpus, in corpus order: what a removal needs to know which entries to mask.
+IDS_FILE = "ids.json"
+# BM25Retriever's own settings file (similarity_top_k and corpus_weight_mask), read when it loads a version.
+RETRIEVER_FILE = "retriever.json"
 
 
 @dataclass(frozen=True)
@@ -116,15 +121,16 @@ class LexicalStamp:
 
 
 def file_stamps(directory: Path) -> dict[str, tuple[int, int]]:
-    stamps = {}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.name != STAMP_FILE:
-            crc = 0
-            with open(path, "rb") as handle:
-                while block := handle.read(1 << 20):
-                    crc = zlib.crc32(block, crc)
-            stamps[path.name] = (path.stat().st_size, crc)
-    return stamps
+    return {path.name: file_stamp(path) for path in sorted(directory.iterdir())
+            if path.is_file() and path.name != STAMP_FILE}
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return path.stat().st_size, crc
 
 
 def current_lexical_version(settings: Settings) -> tuple[Path, LexicalStamp] | None:
@@ -165,20 +171,65 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     parent = lexical_index_dir(settings)
     parent.mkdir(parents=True, exist_ok=True)
     previous = current_lexical_version(settings)
-    generation = store_generation(store)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=parent))
     nodes = store.all_nodes()
     if nodes:
         top_k = min(settings.candidates, len(nodes))
         BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building), show_progress=False)
-    stamp = LexicalStamp(generation, len(nodes), file_stamps(building))
+    (building / IDS_FILE).write_text(json.dumps([node.node_id for node in nodes]))
+    stamp = LexicalStamp(store_generation(store), len(nodes), file_stamps(building))
+    _publish(building, stamp, previous[0] if previous else None)
+
+
+def remove_from_lexical_index(settings: Settings, passage_ids: Sequence[str], before: tuple[int, int],
+                              generation: int) -> bool:
+    """Leave passages out of the BM25 index without building it again (the caller holds the writer lock and has
+    removed them from the store, which was at (generation, passages) ``before`` and is now at ``generation``): a new
+    version whose files are the current version's, as hard links (a published version is never written again), with
+    the removed passages weighted 0 in the ``corpus_weight_mask`` that BM25Retriever keeps in its settings file and
+    applies to every query. So they are never found; the term statistics count them until the next full build (the
+    next ingest that changes the store), which shifts scores slightly. Returns False when the current version
+    cannot be changed this way (not built from the store as it was ``before``, built before versions listed their
+    passage ids, or nothing would be left): build it instead.
+    """
+    found = current_lexical_version(settings)
+    if (found is None or (found[1].generation, found[1].passages) != before
+            or not {IDS_FILE, RETRIEVER_FILE} <= set(found[1].files)):
+        return False
+    current, stamp = found
+    removed = set(passage_ids)
+    retriever = json.loads((current / RETRIEVER_FILE).read_text())
+    corpus = json.loads((current / IDS_FILE).read_text())
+    mask = removal_mask(corpus, retriever.get("corpus_weight_mask"), removed)
+    if not any(mask):
+        return False
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=lexical_index_dir(settings)))
+    for name in stamp.files:
+        if name != RETRIEVER_FILE:
+            os.link(current / name, building / name)
+    (building / RETRIEVER_FILE).write_text(json.dumps(retriever | {"corpus_weight_mask": mask}))
+    files = stamp.files | {RETRIEVER_FILE: file_stamp(building / RETRIEVER_FILE)}
+    _publish(building, LexicalStamp(generation, sum(mask), files), current)
+    return True
+
+
+def removal_mask(corpus: Sequence[str], mask: Sequence[int] | None, removed: set[str]) -> list[int]:
+    """The weight of each corpus entry (1 kept, 0 left out) once the ``removed`` passage ids are left out too."""
+    weights = mask if mask else [1] * len(corpus)
+    return [0 if passage in removed else int(weight) for passage, weight in zip(corpus, weights, strict=True)]
+
+
+def _publish(building: Path, stamp: LexicalStamp, previous: Path | None) -> None:
+    """Make the version built in ``building`` the one in use: stamped, renamed, then named in ``current.json`` by an
+    atomic replace; the ``previous`` version stays for readers that opened it, older ones go."""
+    parent = building.parent
     (building / STAMP_FILE).write_text(json.dumps(dataclasses.asdict(stamp)))
-    version = parent / f"v{generation}-{len(nodes)}-{building.name.removeprefix('.building-')}"
+    version = parent / f"v{stamp.generation}-{stamp.passages}-{building.name.removeprefix('.building-')}"
     building.rename(version)
     pointer = parent / f".{POINTER_FILE}.{version.name}"
     pointer.write_text(json.dumps({"version": version.name}))
     os.replace(pointer, parent / POINTER_FILE)
-    keep = {POINTER_FILE, version.name, *([previous[0].name] if previous else [])}
+    keep = {POINTER_FILE, version.name, *([previous.name] if previous else [])}
     for leftover in parent.iterdir():  # older versions, builds a killed run left, the layout before versions
         if leftover.name not in keep:
             if leftover.is_dir():
@@ -245,6 +296,8 @@ class HybridRetriever:
         if self.lexical is None:
             return dense, None
         mask = np.fromiter((scope.admits(entry) for entry in self.lexical.corpus), dtype=np.int8)
+        if self.lexical.corpus_weight_mask:  # passages removed since the last full build stay out
+            mask &= np.asarray(self.lexical.corpus_weight_mask, dtype=np.int8)
         if not mask.any():
             return dense, None
         lexical = copy.copy(self.lexical)

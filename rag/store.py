@@ -19,7 +19,6 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,17 @@ import numpy as np
 
 from rag.embedding import Vectors
 from rag.locking import store_lock, writable
-from rag.manifest import IndexManifest
+from rag.manifest import ArticleRow, IndexManifest
 
 # Chroma caps one call's batch size (5,461 here); stay well under it. Reads are paged by the same amount.
 WRITE_BATCH = 2000
 CHROMA_DIR = "chroma"
 CHROMA_DB = "chroma.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class CatalogueOutdated(RuntimeError):
+    """The article catalogue predates the columns the library reads; the message says what fills it."""
 
 
 class StoreDamaged(RuntimeError):
@@ -94,11 +97,8 @@ class StoredDocument:
     content_hash: str
     complete: bool
     """All passages of exactly one version of the article are stored (not a run killed halfway)."""
-    title: str = ""
-    text_path: str = ""
-    record_id: str = ""
-    date: str = ""
-    passages: int = 0
+    row: ArticleRow
+    """The article as the catalogue lists it."""
     origin: str = ""
     """The path that was ingested to get it (a directory or the file itself)."""
 
@@ -165,10 +165,8 @@ class PassageStore:
         for meta in metadatas:
             key, content_hash = str(meta["doc_key"]), str(meta["doc_hash"])
             complete = versions[key] == 1 and stored[key, content_hash] == int(meta["doc_passages"])
-            documents[key] = StoredDocument(
-                key, str(meta["path"]), content_hash, complete, str(meta.get("title") or ""),
-                str(meta.get("text_path") or meta["path"]), str(meta.get("record_id") or ""), article_date(meta),
-                int(meta["doc_passages"]), str(meta.get("origin") or ""))
+            documents[key] = StoredDocument(key, str(meta["path"]), content_hash, complete,
+                                            ArticleRow.from_metadata(meta), str(meta.get("origin") or ""))
         return documents
 
     def add(self, nodes: Sequence[Any], sentences: Sequence[StoredSentence]) -> None:
@@ -189,8 +187,9 @@ class PassageStore:
                     documents=[node.text for node in batch],
                 )
 
-    def delete_document(self, doc_key: str, keep: Iterable[str] = ()) -> None:
-        """Remove an article's passages (except the ids in ``keep``) and their sentences."""
+    def delete_document(self, doc_key: str, keep: Iterable[str] = ()) -> list[str]:
+        """Remove an article's passages (except the ids in ``keep``) and their sentences; returns the passage ids
+        removed."""
         keep_ids = set(keep)
         found = paged_get(self.passages, [], where={"doc_key": doc_key})
         ids = [i for page in found for i in page["ids"] if i not in keep_ids]
@@ -198,6 +197,7 @@ class PassageStore:
             with store_lock(self.index_dir):
                 self.sentences.delete(where=_any_passage(batch))
                 self.passages.delete(ids=list(batch))
+        return ids
 
     def sentences_of(self, passage_ids: Sequence[str]) -> dict[str, list[StoredSentence]]:
         """Sentence spans and vectors of the given passages, in text order."""
@@ -225,63 +225,35 @@ class PassageStore:
         return [i for page in paged_get(self.passages, []) for i in page["ids"]]
 
     # -----------------------------------------------------------------------------------------------------------------
-    # Article library (the chat UI's listing), with ArticleRow at the end of the module. The count of all articles
-    # comes from the catalogue (rag.manifest); the rows (with the source file and topic the catalogue does not keep)
-    # from one paged read of every passage's metadata, cached until the passage count changes or
-    # ``forget_articles`` is called.
+    # Article library (the chat UI's listing): served from the catalogue (rag.manifest), never from the passages.
 
     def articles(self, offset: int = 0, limit: int = 50, query: str = "") -> list[ArticleRow]:
-        """Articles by title (then key), ``limit`` of them from ``offset``; ``query``: titles or sources holding
-        all its words."""
-        return self._matching_articles(query)[offset : offset + limit]
+        """Articles by title (then key), ``limit`` of them from ``offset``; ``query``: titles, sources or topics
+        holding all its words."""
+        return self.catalogue().articles(self.fingerprint, offset, limit, query)
 
     def article_count(self, query: str = "") -> int:
-        # All of them: from the catalogue, without reading the store (the index's stats at start-up).
+        # All of them: any catalogue has the count (the index's stats at start-up, before an older one is filled).
         if not query:
             return self.manifest.article_count(self.fingerprint)
-        return len(self._matching_articles(query))
+        return self.catalogue().article_count(self.fingerprint, query)
 
-    def article(self, key: str) -> ArticleRow | None:
+    def article(self, ref: str) -> ArticleRow | None:
         """One article by its key or its ``ArticleRow.id``."""
-        rows = self._article_rows()[1]
-        return rows.get(key) or next((row for row in rows.values() if row.id == key), None)
+        return self.catalogue().article(self.fingerprint, ref)
 
-    def forget_articles(self) -> None:
-        self.__dict__.pop("_listing", None)
-        self.__dict__.pop("_last_search", None)
-
-    def _matching_articles(self, query: str) -> list[ArticleRow]:
-        count, rows = self._article_rows()
-        words = query.casefold().split()
-        if not words:
-            return list(rows.values())
-        # A page asks for the count and then the rows of one search: the last search's result is kept.
-        last = self.__dict__.get("_last_search")
-        if last is None or last[:2] != (count, words):
-            matching = [row for row in rows.values() if all(word in row.searchable for word in words)]
-            # Titles holding the query as typed come first ("depot 4049": Depot 4049 before Depot 14049).
-            phrase = " ".join(words)
-            matching.sort(key=lambda row: phrase not in row.title.casefold())
-            last = self.__dict__["_last_search"] = (count, words, matching)
-        return list(last[2])
-
-    def _article_rows(self) -> tuple[int, dict[str, ArticleRow]]:
-        count = self.count()
-        cached: tuple[int, dict[str, ArticleRow]] | None = self.__dict__.get("_listing")
-        if cached is None or cached[0] != count:
-            rows: dict[str, ArticleRow] = {}
-            for meta in (meta for page in paged_get(self.passages, ["metadatas"]) for meta in page["metadatas"] or []):
-                rows.setdefault(str(meta["doc_key"]), ArticleRow.from_metadata(meta))
-            ordered = dict(sorted(rows.items(), key=lambda item: (item[1].title.casefold(), item[0])))
-            cached = (count, ordered)
-            self.__dict__["_listing"] = cached
-        return cached
-
-
-
-def article_date(metadata: dict[str, Any]) -> str:
-    """The article's date as its record gave it (JSONL ``date`` or ``published``), else empty."""
-    return next((str(metadata[name]) for name in ("date", "published") if metadata.get(name)), "")
+    def catalogue(self) -> IndexManifest:
+        """The catalogue, if its rows are in the current format (``CatalogueOutdated`` says what fills it)."""
+        if self.manifest.catalogue_current(self.fingerprint):
+            return self.manifest
+        if not writable(self.index_dir):
+            raise CatalogueOutdated(
+                f"the article catalogue of {self.index_dir} is from an earlier version and the index is read-only: "
+                f"ask one question where it can be written (python -m rag.ask QUESTION --index {self.index_dir}) "
+                "to fill it")
+        raise CatalogueOutdated(
+            f"the article catalogue of {self.index_dir} is from an earlier version: restart the app, or ask one "
+            f"question (python -m rag.ask QUESTION --index {self.index_dir}), to fill it from the store (once)")
 
 
 def paged_get(collection: Any, include: list[str], where: Any = None) -> Iterable[Any]:
@@ -312,42 +284,3 @@ def _batches(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + WRITE_BATCH]
 
 
-
-# Article library rows (see PassageStore.articles).
-DATE_KEYS = ("date", "published", "pubdate")
-TOPIC_KEYS = ("category", "topics", "topic", "section")
-
-
-@dataclass(frozen=True)
-class ArticleRow:
-    key: str
-    title: str
-    source: str
-    """Where it came from as a reader names it: its path relative to what was ingested, or ``FILE.jsonl#id`` with
-    the JSONL file's name only (never a server path)."""
-    date: str
-    passages: int
-    topic: str = ""
-    path: str = ""
-    """The file it came from (absolute): for the server's own use (reading it, removing an upload), never shown."""
-    text_path: str = ""
-    record_id: str = ""
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> ArticleRow:
-        record_id = str(meta.get("record_id") or "")
-        path = str(meta["path"])
-        source = f"{Path(path).name}#{record_id}" if record_id else str(meta.get("article_id") or Path(path).name)
-        date = next((str(meta[name]) for name in DATE_KEYS if meta.get(name)), "")
-        topic = next((str(meta[name]) for name in TOPIC_KEYS if meta.get(name)), "")
-        return cls(str(meta["doc_key"]), str(meta.get("title") or ""), source, date, int(meta["doc_passages"]),
-                   topic, path, str(meta.get("text_path") or path), record_id)
-
-    @property
-    def id(self) -> str:
-        """A short opaque name for the article (the key is a server path, which pages never show)."""
-        return hashlib.sha256(self.key.encode()).hexdigest()[:16]
-
-    @cached_property
-    def searchable(self) -> str:
-        return f"{self.title} {self.source} {self.topic}".casefold()

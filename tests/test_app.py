@@ -25,7 +25,7 @@ from gradio_client import Client, handle_file
 import app
 from rag.citing import Citation, PassageHit, article_text
 from rag.pipeline import Answer, Assistant
-from rag.retrieval import Scope
+from rag.retrieval import RETRIEVER_FILE, Scope, current_lexical_version, lexical_index_current
 from rag.settings import Settings, load_settings
 from rag.ui import handlers as ui
 from rag.ui import page as ui_page
@@ -470,12 +470,54 @@ def test_library_pages_searches_and_removes_only_uploads(index_copy: Settings, t
     harbour_passages = set(store.passages.get(where={"doc_key": harbour.key}, include=[])["ids"])
     message, failed = handlers.remove(seed.id)
     assert failed and "was not uploaded here" in message and store.article_count() == 3
+    lexical_before = current_lexical_version(index_copy)
     message, failed = handlers.remove(harbour.id)
     assert not failed and message == "Removed harbour.txt: 1 article and their passages left the index."
     assert {row.key: row for row in store.articles(0, 10)} == kept
     assert len(harbour_passages) == 1 and set(store.passage_ids()) == passages_before - harbour_passages
     assert not (index_copy.index_dir / "uploads" / "harbour.txt").exists()
-    assert not handlers.assistant.ask(HARBOUR_QUESTION).answerable
+    assert store.article(harbour.id) is None and store.article_count("port vell") == 0
+    # The lexical index was not built again: its new version shares the previous one's files and masks the passage.
+    assert lexical_index_current(index_copy, store) and lexical_before is not None
+    version = current_lexical_version(index_copy)
+    assert version is not None and version[0] != lexical_before[0]
+    shared = set(lexical_before[1].files) - {RETRIEVER_FILE}
+    assert shared and all((version[0] / name).samefile(lexical_before[0] / name) for name in shared)
+    answer = handlers.assistant.ask(HARBOUR_QUESTION)
+    assert not answer.answerable and answer.passages
+    found = handlers.assistant.retriever.retrieve("Port Vell harbour reopened March 3 council 40 million euros")
+    assert found and not {passage.id for passage in found} & harbour_passages
+    assert not any(hit.source.endswith("harbour.txt") for hit in answer.passages)
+
+
+def test_removing_a_jsonl_upload_removes_all_its_records_and_nothing_else(index_copy: Settings,
+                                                                          tmp_path: Path) -> None:
+    handlers = ui.ChatHandlers(Assistant(index_copy))
+    store = handlers.assistant.store
+    (tmp_path / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    records = tmp_path / "dams.jsonl"
+    records.write_text("".join(json.dumps(record) + "\n" for record in [
+        {"id": "d1", "title": "Karsh dam reopens", "date": "2017-05-21", "category": "works",
+         "text": "The Karsh dam reopened on May 21 after the floods, the water authority said."},
+        {"id": "d2", "title": "Karsh dam levels", "text": "Water levels behind the Karsh dam rose by two metres."}]),
+        encoding="utf-8")
+    handlers.upload([str(tmp_path / "harbour.txt"), str(records)])
+    [levels, reopens] = store.articles(0, 10, "karsh dam")  # by title
+    assert (reopens.source, reopens.date, reopens.topic, levels.source) == (
+        "dams.jsonl#d1", "2017-05-21", "works", "dams.jsonl#d2")
+    assert handlers.assistant.ask("When did the Karsh dam reopen?").answerable
+    message, failed = handlers.remove(levels.id)
+    assert not failed and message == "Removed dams.jsonl: 2 articles and their passages left the index."
+    assert store.article_count("karsh") == 0 and store.article_count() == 3
+    assert not store.passages.get(where={"path": reopens.path}, include=[])["ids"]
+    assert not handlers.assistant.ask("When did the Karsh dam reopen?").answerable
+    # What stays is answered from the masked lexical index; a second removal keeps the first one's passages out.
+    assert handlers.assistant.ask(HARBOUR_QUESTION).answerable
+    [harbour] = store.articles(0, 1, "port vell")
+    assert not handlers.remove(harbour.id)[1] and store.article_count() == 2
+    answer = handlers.assistant.ask("Karsh dam Port Vell harbour reopened water levels")
+    assert answer.passages and not any(hit.source.endswith(("harbour.txt", "#d1", "#d2")) for hit in answer.passages)
+    assert lexical_index_current(index_copy, store)
 
 
 def test_reader_view_shows_the_article_as_text(index_copy: Settings, tmp_path: Path) -> None:

@@ -11,15 +11,16 @@ import pytest
 from rag.cli import index_dir_from
 from rag.indexing import catalogue_changes
 from rag.loading import decode_text, load_corpus
-from rag.manifest import CatalogueEntry, IndexManifest
-from rag.retrieval import file_stamps
+from rag.manifest import CATALOGUE_VERSION, ArticleRow, IndexManifest
+from rag.retrieval import file_stamps, removal_mask
 from rag.settings import SettingsError, load_settings
 from rag.store import StoredDocument, store_file_problem
 from rag.throttle import LoginThrottle
 
 
-def entry(key: str, title: str, passages: int = 1) -> CatalogueEntry:
-    return CatalogueEntry(key, title, f"/corpus/{key}.txt", "", "", passages, "hash")
+def entry(key: str, title: str, passages: int = 1, source: str = "", topic: str = "", path: str = "") -> ArticleRow:
+    path = path or f"/corpus/{key}.txt"
+    return ArticleRow(key, title, source or Path(path).name, "", passages, topic, path, path, "", "hash")
 
 
 def test_manifest_records_roots_generations_and_a_paged_catalogue(tmp_path: Path) -> None:
@@ -37,8 +38,9 @@ def test_manifest_records_roots_generations_and_a_paged_catalogue(tmp_path: Path
     page = manifest.articles("fp", offset=10, limit=5)
     # "Renamed" sorts first and "Title 001" was removed.
     assert [e.title for e in page] == ["Title 011", "Title 012", "Title 013", "Title 014", "Title 015"]
-    assert [e.doc_key for e in manifest.articles("fp", query="renamed")] == ["k000"]
-    assert manifest.article_count("fp") == 119 and manifest.article_count("fp", "title 09") == 10
+    assert [e.key for e in manifest.articles("fp", query="renamed")] == ["k000"]
+    # Each word anywhere in the title or source: Title 009, Title 090 to 099, and Title 109 (its source k109.txt).
+    assert manifest.article_count("fp") == 119 and manifest.article_count("fp", "title 09") == 12
     assert manifest.article_count("other") == 0 and manifest.fingerprints() == ["fp"]
     manifest.forget_store("fp")
     forgotten = manifest.read("fp")
@@ -46,8 +48,76 @@ def test_manifest_records_roots_generations_and_a_paged_catalogue(tmp_path: Path
     assert forgotten.generation == 3
 
 
+def test_the_library_lists_and_searches_the_catalogue_as_python_would(tmp_path: Path) -> None:
+    manifest = IndexManifest(tmp_path)
+    manifest.begin_write("fp", ["/c"], "/idx/chroma", {})
+    rows = [entry("/c/depot-14049.txt", "Depot 14049 closes", topic="trade"),
+            entry("/c/depot-4049.txt", "Depot 4049 closes", topic="trade"),
+            entry("/c/b.jsonl#7", "Élan vital", source="b.jsonl#7", topic="ÉCONOMIE", path="/c/b.jsonl"),
+            entry("/c/b.jsonl#8", "zebra crossing", source="b.jsonl#8", path="/c/b.jsonl"),
+            entry("/c/strasse.txt", "Straße repairs")]
+    manifest.finish_write("fp", rows, [], 5)
+    # By title in any case (Python's casefold: "é" after "z", as sorted() puts it), then key.
+    listed = manifest.articles("fp")
+    assert listed == sorted(rows, key=lambda row: (row.title.casefold(), row.key))
+    assert [row.title for row in listed] == ["Depot 14049 closes", "Depot 4049 closes", "Straße repairs",
+                                             "zebra crossing", "Élan vital"]
+    # Every word, in the title, source or topic; the titles holding the query as typed first.
+    assert [row.title for row in manifest.articles("fp", query="4049 DEPOT")] == ["Depot 14049 closes",
+                                                                                "Depot 4049 closes"]
+    assert [row.title for row in manifest.articles("fp", query="depot 4049")] == ["Depot 4049 closes",
+                                                                                "Depot 14049 closes"]
+    assert [row.title for row in manifest.articles("fp", query="économie")] == ["Élan vital"]
+    assert [row.title for row in manifest.articles("fp", query="STRASSE")] == ["Straße repairs"]
+    assert [row.title for row in manifest.articles("fp", query="b.jsonl#8")] == ["zebra crossing"]
+    assert manifest.article_count("fp", "trade closes") == 2 and manifest.article_count("fp", "trade zebra") == 0
+    assert manifest.articles("fp", offset=3, limit=5) == listed[3:]
+    # One article by its key or its short id; a file's articles by its path.
+    elan = rows[2]
+    assert manifest.article("fp", elan.id) == elan == manifest.article("fp", elan.key)
+    assert manifest.article("fp", "missing") is None and manifest.article("other", elan.id) is None
+    assert manifest.articles_of_file("fp", "/c/b.jsonl") == [rows[2], rows[3]]
+
+
+OLD_CATALOGUE = """
+CREATE TABLE manifest (
+    fingerprint TEXT PRIMARY KEY, roots TEXT NOT NULL, articles INTEGER NOT NULL, passages INTEGER NOT NULL,
+    generation INTEGER NOT NULL, state TEXT NOT NULL, versions TEXT NOT NULL, store TEXT NOT NULL);
+CREATE TABLE articles (
+    fingerprint TEXT NOT NULL, doc_key TEXT NOT NULL, title TEXT NOT NULL, text_path TEXT NOT NULL,
+    record_id TEXT NOT NULL, date TEXT NOT NULL, passages INTEGER NOT NULL, content_hash TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, doc_key));
+CREATE INDEX articles_by_title ON articles (fingerprint, title COLLATE NOCASE);
+INSERT INTO manifest VALUES ('fp', '["/c"]', 1, 3, 4, 'ok', '{}', '/idx/chroma');
+INSERT INTO articles VALUES ('fp', '/c/a.txt', 'Dam reopens', '/c/a.txt', '', '2017-05-21', 3, 'hash');
+"""
+
+
+def test_a_catalogue_from_before_the_library_columns_gets_them_and_asks_to_be_filled(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:
+        db.executescript(OLD_CATALOGUE)
+    manifest = IndexManifest(tmp_path)
+    # The count and the manifest read as before; the rows are not in the current format until written again.
+    assert manifest.article_count("fp") == 1 and not manifest.catalogue_current("fp")
+    state = manifest.read("fp")
+    assert state is not None and (state.generation, state.articles) == (4, 1)
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:
+        assert {row[1] for row in db.execute("PRAGMA index_list(articles)")} >= {"articles_by_sort_key",
+                                                                                  "articles_by_short_id"}
+    manifest.begin_write("fp", [], "/idx/chroma", {}, changes=False)
+    assert not manifest.catalogue_current("fp")
+    dam = entry("/c/a.txt", "Dam reopens", 3)
+    manifest.finish_write("fp", [dam], [], 3)
+    assert manifest.catalogue_current("fp") and manifest.articles("fp", query="a.txt") == [dam]
+    # A new index starts with a current (empty) catalogue.
+    manifest.begin_write("new", ["/d"], "/idx/chroma", {})
+    assert manifest.catalogue_current("new") and CATALOGUE_VERSION >= 2
+
+
 def stored(key: str) -> StoredDocument:
-    return StoredDocument(key, f"/corpus/{key}", "hash", True, key.title())
+    return StoredDocument(key, f"/corpus/{key}", "hash", True, entry(key, key.title()))
 
 
 def test_catalogue_changes_list_exactly_the_stored_articles_and_mend_a_killed_run() -> None:
@@ -55,8 +125,19 @@ def test_catalogue_changes_list_exactly_the_stored_articles_and_mend_a_killed_ru
     written = {"new": entry("new", "New")}
     # "missed" was stored by a run killed before it wrote the catalogue; "stale" is a row of an article not stored.
     upserts, removed = catalogue_changes(before, written, {"gone"}, {"kept", "gone", "stale"})
-    assert [e.doc_key for e in upserts] == ["new", "missed"]
+    assert [e.key for e in upserts] == ["new", "missed"]
     assert removed == {"gone", "stale"}
+    # A catalogue in an earlier format: every stored row is written again.
+    upserts, removed = catalogue_changes(before, written, {"gone"}, {"kept", "gone", "stale"}, rewrite=True)
+    assert [e.key for e in upserts] == ["new", "kept", "missed"] and removed == {"gone", "stale"}
+
+
+def test_a_removal_masks_its_passages_and_keeps_earlier_removals_masked() -> None:
+    corpus = ["p1", "p2", "p3", "p4"]
+    assert removal_mask(corpus, None, {"p2"}) == [1, 0, 1, 1]
+    assert removal_mask(corpus, [1, 0, 1, 1], {"p4", "elsewhere"}) == [1, 0, 1, 0]
+    with pytest.raises(ValueError):  # a mask that does not fit the corpus is never silently cut
+        removal_mask(corpus, [1, 1], set())
 
 
 def test_lexical_file_stamps_see_a_changed_byte(tmp_path: Path) -> None:

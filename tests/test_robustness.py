@@ -244,7 +244,7 @@ def test_the_catalogue_follows_ingests_and_is_mended_after_a_lost_row(seed_copy:
     store = PassageStore(seed_copy, settings.fingerprint)
     rows = store.articles()
     assert store.article_count() == 2 and {row.passages for row in rows} == set(
-        {key: doc.passages for key, doc in store.documents().items()}.values())
+        {key: doc.row.passages for key, doc in store.documents().items()}.values())
     assert [row.title for row in store.articles(query="islamic state suffers")] == [
         "Islamic State suffers defeats in Iraq and Syria"]
     # A run killed between the store and the catalogue: the next ingest puts the row back.
@@ -258,6 +258,92 @@ def test_the_catalogue_follows_ingests_and_is_mended_after_a_lost_row(seed_copy:
     assert store.article_count() == 3
     [dam] = store.articles(query="dam")
     assert (dam.date, dam.passages, dam.source.endswith("news.jsonl#n1")) == ("2017-05-21", 1, True)
+
+
+def test_a_catalogue_from_an_earlier_version_is_filled_once_from_the_store(seed_copy: Path) -> None:
+    import sqlite3
+
+    from rag.integrity import check_index
+    from rag.store import CatalogueOutdated
+
+    settings = settings_for(seed_copy)
+    listed = PassageStore(seed_copy, settings.fingerprint).articles()
+    lexical = current_lexical_version(settings)
+    # The catalogue as the version before the library's columns wrote it.
+    with sqlite3.connect(seed_copy / "index.sqlite3") as db:
+        db.executescript("".join(f"DROP INDEX articles_by_{name};" for name in ("sort_key", "short_id", "path"))
+                         + "".join(f"ALTER TABLE articles DROP COLUMN {column};" for column in
+                                   ("path", "source", "topic", "short_id", "sort_key", "searchable"))
+                         + "ALTER TABLE manifest DROP COLUMN catalogue;")
+    store = PassageStore(seed_copy, settings.fingerprint)
+    assert store.article_count() == 2  # the start-up stats still read
+    with pytest.raises(CatalogueOutdated, match="earlier version: restart the app"):
+        store.articles()
+    assert any("catalogue is in an earlier format" in problem for problem in check_index(settings))
+    messages: list[str] = []
+    assert Assistant(settings).ensure_index(messages.append) is None
+    assert any("article catalogue" in message for message in messages)
+    assert store.articles() == listed and store.article(listed[0].id) == listed[0]
+    # Only the catalogue was written: same generation, same lexical version, nothing to report.
+    assert current_lexical_version(settings) == lexical and check_index(settings) == []
+
+
+def test_a_removal_builds_the_lexical_index_whole_when_its_version_cannot_be_masked(seed_copy: Path,
+                                                                                     tmp_path: Path) -> None:
+    from rag.retrieval import IDS_FILE, STAMP_FILE, lexical_index_current
+    from rag.ui.handlers import ChatHandlers
+
+    settings = settings_for(seed_copy)
+    handlers = ChatHandlers(Assistant(settings))
+    upload = tmp_path / "dam.txt"
+    upload.write_text("Karsh dam reopens\n\nThe Karsh dam reopened on May 21 after the floods.\n", encoding="utf-8")
+    handlers.upload([str(upload)])
+    [dam] = handlers.assistant.store.articles(query="karsh")
+    # A lexical version as the version before passage id lists wrote it (whole, current, but with no ids.json).
+    found = current_lexical_version(settings)
+    assert found is not None
+    (found[0] / IDS_FILE).unlink()
+    stamp = json.loads((found[0] / STAMP_FILE).read_text())
+    del stamp["files"][IDS_FILE]
+    (found[0] / STAMP_FILE).write_text(json.dumps(stamp))
+    assert lexical_index_current(settings, handlers.assistant.store)
+    assert handlers.remove(dam.id) == ("Removed dam.txt: 1 article and their passages left the index.", False)
+    rebuilt = current_lexical_version(settings)
+    assert rebuilt is not None and lexical_index_current(settings, handlers.assistant.store)
+    assert IDS_FILE in rebuilt[1].files and all((rebuilt[0] / name).stat().st_nlink == 1 for name in rebuilt[1].files)
+    answer = handlers.assistant.ask("When did the Karsh dam reopen?")
+    assert not answer.answerable and not any(hit.source.endswith("dam.txt") for hit in answer.passages)
+
+
+def test_a_removal_killed_halfway_is_finished_by_removing_again(seed_copy: Path, tmp_path: Path) -> None:
+    from rag.indexing import index_versions
+    from rag.integrity import check_index
+    from rag.ui.handlers import ChatHandlers
+
+    settings = settings_for(seed_copy)
+    handlers = ChatHandlers(Assistant(settings))
+    upload = tmp_path / "dam.txt"
+    upload.write_text("Karsh dam reopens\n\nThe Karsh dam reopened on May 21 after the floods.\n\nWater levels "
+                      "rose by two metres, the authority said.\n", encoding="utf-8")
+    handlers.upload([str(upload)])
+    store = handlers.assistant.store
+    [dam] = store.articles(query="karsh")
+    # Killed after taking the file away, bumping the generation and deleting the passages, before the catalogue and
+    # the lexical index were written.
+    kept = seed_copy / "uploads" / ".removed-killed"
+    kept.mkdir()
+    Path(dam.path).rename(kept / "dam.txt")
+    store.manifest.begin_write(settings.fingerprint, [], str(seed_copy / "chroma"), index_versions())
+    assert store.delete_document(dam.key)
+    # The next start answers without it (the lexical index is rebuilt), lists it still, and removes it on request.
+    restarted = ChatHandlers(Assistant(settings))
+    restarted.assistant.ensure_index(lambda message: None)
+    assert not restarted.assistant.ask("When did the Karsh dam reopen?").answerable
+    assert restarted.assistant.store.article(dam.id) == dam
+    message, failed = restarted.remove(dam.id)
+    assert (message, failed) == ("Removed dam.txt: 1 article and their passages left the index.", False)
+    assert restarted.assistant.store.article_count("karsh") == 0
+    assert not store.passages.get(where={"doc_key": dam.key}, include=[])["ids"] and check_index(settings) == []
 
 
 # --- concurrency and kills ------------------------------------------------------------------------------------------

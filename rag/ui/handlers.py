@@ -26,9 +26,9 @@ from typing import Any
 from rag.citing import article_text
 from rag.cli import log
 from rag.loading import SUPPORTED_SUFFIXES
+from rag.manifest import ArticleRow
 from rag.pipeline import Answer, Assistant, QuestionError
 from rag.retrieval import Scope
-from rag.store import ArticleRow
 from rag.ui.render import (
     is_upload,
     plural,
@@ -302,9 +302,8 @@ class ChatHandlers:
         return render_reader(row, text)
 
     def remove(self, ref: str) -> tuple[str, bool]:
-        """Remove an uploaded file and its articles, through the incremental ingest: the file leaves the uploads
-        folder and the folder is ingested again, which removes what it no longer holds and changes nothing else.
-        Returns (what happened, whether it failed)."""
+        """Remove an uploaded file and its articles: the file leaves the uploads folder, then its articles leave
+        the index (``Assistant.remove_file``) and nothing else changes. Returns (what happened, whether it failed)."""
         row = self.assistant.store.article(ref)
         if row is None:
             return "That article is no longer in the index.", True
@@ -314,11 +313,13 @@ class ChatHandlers:
         path = Path(row.path)
         with self.guard.writing(), tempfile.TemporaryDirectory(dir=self.uploads, prefix=".removed-") as kept:
             backup = Path(kept) / path.name
-            shutil.move(path, backup)
+            if path.exists():  # a removal killed halfway took it already; what it left in the index goes now
+                shutil.move(path, backup)
             try:
-                report = self.assistant.ingest([self.uploads])
+                report = self.assistant.remove_file(path)
             except Exception as error:
-                shutil.move(backup, path)
+                if backup.exists():
+                    shutil.move(backup, path)
                 traceback.print_exc(file=sys.stderr)
                 return f"{path.name} could not be removed: {str(error)[:300]}", True
         return f"Removed {path.name}: {plural(report.removed, 'article')} and their passages left the index.", False
@@ -346,7 +347,6 @@ class ChatHandlers:
         if accepted:
             folder = self.uploads
             folder.mkdir(parents=True, exist_ok=True)
-            store = self.assistant.store
             with self.guard.writing(), tempfile.TemporaryDirectory(dir=folder, prefix=".replaced-") as backups:
                 saved: dict[str, str] = {}  # saved path -> name shown
                 for path, name in accepted:
@@ -358,7 +358,8 @@ class ChatHandlers:
                         shutil.copy2(target, Path(backups) / name)
                     shutil.copyfile(path, target)
                     saved[str(target)] = name
-                before = store.documents()
+                # The catalogue's rows of each saved file, before and after: not a read of every stored article.
+                before = {path: self._file_articles(path) for path in saved}
                 report = self.assistant.ingest(list(map(Path, saved)))
                 whole_file_refused = set()
                 for problem in report.problems:
@@ -371,8 +372,7 @@ class ChatHandlers:
                             shutil.copy2(backup, problem.path)  # the index kept the old version: so does the disk
                         else:
                             Path(problem.path).unlink(missing_ok=True)
-                after = store.documents()
-                added = [self._added(name, str(Path(saved_path).resolve()), before, after)
+                added = [self._added(name, before[saved_path], self._file_articles(saved_path))
                          for saved_path, name in saved.items() if saved_path not in whole_file_refused]
         lines = [f'<p class="rag-ok">{text_html(line)}</p>' for line in added]
         if refused:
@@ -380,13 +380,18 @@ class ChatHandlers:
             lines.append(f'<div class="rag-error" role="alert"><b>Not added:</b><ul>{items}</ul></div>')
         return "".join(lines)
 
-    def _added(self, name: str, path: str, before: dict[str, Any], after: dict[str, Any]) -> str:
-        """What an upload did to the index, in words: new, changed or unchanged articles and the passages added."""
-        keys = [key for key, document in after.items() if document.path == path]
+    def _file_articles(self, path: str) -> dict[str, ArticleRow]:
+        store = self.assistant.store
+        return {row.key: row for row in store.manifest.articles_of_file(store.fingerprint, str(Path(path).resolve()))}
+
+    @staticmethod
+    def _added(name: str, before: dict[str, ArticleRow], after: dict[str, ArticleRow]) -> str:
+        """What an upload did to a file's articles, in words: new, changed or unchanged ones and the passages
+        added."""
+        keys = list(after)
         new = [key for key in keys if key not in before]
         changed = [key for key in keys if key in before and before[key].content_hash != after[key].content_hash]
-        rows = [self.assistant.store.article(key) for key in new + changed]
-        passages = sum(row.passages for row in rows if isinstance(row, ArticleRow))
+        passages = sum(after[key].passages for key in new + changed)
         parts = []
         if new:
             parts.append(f"{len(new)} new article{'s' if len(new) != 1 else ''}")

@@ -18,8 +18,8 @@ from rag.ask import render as plain_text
 from rag.citing import Citation, PassageHit, article_text, jsonl_record_source
 from rag.cli import log
 from rag.conversation import suggest_follow_ups
+from rag.manifest import ArticleRow
 from rag.pipeline import Answer
-from rag.store import ArticleRow
 
 CONTEXT_CHARS = 320
 """Characters of article text shown on each side of a quote in the sources panel."""
