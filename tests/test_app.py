@@ -278,6 +278,15 @@ def test_respond_answers_follow_ups(assistant: Assistant) -> None:
     assert render.quote_anchor(2, 1) in reply_text(turn)  # ids are unique per turn
 
 
+def test_example_questions_come_from_the_indexed_articles(assistant: Assistant) -> None:
+    examples = ui.ChatHandlers(assistant).examples()
+    assert len(examples) == 3 and len(set(examples)) == 3
+    texts = " ".join(path.read_text(encoding="utf-8") for path in Path("seeds").iterdir())
+    for example in examples:
+        subject = re.fullmatch(r"(?:Who or what is|What happened on) (.+)\?", example)
+        assert subject and subject.group(1) in texts
+
+
 def test_respond_turns_question_errors_into_messages(assistant: Assistant) -> None:
     handlers = ui.ChatHandlers(assistant)
     for question, reason in (("   ", "empty"), ("x" * 2001, "longer than 2000")):

@@ -157,9 +157,14 @@ def test_typed_question_gets_answer_with_the_exact_quote_highlighted(browser: An
 
 def test_example_then_follow_up(browser: Any, seed_url: str) -> None:
     session = Session(browser, seed_url)
-    session.page.get_by_text("When was Tal Afar liberated?").click()
+    example = session.page.locator(".rag-empty .rag-suggest").first
+    asked = example.inner_text()
+    assert asked.endswith("?")
+    example.click()
     first = session.wait_for_reply(0)
-    assert "Aug. 30" in first.locator(".rag-text").inner_text()
+    assert asked in session.page.locator("#rag-log").inner_text() and first.locator(".rag-text").inner_text()
+    tal_afar = session.ask("When was Tal Afar liberated?")
+    assert "Aug. 30" in tal_afar.locator(".rag-text").inner_text()
     session.ask("When did Mosul fall?")
     follow_up = session.ask("And Raqqa?")
     assert "Oct. 17" in follow_up.locator(".rag-text").inner_text()
@@ -167,7 +172,7 @@ def test_example_then_follow_up(browser: Any, seed_url: str) -> None:
     session.page.locator("#rag-question textarea").fill("   ")
     session.page.locator("#rag-question textarea").press("Enter")
     session.page.get_by_text("the question is empty").wait_for(timeout=10_000)
-    assert session.replies() == 3
+    assert session.replies() == 4
     session.close()
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from rag.citing import article_text
 from rag.cli import log
+from rag.conversation import suggest_follow_ups
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.manifest import ArticleRow
 from rag.pipeline import Answer, Assistant, QuestionError
@@ -44,6 +45,9 @@ from rag.ui.render import (
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 UPLOAD_SUFFIXES = tuple(sorted(SUPPORTED_SUFFIXES))
 LIBRARY_PAGE = 25
+EXAMPLE_COUNT = 3
+EXAMPLE_TEXT_CHARS = 3000
+"""Where an example question is drawn from: an article's opening, which names what it is about."""
 # Follow-up rewriting reads the previous question in the context of the one before it, and so on; five questions
 # back covers any chain of "And X?" a reader types, and keeps what the page sends the same size at every turn.
 CONTEXT_QUESTIONS = 5
@@ -294,12 +298,27 @@ class ChatHandlers:
             row = self.assistant.store.article(ref)
             if row is None:
                 return '<p class="rag-error">That article is no longer in the index.</p>'
-            try:
-                text: str | None = article_text(row.text_path + (f"#{row.record_id}" if row.record_id else ""))
-            except (OSError, ValueError) as error:
-                log(f"reader: cannot read {row.text_path}: {error}")
-                text = None
+            text = _text_of(row)
         return render_reader(row, text)
+
+    def examples(self, count: int = EXAMPLE_COUNT) -> list[str]:
+        """Questions to start from, drawn from the library's first articles: about the names they mention most, or
+        a date they give (``suggest_follow_ups``), so they come from whatever corpus is indexed and every one has an
+        article that speaks to it."""
+        questions: list[str] = []
+        with self.guard.reading():
+            try:
+                rows = self.assistant.store.articles(limit=count)
+            except Exception as failure:  # the library says what is wrong; the page shows no examples
+                log(f"no example questions: {failure}")
+                return []
+            each = -(-count // max(len(rows), 1))
+            for row in rows:
+                text = _text_of(row)
+                if text:
+                    suggested = suggest_follow_ups("", [text[:EXAMPLE_TEXT_CHARS]])
+                    questions += [question for question in suggested if question not in questions][:each]
+        return questions[:count]
 
     def remove(self, ref: str) -> tuple[str, bool]:
         """Remove an uploaded file and its articles: the file leaves the uploads folder, then its articles leave
@@ -409,3 +428,12 @@ def _file_path(file: Any) -> str:
     if isinstance(file, dict):
         return str(file.get("path"))
     return str(getattr(file, "path", file))
+
+
+def _text_of(row: ArticleRow) -> str | None:
+    """An article's text as indexed (None when its file can no longer be read)."""
+    try:
+        return article_text(row.text_path + (f"#{row.record_id}" if row.record_id else ""))
+    except (OSError, ValueError) as error:
+        log(f"reader: cannot read {row.text_path}: {error}")
+        return None

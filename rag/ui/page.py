@@ -27,14 +27,14 @@ STATIC = Path(__file__).with_name("static")
 # Further requests wait in the queue, which is bounded so an overload gets a "queue full" message, not a pile-up.
 ASK_CONCURRENCY = 4
 QUEUE_SIZE = 64
-EXAMPLES = ("When did Mosul fall?", "Who is the spokesman for the Syrian army?", "When was Tal Afar liberated?")
 UPLOAD_NOTE = (f'<p class="rag-note">Add articles: {", ".join(UPLOAD_SUFFIXES)} files, up to '
                f"{MAX_UPLOAD_BYTES // 1024 // 1024} MB each. A file named like an earlier upload replaces it.</p>")
 HELP = """<div class="rag-help">
 <p>Answers quote the indexed articles; <b>[n]</b> links to its source, where the highlighted text is the exact quote
 in its context. Open <i>Full article</i> to read it in place.</p>
 <p>When the articles do not answer, the assistant says so and lists the closest passages.</p>
-<p>Follow-ups work: after “When did Mosul fall?”, ask “And Raqqa?”. The up arrow brings back your last question.</p>
+<p>Follow-ups work: after “When did the strike in Paris end?”, ask “And Lyon?”. The up arrow brings back your last
+question.</p>
 <p>Tick articles in the library to ask within them only.</p></div>"""
 HELP_LLM = """<div class="rag-help">
 <p>Answers are written by a language model from the indexed articles. Each sentence appears only once its numbers,
@@ -42,14 +42,15 @@ dates and names have been found in the passage it cites; <b>[n]</b> links to tha
 highlighted in its context. A sentence that fails the check is left out, and the answer says why.</p>
 <p>When the model fails, is too slow, or writes nothing that checks out, the answer is a quoted sentence instead, and
 its label says so.</p>
-<p>Follow-ups work: after “When did Mosul fall?”, ask “And Raqqa?”. The up arrow brings back your last question.</p>
+<p>Follow-ups work: after “When did the strike in Paris end?”, ask “And Lyon?”. The up arrow brings back your last
+question.</p>
 </div>"""
 # The conversation: rendered by static/app.js from what the browser keeps (the examples show while it is empty).
-CHAT = f"""<div class="rag-chat-bar"><h2 class="rag-sr">Conversation</h2>
+CHAT = """<div class="rag-chat-bar"><h2 class="rag-sr">Conversation</h2>
 <div id="rag-scope" class="rag-scope" aria-live="polite"></div>
 <button type="button" id="rag-new" class="rag-button">New conversation</button></div>
 <div id="rag-log" role="log" aria-live="polite" aria-label="Conversation" tabindex="0"
- data-examples="{text_html(json.dumps(EXAMPLES))}"></div>"""
+ data-examples="{examples}"></div>"""
 NOTICE = '<div id="rag-notice" class="rag-notice" role="alert" aria-live="assertive"></div>'
 NAV = """<nav class="rag-nav" aria-label="Sections"><a href="#rag-chat-col">Chat</a>
 <a href="#rag-library-section">Library</a><a href="#rag-history-section">History</a></nav>"""
@@ -71,7 +72,7 @@ def build_app(assistant: Assistant, note: str = "") -> gr.Blocks:
         gr.HTML(f"<h1>Questions on the news articles</h1><p>{header}</p>{NAV}", elem_id="rag-header")
         with gr.Row(equal_height=False, elem_id="rag-main"):
             with gr.Column(scale=7, min_width=320, elem_id="rag-chat-col"):
-                gr.HTML(CHAT, elem_id="rag-chat")
+                gr.HTML(CHAT.format(examples=text_html(json.dumps(handlers.examples()))), elem_id="rag-chat")
                 gr.HTML(NOTICE, elem_id="rag-notice-box")
                 question = gr.Textbox(placeholder="Ask a question about the indexed articles…", label="Question",
                                       show_label=False, lines=1, max_lines=4, submit_btn="Ask", autofocus=True,
