@@ -17,7 +17,7 @@ of them lowercased without a question mark (as people type):
 The refusal model also learns from the development questions (``evals/dev.jsonl`` over the seeds and a BBC sample,
 and ``evals/seeds.jsonl``: typed as people type, with off-topic, near-topic and trap questions beside answerable
 ones; together weighing twice as much as the SQuAD readings), and its threshold is the best balanced accuracy on them
-that refuses at most 10% of their answerable questions. The SQuAD held-out half and ``evals/open.jsonl`` (the test
+that refuses at most 5% of their answerable questions. The SQuAD held-out half and ``evals/open.jsonl`` (the test
 set) are never used.
 """
 
