@@ -1,8 +1,9 @@
-"""Ingest: load, split, embed and store articles incrementally, then refresh the lexical index.
+"""Ingest: load, split, embed and store articles incrementally, a group at a time, then refresh the lexical index.
 
 Re-ingest is idempotent: an article whose text hash and passage count are already in the store is not embedded
 again; a changed article gets its new passages written before its old ones are removed; an article that disappeared
-from a re-ingested directory or JSONL file loses its passages. A file that cannot be read keeps what it had.
+from a re-ingested directory or JSONL file loses its passages. A file that cannot be read keeps what it had. An
+article with the same text as an earlier one of the same ingest is not indexed (each distinct text once).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,7 +55,8 @@ class IngestReport:
         line = (f"{self.new} new, {self.changed} changed, {self.unchanged} unchanged, {self.removed} removed; "
                 f"{self.passages_added} passages embedded in {self.seconds:.1f}s")
         if self.duplicates:
-            line += f"; {len(self.duplicates)} duplicate texts skipped (same text as an earlier article)"
+            texts = "text" if len(self.duplicates) == 1 else "texts"
+            line += f"; {len(self.duplicates)} duplicate {texts} skipped (same text as an earlier article)"
         if self.problems:
             line += f"; {len(self.problems)} problem(s)"
         return line
@@ -171,8 +173,7 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
     writer = _GroupWriter(settings, store, progress, lambda: begin_write(True), log)
     first_with_text: dict[str, tuple[str, str]] = {}  # content hash -> (key, doc id) of the first article with it
     present: set[str] = set()
-    logged = 0
-    for article in articles:
+    for article in _logging_problems(articles, loaded.problems, log):
         first_key, first_id = first_with_text.setdefault(article.content_hash, (article.key, article.doc_id))
         if first_key != article.key:
             report.duplicates.append((article.doc_id, first_id))
@@ -190,11 +191,6 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
                 report.changed += before.content_hash != article.content_hash
                 report.new += before.content_hash == article.content_hash  # an interrupted article, written anew
                 writer.add(article, article.key)
-        for problem in loaded.problems[logged:]:
-            log(f"skipped {problem}")
-        logged = len(loaded.problems)
-    for problem in loaded.problems[logged:]:
-        log(f"skipped {problem}")
     writer.flush()
     writer.progress.finish(writer.note())
     if report.duplicates:
@@ -267,6 +263,19 @@ def remove_file(path: str, settings: Settings, store: PassageStore) -> IngestRep
         if not remove_from_lexical_index(settings, removed, before, generation):
             build_lexical_index(settings, store)
     return IngestReport(removed=len(rows), seconds=time.perf_counter() - started)
+
+
+def _logging_problems(articles: Iterator[Article], problems: list[Problem],
+                      log: Callable[[str], None]) -> Iterator[Article]:
+    """``articles``, logging each problem that reading them adds to ``problems`` when it is met, not at the end."""
+    logged = 0
+    for article in articles:
+        for problem in problems[logged:]:
+            log(f"skipped {problem}")
+        logged = len(problems)
+        yield article
+    for problem in problems[logged:]:
+        log(f"skipped {problem}")
 
 
 class _GroupWriter:
