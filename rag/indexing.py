@@ -191,8 +191,7 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
                 report.changed += before.content_hash != article.content_hash
                 report.new += before.content_hash == article.content_hash  # an interrupted article, written anew
                 writer.add(article, article.key)
-    writer.flush()
-    writer.progress.finish(writer.note())
+    writer.finish()
     if report.duplicates:
         log(duplicates_line(report.duplicates))
     report.passages_added = writer.passages
@@ -313,6 +312,12 @@ class _GroupWriter:
         self.passages += self.pending
         self.progress.advance(len(self.group), self.note())
         self.group, self.pending = [], 0
+
+    def finish(self) -> None:
+        """Store the last group and let the model go: the lexical index, built next, needs the memory."""
+        self.flush()
+        self.progress.finish(self.note())
+        self.embedder = self.splitter = None
 
     def skip(self) -> None:
         """Count an article that needs no writing."""
