@@ -24,6 +24,8 @@ from rag.cleaning import Span
 from rag.settings import Settings
 
 Vectors = npt.NDArray[np.float32]
+# Model batches whose token vectors are held at once while sentences are pooled from them.
+POOLED_BATCHES = 8
 
 
 class QueryEncoder(Protocol):
@@ -56,17 +58,27 @@ class PassageEmbedder:
         return np.asarray(vectors, dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str], sentences: Sequence[Sequence[Span]]) -> PassageVectors:
-        """``sentences[i]`` are character spans relative to ``texts[i]``."""
-        outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
-            list(texts), batch_size=self.batch_size, output_value=None
-        )
-        passage_rows, sentence_rows = [], []
-        for text, spans, output in zip(texts, sentences, outputs, strict=True):
-            passage_rows.append(np.asarray(output["sentence_embedding"], dtype=np.float32))
-            offsets = self.model.tokenizer(text, return_offsets_mapping=True, truncation=True,
-                                           max_length=self.model.max_seq_length)["offset_mapping"]
-            tokens = np.asarray(output["token_embeddings"], dtype=np.float32)
-            sentence_rows.append(pool_spans(tokens, offsets, spans))
+        """``sentences[i]`` are character spans relative to ``texts[i]``.
+
+        The model runs over ``POOLED_BATCHES`` batches at a time, longest texts first as sentence-transformers
+        orders one call's texts: their token vectors (about 250 KB a 160-token passage) are pooled and dropped
+        before the next ones, so a group of 1,024 passages never holds 250 MB of them at once.
+        """
+        order = sorted(range(len(texts)), key=lambda index: -len(texts[index]))
+        step = self.batch_size * POOLED_BATCHES
+        passage_rows: list[Vectors] = [np.empty(0, np.float32)] * len(texts)
+        sentence_rows: list[Vectors] = [np.empty(0, np.float32)] * len(texts)
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
+            outputs: list[dict[str, Any]] = self.model.encode(  # type: ignore[assignment]
+                [texts[index] for index in chunk], batch_size=self.batch_size, output_value=None
+            )
+            for index, output in zip(chunk, outputs, strict=True):
+                passage_rows[index] = np.asarray(output["sentence_embedding"], dtype=np.float32)
+                offsets = self.model.tokenizer(texts[index], return_offsets_mapping=True, truncation=True,
+                                               max_length=self.model.max_seq_length)["offset_mapping"]
+                tokens = np.asarray(output["token_embeddings"], dtype=np.float32)
+                sentence_rows[index] = pool_spans(tokens, offsets, sentences[index])
         return PassageVectors(np.vstack(passage_rows), sentence_rows)
 
 

@@ -222,13 +222,19 @@ class PassageStore:
         return int(self.passages.count())
 
     def documents(self) -> dict[str, StoredDocument]:
-        """Every stored article, with whether all of its passages (of one version) made it in."""
-        metadatas = [dict(meta) for page in paged_get(self.passages, ["metadatas"]) for meta in page["metadatas"] or []]
-        stored = Counter((str(meta["doc_key"]), str(meta["doc_hash"])) for meta in metadatas)
+        """Every stored article, with whether all of its passages (of one version) made it in. Read page by page,
+        keeping one passage's metadata per article: the store may hold far more passages than memory should."""
+        stored: Counter[tuple[str, str]] = Counter()
+        latest: dict[str, Any] = {}
+        for page in paged_get(self.passages, ["metadatas"]):
+            for meta in page["metadatas"] or []:
+                key = str(meta["doc_key"])
+                stored[key, str(meta["doc_hash"])] += 1
+                latest[key] = meta
         versions = Counter(key for key, _ in stored)
         documents: dict[str, StoredDocument] = {}
-        for meta in metadatas:
-            key, content_hash = str(meta["doc_key"]), str(meta["doc_hash"])
+        for key, meta in latest.items():
+            content_hash = str(meta["doc_hash"])
             complete = versions[key] == 1 and stored[key, content_hash] == int(meta["doc_passages"])
             documents[key] = StoredDocument(key, str(meta["path"]), content_hash, complete,
                                             ArticleRow.from_metadata(meta), str(meta.get("origin") or ""))

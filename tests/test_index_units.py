@@ -1,16 +1,20 @@
 """Pure parts of the index's robustness: manifest and catalogue, catalogue reconciliation, lexical stamps, text
-decoding, settings edge cases, the login throttle, and the CLI's index argument."""
+decoding, streamed loading, ingest progress and its report, settings edge cases, the login throttle, and the CLI's
+index argument."""
 
 from __future__ import annotations
 
 import codecs
+import io
+import json
+import re
 from pathlib import Path
 
 import pytest
 
 from rag.cli import index_dir_from
-from rag.indexing import catalogue_changes
-from rag.loading import decode_text, load_corpus
+from rag.indexing import IngestReport, Progress, catalogue_changes, duplicates_line, format_duration, time_left
+from rag.loading import decode_text, estimate_articles, load_corpus, stream_corpus
 from rag.manifest import CATALOGUE_VERSION, ArticleRow, IndexManifest
 from rag.retrieval import file_stamps, removal_mask
 from rag.settings import SettingsError, load_settings
@@ -191,6 +195,80 @@ def test_an_article_over_the_size_limit_is_refused_by_name(tmp_path: Path) -> No
     messages = sorted(problem.message for problem in result.problems)
     assert messages[0].startswith("0.0 MB is over the 0.001 MB limit (max_article_mb")
     assert messages[1].startswith("record long is 0.0 MB, over the 0.001 MB limit")
+
+
+def test_a_jsonl_file_is_streamed_and_its_problems_come_as_its_lines_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "news.jsonl"
+    path.write_text(json.dumps({"id": "a", "text": "The market reopened."}) + "\n{oops\n\n"
+                    + json.dumps({"id": "b", "text": "The dam reopened."}) + "\n", encoding="utf-8")
+    result, articles = stream_corpus([path, tmp_path / "missing.jsonl"])
+    assert result.origins == [str(path.resolve())] and result.problems == []
+    assert next(articles).doc_id == "a" and result.problems == []
+    assert next(articles).doc_id == "b"
+    assert [problem.line for problem in result.problems] == [2]
+    assert list(articles) == [] and [problem.message for problem in result.problems][1] == "no such file or directory"
+    assert result.articles == []
+    assert estimate_articles([path, tmp_path / "missing.jsonl"]) == 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_a_jsonl_file_with_a_byte_order_mark_is_read_line_by_line(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "wide.jsonl"
+    lines = [json.dumps({"id": n, "text": f"Market {n} reopened\u2028on Friday."}, ensure_ascii=False) for n in (1, 2)]
+    path.write_bytes("\n".join(lines).encode(encoding))
+    result = load_corpus([path])
+    assert (result.problems, [a.text for a in result.articles]) == ([], [f"Market {n} reopened\u2028on Friday."
+                                                                          for n in (1, 2)])
+
+
+def test_a_jsonl_file_broken_past_the_first_read_is_refused_before_any_record(tmp_path: Path) -> None:
+    path = tmp_path / "late.jsonl"
+    good = json.dumps({"id": "a", "text": "The market reopened."}) + "\n"
+    offset = len(good.encode()) * 30_000
+    path.write_bytes(good.encode() * 30_000 + b'{"id": "z", "text": "caf\xe9"}\n')
+    result = load_corpus([path])
+    assert result.articles == [] and result.unreadable_keys == {str(path.resolve())}
+    [problem] = result.problems
+    assert problem.message == f"not UTF-8 (invalid byte at offset {offset + 24})"
+
+
+def test_time_left_goes_by_the_rate_over_the_samples() -> None:
+    assert time_left([], 10) is None and time_left([(5.0, 3)], 10) is None
+    assert time_left([(0.0, 0), (4.0, 0)], 10) is None
+    assert time_left([(10.0, 100), (20.0, 120)], 200) == pytest.approx(40.0)
+    assert time_left([(0.0, 0), (1.0, 12)], 10) == 0.0
+    assert [format_duration(s) for s in (0.4, 42, 125, 3725)] == ["0s", "42s", "2m 05s", "1h 02m"]
+
+
+def test_progress_lines_show_the_rate_and_the_time_left_until_the_last() -> None:
+    stream = io.StringIO()
+    progress = Progress("indexing articles", 10, stream=stream, every=0.0)
+    for _ in range(3):
+        progress.advance(1, "; 7 passages stored")
+    progress.finish()  # the last count was shown: nothing more
+    progress.advance(7)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "indexing articles: 1/10 (" + lines[0].split("(")[1]
+    assert "left" not in lines[0]
+    assert re.fullmatch(r"indexing articles: 3/10 \(\d+/s, \d+s left\); 7 passages stored", lines[2]), lines[2]
+    assert re.fullmatch(r"indexing articles: 10/10 \(\d+/s\)", lines[3]) and len(lines) == 4
+    short = Progress("indexing articles", 10, stream=stream, every=3600.0)
+    short.advance(4)
+    short.finish("; 5 passages stored")
+    assert re.fullmatch(r"indexing articles: 4/10 \(\d+/s\); 5 passages stored", stream.getvalue().splitlines()[-1])
+
+
+def test_duplicates_are_named_compactly_and_counted_in_the_summary() -> None:
+    pairs = [(f"r{n}", f"r{n - 1}") for n in range(1, 13)]
+    assert duplicates_line(pairs[:2]) == "not indexed, same text as an earlier article: r1 (= r0), r2 (= r1)"
+    line = duplicates_line(pairs, named=3)
+    assert line.endswith("r3 (= r2) and 9 more") and "r4" not in line
+    report = IngestReport(new=3, duplicates=pairs)
+    assert report.summary() == ("3 new, 0 changed, 0 unchanged, 0 removed; 0 passages embedded in 0.0s; "
+                                "12 duplicate texts skipped (same text as an earlier article)")
+    assert IngestReport(duplicates=pairs[:1]).summary().endswith("; 1 duplicate text skipped (same text as an earlier "
+                                                                 "article)")
+    assert IngestReport().summary().endswith("embedded in 0.0s")
 
 
 def test_top_k_above_the_candidate_pool_widens_it_unless_the_pool_is_given(tmp_path: Path) -> None:

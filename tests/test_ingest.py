@@ -354,6 +354,32 @@ def test_jsonl_records_are_incremental_too(tmp_path: Path, fresh_settings: Setti
     assert set(texts) == {meta["article_id"] for meta, _ in stored_passages(assistant.store).values()}
 
 
+def test_a_text_under_several_ids_is_indexed_once_the_first_in_file_order(tmp_path: Path,
+                                                                          fresh_settings: Settings) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    path, other = corpus / "wire.jsonl", corpus / "zz-more.jsonl"
+    same = {"text": "A convoy reached Raqqa on Monday. Aid was delivered, the agency said."}
+    write_records(path, [{"id": "a", **same}, RECORDS[0], {"id": "c", **same}])
+    write_records(other, [{"id": "z", **same}])
+    assistant = Assistant(fresh_settings)
+    report = assistant.ingest([corpus])
+    assert (report.new, report.duplicates, report.problems) == (2, [("c", "a"), ("z", "a")], [])
+    assert "; 2 duplicate texts skipped (same text as an earlier article)" in report.summary()
+    assert {meta["article_id"] for meta, _ in stored_passages(assistant.store).values()} == {"a", "dam-1"}
+    assert assistant.store.article_count() == 2
+
+    # The order decides, not the ids: with c first, c is indexed and a's passages go.
+    write_records(path, [{"id": "c", **same}, RECORDS[0], {"id": "a", **same}])
+    report = assistant.ingest([corpus])
+    assert (report.new, report.unchanged, report.removed) == (1, 1, 1)
+    assert report.duplicates == [("a", "c"), ("z", "c")]
+    assert {meta["article_id"] for meta, _ in stored_passages(assistant.store).values()} == {"c", "dam-1"}
+    assert assistant.store.article_count() == 2
+    again = assistant.ingest([corpus])
+    assert (again.new, again.unchanged, again.removed, len(again.duplicates)) == (0, 2, 0, 2)
+
+
 # --- bad input on the command line ----------------------------------------------------------------------------------
 
 
