@@ -72,6 +72,8 @@ DEFAULT_OUT = ROOT / "evals"
 SEED = 0
 EMBEDDED, SERVER = "embedded", "server"
 HEARTBEAT_SECONDS = 60.0
+# In the work directory: the rows built so far (what --resume reuses).
+STATE_FILE = "state.json"
 
 # The measures of the scale issue.
 GOAL_INGEST_SECONDS = 15 * 60
@@ -165,6 +167,8 @@ class Ingest:
     load: float
     """1-minute load average when it ended."""
     server_peak_mb: float | None = None
+    ended: str = ""
+    """When it ended (UTC): a resumed run reuses the indexes, and these numbers, of an earlier one."""
 
     @property
     def rate(self) -> float:
@@ -225,6 +229,13 @@ class Row:
     @property
     def name(self) -> str:
         return f"{self.corpus}, {self.mode}"
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Row:
+        """A row as ``asdict`` wrote it into the work directory's state (built, not yet measured)."""
+        nested = {"ingest": Ingest, "encode": Encode, "warm": Warm}
+        return cls(**{name: nested[name](**value) if name in nested and value is not None else value
+                      for name, value in raw.items()})
 
     @property
     def cold(self) -> float | None:
@@ -450,6 +461,14 @@ class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path, result: Result) -> None:
         self.args, self.workdir, self.result = args, workdir, result
         self.servers: dict[str, ChromaServer] = {}
+        self.built: dict[tuple[str, str], Row] = {}
+        state = workdir / STATE_FILE
+        if args.resume and state.is_file():
+            self.built = {(row.corpus, row.mode): row for row in map(Row.from_json, json.loads(state.read_text()))}
+            result.notes.append(
+                f"Resumed (`--resume`): the ingests of {', '.join(f'{c} {m}' for c, m in self.built)} ran in an "
+                "earlier invocation on the same work directory (their end times and loads are listed under Ingest "
+                "runs); cold starts and warm latency were measured for every index in this one.")
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -461,25 +480,39 @@ class Bench:
         log(f"== {name}: done in {time.perf_counter() - started:.0f} s (load {load_now()})")
 
     def build(self, corpus: str, source: Path) -> None:
-        leftovers = sorted(self.workdir.glob(f"{corpus}-*"))
-        if leftovers:
-            raise BenchError(f"{leftovers[0]} exists: give an empty --workdir (each run ingests into fresh indexes)")
+        """The corpus's embedded row, then its server row: each taken from the work directory's state when an
+        earlier run built it (``--resume``), else built and recorded there."""
+        embedded = self.built.get((corpus, EMBEDDED)) or self.build_embedded(corpus, source)
+        self.result.rows.append(embedded)
+        if self.args.skip_server:
+            return
+        server = self.built.get((corpus, SERVER))
+        if server is not None:
+            self.servers[corpus] = ChromaServer(Path(str(server.server_dir)))
+        else:
+            server = self.build_server(embedded, source)
+        self.result.rows.append(server)
+
+    def build_embedded(self, corpus: str, source: Path) -> Row:
+        embedded = Row(corpus, EMBEDDED, str(self.fresh(f"{corpus}-embedded")))
         with self.phase(f"bare encode of {corpus}"):
             data, _ = run_worker(["encode", "--corpus", str(source), "--sample", str(self.args.encode_sample)],
                                  self.workdir, f"encode {corpus}")
-            encode = Encode(data["passages"], data["seconds"], data["sampled"], data["threads"])
-            log(f"{corpus}: bare encode {encode.rate:.1f} passages/s over {encode.passages} passages")
-        embedded = Row(corpus, EMBEDDED, str(self.workdir / f"{corpus}-embedded"), encode=encode)
+            embedded.encode = Encode(data["passages"], data["seconds"], data["sampled"], data["threads"])
+            log(f"{corpus}: bare encode {embedded.encode.rate:.1f} passages/s over {embedded.encode.passages} "
+                "passages")
         with self.phase(f"ingest of {corpus}, embedded"):
             embedded.ingest = self.ingest(embedded, source, None)
         embedded.articles, embedded.passages = embedded.ingest.articles, embedded.ingest.passages
         embedded.disk_mb = disk_bytes(Path(embedded.index_dir)) / 1e6
-        self.result.rows.append(embedded)
-        if self.args.skip_server:
-            return
-        server_dir = self.workdir / f"{corpus}-server"
-        server = Row(corpus, SERVER, str(self.workdir / f"{corpus}-client"), str(server_dir), embedded.articles,
-                     embedded.passages, encode=encode)
+        self.record(embedded)
+        return embedded
+
+    def build_server(self, embedded: Row, source: Path) -> Row:
+        corpus = embedded.corpus
+        server_dir = self.fresh(f"{corpus}-server")
+        server = Row(corpus, SERVER, str(self.fresh(f"{corpus}-client")), str(server_dir), embedded.articles,
+                     embedded.passages, encode=embedded.encode)
         if corpus in self.args.server_from_copy:
             with self.phase(f"server of {corpus}, from a copy of the embedded store"):
                 from rag.store import CHROMA_DIR
@@ -494,7 +527,20 @@ class Bench:
                 server.ingest = self.ingest(server, source, self.servers[corpus].url)
                 server.ingest.server_peak_mb = self.servers[corpus].peak_mb()
         server.disk_mb = disk_bytes(Path(server.index_dir), server_dir) / 1e6
-        self.result.rows.append(server)
+        self.record(server)
+        return server
+
+    def fresh(self, name: str) -> Path:
+        path = self.workdir / name
+        if path.exists():
+            raise BenchError(f"{path} exists but no finished build of it is recorded in {self.workdir / STATE_FILE}: "
+                             "remove it, or give an empty --workdir")
+        return path
+
+    def record(self, row: Row) -> None:
+        """Keep a built row in the work directory's state, so that ``--resume`` can measure it again."""
+        self.built[row.corpus, row.mode] = row
+        (self.workdir / STATE_FILE).write_text(json.dumps([asdict(built) for built in self.built.values()], indent=1))
 
     def ingest(self, row: Row, source: Path, chroma_url: str | None) -> Ingest:
         command = python("-m", "rag.ingest", str(source), "--index", row.index_dir,
@@ -503,7 +549,8 @@ class Bench:
         articles, passages, inner = parse_summary(child.stderr)
         log(f"{row.name}: {passages} passages of {articles} articles in {child.seconds:.0f} s "
             f"({passages / child.seconds:.1f}/s), peak RSS {child.peak_mb:.0f} MB")
-        return Ingest(child.seconds, inner, articles, passages, child.peak_mb, load_now())
+        return Ingest(child.seconds, inner, articles, passages, child.peak_mb, load_now(),
+                      ended=datetime.now(UTC).isoformat(timespec="seconds"))
 
     def url(self, row: Row) -> str | None:
         return self.servers[row.corpus].url if row.mode == SERVER else None
@@ -640,6 +687,14 @@ def parts_table(result: Result) -> str:
                            "start-up + first question s"], lines)
 
 
+def ingests_table(result: Result) -> str:
+    lines = [[row.name, ingest.ended or "—", f"{ingest.load:.2f}", f"{ingest.inner_seconds:.0f}",
+              f"{ingest.seconds - ingest.inner_seconds:.0f}"]
+             for row in result.rows if (ingest := row.ingest) is not None]
+    return markdown_table(["ingest", "ended (UTC)", "load average (1 min) at the end", "in the ingest s",
+                           "imports and model load s"], lines)
+
+
 def agreement_lines(result: Result) -> list[str]:
     lines = []
     for row in result.rows:
@@ -686,6 +741,9 @@ def render(result: Result, chart: str | None) -> str:
         "## Every index",
         rows_table(result),
         encode_note,
+        "Ingest runs (the time in the ingest is its own summary's; the rest of the process's wall time is imports, "
+        "model load and start-up):",
+        ingests_table(result),
         f"Cold start: wall time of `python -m rag.ask \"{result.questions[0]}\" --index DIR` (plus `--chroma-url URL` "
         f"for a server) in a fresh process, median of {result.settings['repeat']} runs after one untimed run; the "
         "runs of all indexes alternate. A server is already running (and has served the untimed run): a server "
@@ -737,6 +795,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         "(default: reuters)")
     parser.add_argument("--workdir", type=Path,
                         help="where the indexes go (kept); default: a temporary directory, removed afterwards")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the indexes an earlier run with this --workdir built (and its ingest numbers); "
+                        "build the rest, then measure every index")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where SCALE.md, scale.json, scale.svg go")
     parser.add_argument("--worker", choices=("encode", "warm"), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
@@ -779,6 +840,8 @@ def main() -> int:
     interpreter = Path(sys.executable)
     shown = interpreter.relative_to(ROOT) if interpreter.is_relative_to(ROOT) else interpreter
     command = shlex.join([str(shown), "-m", "rag.bench_scale", *argv])
+    if args.resume and not args.workdir:
+        raise BenchError("--resume needs the --workdir of the run to resume")
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         result = measure(args, args.workdir.resolve(), command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,17 @@ def test_report_table_notes_and_chart_lines() -> None:
     assert "a server serving a copy of the embedded store" in report and "100% of the 3 questions" in report
     assert "![warm latency and cold start against corpus size](scale.svg)" in report
     assert "0.5 / 0.4 / 0.3 | 0.6 / 0.5 / 0.4" in report
+    assert "| reuters, embedded | — | 1.20 | 990 | 10 |" in report  # ingest runs: its own time, the rest
     warm_lines, cold_lines = chart_lines(result)
     assert warm_lines["embedded p50"] == [(2.0, 20.0), (2225.0, 30.0), (19043.0, 40.0)]
     assert cold_lines["server"] == [(19043.0, 4.0)]
     data = json.loads(json.dumps(result.to_json()))
     assert data["rows"][2]["warm"]["p50_ms"] == 40.0 and data["rows"][2]["ingest"]["passages_per_s"] == 30.0
+
+
+def test_a_row_survives_the_state_file_of_a_resumed_run() -> None:
+    for row in sample_result().rows:
+        assert Row.from_json(json.loads(json.dumps(asdict(row)))) == row
 
 
 def test_scale_chart_writes_an_svg(tmp_path: Path) -> None:
