@@ -73,7 +73,8 @@ def test_top_agreement() -> None:
 
 def warm(p50: float, scale: float = 1.0) -> Warm:
     latencies = [p50 * scale * factor for factor in (0.5, 1.0, 1.5)]
-    return Warm(latencies, {"query embedding": 3.0, "rest": sum(latencies) - 3.0}, [["a:0-9"]] * 3, 900.0, 0.5)
+    return Warm(latencies, {"query embedding": 3.0, "rest": sum(latencies) - 3.0}, [["a:0-9"]] * 3,
+                {"open the store": 300.0 * scale, "first question": 90.0}, 0.5)
 
 
 def sample_result() -> Result:
@@ -118,6 +119,7 @@ def test_report_table_notes_and_chart_lines() -> None:
     assert "![warm latency and cold start against corpus size](scale.svg)" in report
     assert "0.5 / 0.4 / 0.3 | 0.6 / 0.5 / 0.4" in report
     assert "| reuters, embedded | — | 1.20 | 990 | 10 |" in report  # ingest runs: its own time, the rest
+    assert "| reuters, server | 600 | 90 |" in report  # start-up steps
     warm_lines, cold_lines = chart_lines(result)
     assert warm_lines["embedded p50"] == [(2.0, 20.0), (2225.0, 30.0), (19043.0, 40.0)]
     assert cold_lines["server"] == [(19043.0, 4.0)]
