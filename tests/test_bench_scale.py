@@ -81,14 +81,14 @@ def sample_result() -> Result:
     result = Result("2026-11-24T10:00:00+00:00", "abc", "python -m rag.bench_scale", {"cpu": "EPYC", "nproc": "2"},
                     {"repeat": 3, "encode_sample": 1000, "question_sources": ["bbc-news"]},
                     ["What is reported about X?"])
-    encode = Encode(1000, 40.0, True, 2)
+    encode = Encode(1000, 40.0, True, 2, 80.0)
     result.rows = [
         Row("seeds", EMBEDDED, "/i/s", None, 2, 20, ingest=Ingest(20.0, 5.0, 2, 20, 800.0, 0.5),
             encode=Encode(20, 1.0, False, 2), disk_mb=1.3, cold_seconds=[3.0, 3.2, 3.1], warm=warm(20.0)),
         Row("bbc", EMBEDDED, "/i/b", None, 2225, 8900, ingest=Ingest(300.0, 290.0, 2225, 8900, 1500.0, 1.0),
             encode=encode, disk_mb=200.0, cold_seconds=[3.4, 3.5, 3.3], warm=warm(30.0)),
         Row("reuters", EMBEDDED, "/i/r", None, 19043, 30000,
-            ingest=Ingest(1000.0, 990.0, 19043, 30000, 2100.0, 1.2), encode=encode, disk_mb=700.0,
+            ingest=Ingest(1000.0, 990.0, 19043, 30000, 2100.0, 1.2, cpu_seconds=2000.0), encode=encode, disk_mb=700.0,
             cold_seconds=[3.9, 4.0, 3.8], warm=warm(40.0)),
         Row("reuters", SERVER, "/i/rc", "/i/rs", 19043, 30000, copied_from="/i/r", encode=encode, disk_mb=710.0,
             cold_seconds=[4.0], warm=warm(40.0, 2.0), server_final_mb=900.0),
@@ -111,10 +111,10 @@ def test_measures_are_ratios_within_the_run() -> None:
 def test_report_table_notes_and_chart_lines() -> None:
     result = sample_result()
     report = render(result, "scale.svg")
-    assert "| reuters | embedded | 19,043 | 30,000 | 1000 | 30.0 | 25.0 | 1.20x | 2,100 | 700.0 | 3.90 | 1.26x |" \
-        in report
+    assert ("| reuters | embedded | 19,043 | 30,000 | 1000 | 30.0 | 25.0 | 1.20x | 1.20x | 2,100 | 700.0 | 3.90 "
+            "| 1.26x |") in report
     # The server serving a copy ingested nothing: no ingest numbers, and the report says how it was made.
-    assert "| reuters | server | 19,043 | 30,000 | — | — | 25.0 | — | — | 710.0 | 4.00 | 1.29x |" in report
+    assert "| reuters | server | 19,043 | 30,000 | — | — | 25.0 | — | — | — | 710.0 | 4.00 | 1.29x |" in report
     assert "a server serving a copy of the embedded store" in report and "100% of the 3 questions" in report
     assert "![warm latency and cold start against corpus size](scale.svg)" in report
     assert "0.5 / 0.4 / 0.3 | 0.6 / 0.5 / 0.4" in report
