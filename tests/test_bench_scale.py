@@ -108,6 +108,16 @@ def test_measures_are_ratios_within_the_run() -> None:
     assert not any("(server)" in what for what in found)
 
 
+def test_an_adopted_index_has_no_ingest_measures() -> None:
+    result = sample_result()
+    reuters = result.rows[2]
+    reuters.ingest, reuters.copied_from = None, "/elsewhere/reuters"
+    found = {what: (measured, status) for what, measured, _, status in measures(result)}
+    assert found["reuters ingest, wall time (embedded)"] == ("—", "not run")
+    assert found["reuters ingest, peak RSS (embedded)"] == ("—", "not run")
+    assert found["warm p50, reuters / bbc (embedded)"] == ("1.33x", "met")
+
+
 def test_report_table_notes_and_chart_lines() -> None:
     result = sample_result()
     report = render(result, "scale.svg")
