@@ -794,9 +794,9 @@ def render(result: Result, chart: str | None) -> str:
         "## Every index",
         rows_table(result),
         encode_note,
-        "Ingest runs (the time in the ingest is its own summary's; the rest of the process's wall time is imports, "
-        "model load and start-up):",
-        ingests_table(result),
+        *(["Ingest runs (the time in the ingest is its own summary's; the rest of the process's wall time is "
+           "imports, model load and start-up):", ingests_table(result)] if any(row.ingest for row in result.rows)
+          else []),
         f"Cold start: wall time of `python -m rag.ask \"{result.questions[0]}\" --index DIR` (plus `--chroma-url URL` "
         f"for a server) in a fresh process, median of {result.settings['repeat']} runs after one untimed run; the "
         "runs of all indexes alternate. A server is already running (and has served the untimed run): a server "
