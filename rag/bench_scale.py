@@ -808,8 +808,11 @@ def render(result: Result, chart: str | None) -> str:
         parts_table(result),
         "Start-up in the warm-latency process, step by step, after the libraries were imported (imports cost the "
         "same at any corpus size; the cold start above includes them): opening the store (Chroma's client, both "
-        "collections and a count of each), checking the index (manifest, counts, the lexical index's version), "
-        "making the retriever (query encoder, BM25 loaded memory-mapped) and answering the first question:",
+        "collections and a count of each: the embedded store reads each collection's vector index into memory on "
+        "this first touch, a server has them in memory already), checking the index (manifest, counts, the lexical "
+        "index's version: names and sizes of its files, their checksums only for files not yet verified), making "
+        "the retriever (query encoder, BM25 memory-mapped; spelling variants are grouped only when a question "
+        "needs them) and answering the first question:",
         startup_table(result),
     ]
     agreement = agreement_lines(result)
