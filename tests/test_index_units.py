@@ -16,7 +16,7 @@ from rag.loading import decode_text, load_corpus
 from rag.manifest import CATALOGUE_VERSION, ArticleRow, IndexManifest
 from rag.retrieval import VERIFIED_FILE, file_stamps, files_as_stamped, removal_mask
 from rag.settings import SettingsError, load_settings
-from rag.store import StoredDocument, store_file_problem
+from rag.store import WRITE_BATCH, StoredDocument, paged_get, store_file_problem
 from rag.throttle import LoginThrottle
 
 
@@ -226,6 +226,26 @@ def test_a_damaged_verification_record_or_a_read_only_version_means_reading_the_
     for _ in range(2):  # no record can be kept: every start reads the files, and still answers
         read.clear()
         assert files_as_stamped(version, stamps) and len(read) == 2 and not (version / VERIFIED_FILE).exists()
+
+
+class PagedCollection:
+    """A collection's ``get`` as Chroma pages it, counting the reads."""
+
+    def __init__(self, size: int) -> None:
+        self.ids = [f"id{n}" for n in range(size)]
+        self.reads = 0
+
+    def get(self, where: object, include: list[str], limit: int, offset: int) -> dict[str, list[str]]:
+        self.reads += 1
+        return {"ids": self.ids[offset : offset + limit]}
+
+
+@pytest.mark.parametrize("size,reads", [(0, 1), (5, 1), (WRITE_BATCH, 2), (WRITE_BATCH + 5, 2),
+                                        (2 * WRITE_BATCH + 1, 3)])
+def test_paged_reads_stop_at_a_short_page(size: int, reads: int) -> None:
+    collection = PagedCollection(size)
+    assert [i for page in paged_get(collection, []) for i in page["ids"]] == collection.ids
+    assert collection.reads == reads
 
 
 def test_store_file_problems_are_named_before_chroma_opens_the_file(tmp_path: Path) -> None:
