@@ -16,6 +16,8 @@ from rag.settings import Settings, SettingsError, load_settings
 
 def add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", dest="index_dir", metavar="DIR", help="index directory (.rag; RAG_INDEX_DIR)")
+    parser.add_argument("--chroma-url", dest="chroma_url", metavar="URL",
+                        help="keep the passages on this Chroma server, shared with other clients (RAG_CHROMA_URL)")
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
     parser.add_argument("--answerer", choices=("rules", "reader"),
                         help="extractive answerer: hand-tuned rules (default) or the trained reader (RAG_ANSWERER)")
@@ -38,7 +40,7 @@ LLM_SETTINGS = ("llm", "llm_base_url", "llm_timeout")
 
 
 def settings_from(args: argparse.Namespace,
-                  names: tuple[str, ...] = ("index_dir", "top_k", "answerer", *LLM_SETTINGS)
+                  names: tuple[str, ...] = ("index_dir", "chroma_url", "top_k", "answerer", *LLM_SETTINGS)
                   ) -> Settings:
     try:
         return load_settings({name: getattr(args, name, None) for name in names})

@@ -22,7 +22,7 @@ from rag.manifest import ArticleRow
 from rag.retrieval import build_lexical_index, lexical_index_current, remove_from_lexical_index, store_generation
 from rag.settings import Settings
 from rag.splitting import Passage, PassageSplitter
-from rag.store import CHROMA_DIR, PassageStore, StoreDamaged, StoredDocument, StoredSentence, passage_id
+from rag.store import PassageStore, StoreDamaged, StoredDocument, StoredSentence, open_store, passage_id
 
 # Articles are embedded together until this many passages are pending: sentence-transformers sorts a call's texts
 # by length, so large groups waste less on padding; a killed run redoes at most one group.
@@ -72,7 +72,7 @@ def ingest(paths: Sequence[Path], settings: Settings, store: PassageStore | None
            log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> IngestReport:
     """Ingest ``paths`` into the index, as its only writer (waits for another ingest into it to finish)."""
     with writer_lock(settings.index_dir):
-        return ingest_locked(paths, settings, store or PassageStore(settings.index_dir, settings.fingerprint), log)
+        return ingest_locked(paths, settings, store or open_store(settings), log)
 
 
 def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore,
@@ -83,6 +83,9 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
     if recorded is not None and recorded.articles and store.count() == 0:
         # The store was deleted or replaced by an empty one: adding to it would silently drop every article it held.
         raise StoreDamaged(settings.index_dir, f"it held {recorded.articles} articles but the store is empty")
+    # A server store another client changed: its stamp, read before the store so that a change made after this is
+    # seen by the next run.
+    behind = store.behind()
     loaded = load_corpus(paths, settings.max_article_bytes)
     report = IngestReport(problems=loaded.problems)
     for problem in loaded.problems:
@@ -110,15 +113,19 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
             and any(document.under(origin) for origin in loaded.origins)]
 
     changes = bool(pending or gone)
-    # A catalogue in an earlier format is rewritten whole from what the store holds (read above anyway).
-    rewrite = not store.manifest.catalogue_current(settings.fingerprint)
+    # A catalogue in an earlier format, or behind a server store another client changed, is rewritten whole from
+    # what the store holds (read above anyway), and the lexical index built again.
+    rewrite = not store.manifest.catalogue_current(settings.fingerprint) or behind is not None
     if (changes or rewrite or recorded is None or recorded.state != "ok"
             or not set(loaded.origins) <= set(recorded.roots)):
         # Committed before the store changes: a run killed after this leaves the lexical index visibly behind.
         # An index from before manifests has its roots recorded from what its passages say they came from.
         roots = [*loaded.origins, *(document.origin for document in stored.values() if document.origin)]
-        store.manifest.begin_write(settings.fingerprint, roots, str(settings.index_dir / CHROMA_DIR), index_versions(),
-                                   changes)
+        store.manifest.begin_write(settings.fingerprint, roots, store.location, index_versions(),
+                                   changes or behind is not None)
+        if changes:
+            # Other clients of a server store see a change under way (and still see one if this run is killed).
+            store.restamp()
         for key in gone:
             store.delete_document(key)
         report.removed = len(gone)
@@ -131,7 +138,9 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
         upserts, removed = catalogue_changes(stored, written, set(gone), store.manifest.catalogued_keys(
             settings.fingerprint), rewrite)
         store.manifest.finish_write(settings.fingerprint, upserts, removed, store.count())
-    if changes or not lexical_index_current(settings, store):
+        if store.shared and (changes or behind is not None):
+            store.manifest.record_stamp(settings.fingerprint, store.restamp() if changes else str(behind))
+    if changes or behind is not None or not lexical_index_current(settings, store):
         build_lexical_index(settings, store)
     report.seconds = time.perf_counter() - started
     return report
@@ -175,14 +184,18 @@ def remove_file(path: str, settings: Settings, store: PassageStore) -> IngestRep
     """
     started = time.perf_counter()
     with writer_lock(settings.index_dir):
+        if store.behind() is not None:  # another client changed the server store: catch up first
+            ingest_locked([], settings, store, lambda message: None)
         rows = store.catalogue().articles_of_file(settings.fingerprint, path)
         if not rows:
             return IngestReport()
         before = (store_generation(store), store.count())
-        generation = store.manifest.begin_write(settings.fingerprint, [], str(settings.index_dir / CHROMA_DIR),
-                                                index_versions())
+        generation = store.manifest.begin_write(settings.fingerprint, [], store.location, index_versions())
+        store.restamp()
         removed = [passage for row in rows for passage in store.delete_document(row.key)]
         store.manifest.finish_write(settings.fingerprint, [], [row.key for row in rows], store.count())
+        if store.shared:
+            store.manifest.record_stamp(settings.fingerprint, store.restamp())
         if not remove_from_lexical_index(settings, removed, before, generation):
             build_lexical_index(settings, store)
     return IngestReport(removed=len(rows), seconds=time.perf_counter() - started)

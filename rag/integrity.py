@@ -20,7 +20,15 @@ from rag.indexing import IngestReport, ingest_locked
 from rag.locking import STORE_LOCK, WRITER_LOCK, writer_busy, writer_lock
 from rag.manifest import MANIFEST_FILE, IndexManifest, Manifest
 from rag.settings import Settings
-from rag.store import CHROMA_DIR, PassageStore, StoreDamaged, rebuild_command, store_file_problem
+from rag.store import (
+    CHROMA_DIR,
+    PassageStore,
+    StoreDamaged,
+    StoreUnreachable,
+    open_store,
+    rebuild_command,
+    store_file_problem,
+)
 
 # Opening the store in a child process: a native crash there is a message here, not a dead CLI.
 PROBE_SECONDS = 120.0
@@ -107,13 +115,18 @@ def check_index(settings: Settings) -> list[str]:
     directory, fingerprint = settings.index_dir, settings.fingerprint
     rebuild = rebuild_command(directory)
     state = index_state(settings)
-    if state.empty:
+    if state.empty and not settings.chroma_url:
         return [f"{directory}: no index yet (python -m rag.ingest PATH --index {directory} makes one)"]
     problems = []
     if not (directory / MANIFEST_FILE).is_file():
-        problems.append(f"{directory / MANIFEST_FILE} is missing (an index from before manifests): python -m "
-                        f"rag.ingest --index {directory} records one")
-    if (directory / CHROMA_DIR).exists():
+        problems.append(f"{directory / MANIFEST_FILE} is missing (an index from before manifests, or a client that "
+                        f"has not read its server store yet): python -m rag.ingest --index {directory} records one")
+    if settings.chroma_url:
+        try:
+            passages, probe_problem = open_store(settings).count(), None
+        except StoreUnreachable as error:
+            passages, probe_problem = None, str(error)
+    elif (directory / CHROMA_DIR).exists():
         file_problem = store_file_problem(directory)
         passages, probe_problem = (None, file_problem) if file_problem else probe_store(directory, fingerprint)
     else:
@@ -124,7 +137,10 @@ def check_index(settings: Settings) -> list[str]:
     reason = unusable_reason(settings, manifest, passages or 0)
     if reason:
         return [*problems, reason]
-    store = PassageStore(directory, fingerprint)
+    store = open_store(settings)
+    if store.behind() is not None:
+        problems.append(f"another client changed the store on {settings.chroma_url}: the next ask or ingest brings "
+                        "this client's article catalogue and lexical index up to date")
     if manifest is not None and manifest.state != "ok":
         problems.append(f"an ingest into {directory} was interrupted: run it again (python -m rag.ingest PATH "
                         f"--index {directory}) or rebuild: {rebuild}")
@@ -153,6 +169,10 @@ def rebuild_index(settings: Settings, log: Callable[[str], None]) -> IngestRepor
     from rag.retrieval import lexical_index_dir
 
     directory = settings.index_dir
+    if settings.chroma_url:
+        # Other clients share that store: setting it aside is for whoever runs the server (chroma run --path DIR).
+        raise IndexProblem(f"--rebuild sets aside an embedded store; the store on {settings.chroma_url} is the "
+                           "server's: ingest into it again, or start the server on an empty --path")
     with writer_lock(directory):
         manifest = IndexManifest(directory).read(settings.fingerprint)
         roots = [Path(root) for root in manifest.roots] if manifest else []

@@ -5,7 +5,9 @@ The manifest records the roots ingested (so a damaged store can be rebuilt from 
 articles is never mistaken for "no index yet"), the article and passage counts, the versions that wrote it, where
 the store lives, and a generation number bumped (and committed) before every change to the store: the lexical index
 is stamped with the generation it was built at, so whether it is current is known without reading the store. The
-catalogue has one row per article, for listing thousands of articles page by page.
+catalogue has one row per article, for listing thousands of articles page by page. With a Chroma server as the
+store, the manifest also records the server store's stamp that this client's catalogue and counts reflect
+(``rag.store.PassageStore.behind``).
 
 Every write happens under the index's writer lock (``rag.locking``); SQLite's own locking covers readers.
 """
@@ -32,7 +34,7 @@ TABLES = """
 CREATE TABLE IF NOT EXISTS manifest (
     fingerprint TEXT PRIMARY KEY, roots TEXT NOT NULL, articles INTEGER NOT NULL, passages INTEGER NOT NULL,
     generation INTEGER NOT NULL, state TEXT NOT NULL, versions TEXT NOT NULL, store TEXT NOT NULL,
-    catalogue INTEGER NOT NULL DEFAULT 0);
+    catalogue INTEGER NOT NULL DEFAULT 0, stamp TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS articles (
     fingerprint TEXT NOT NULL, doc_key TEXT NOT NULL, title TEXT NOT NULL, text_path TEXT NOT NULL,
     record_id TEXT NOT NULL, date TEXT NOT NULL, passages INTEGER NOT NULL, content_hash TEXT NOT NULL,
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS articles (
 """
 # Columns added since the first catalogue: an index made before them gets them (empty) when first opened for writing.
 ADDED_COLUMNS = {
-    "manifest": ("catalogue INTEGER NOT NULL DEFAULT 0",),
+    "manifest": ("catalogue INTEGER NOT NULL DEFAULT 0", "stamp TEXT NOT NULL DEFAULT ''"),
     "articles": tuple(f"{name} TEXT NOT NULL DEFAULT ''"
                       for name in ("path", "source", "topic", "short_id", "sort_key", "searchable")),
 }
@@ -208,6 +210,21 @@ class IndexManifest:
             articles = db.execute("SELECT count(*) FROM articles WHERE fingerprint = ?", (fingerprint,)).fetchone()[0]
             db.execute("UPDATE manifest SET articles = ?, passages = ?, state = 'ok', catalogue = ? "
                        "WHERE fingerprint = ?", (articles, passages, CATALOGUE_VERSION, fingerprint))
+
+    def synced_stamp(self, fingerprint: str) -> str:
+        """The server store's stamp (``PassageStore.stamp``) that the catalogue and counts were last brought up to
+        date with ("" never)."""
+        if not self.exists():
+            return ""
+        with self._connect() as db:
+            if "stamp" not in _columns(db, "manifest"):  # a read-only index from before server stores
+                return ""
+            row = db.execute("SELECT stamp FROM manifest WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def record_stamp(self, fingerprint: str, stamp: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE manifest SET stamp = ? WHERE fingerprint = ?", (stamp, fingerprint))
 
     def catalogue_current(self, fingerprint: str) -> bool:
         """Whether the catalogue rows are in the current format (``CATALOGUE_VERSION``); an index with no manifest

@@ -21,7 +21,7 @@ from rag.integrity import IndexProblem, index_state, unusable_reason
 from rag.locking import IndexBusy, writable, writer_lock
 from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index, lexical_index_current
 from rag.settings import Settings
-from rag.store import CHROMA_DIR, PassageStore
+from rag.store import CHROMA_DIR, PassageStore, open_store
 
 if TYPE_CHECKING:
     from rag.generation.chain import GenerationEvent
@@ -120,7 +120,7 @@ class Assistant:
 
     @cached_property
     def store(self) -> PassageStore:
-        return PassageStore(self.settings.index_dir, self.settings.fingerprint)
+        return open_store(self.settings)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -159,22 +159,26 @@ class Assistant:
         is writing the index: then the previous complete version answers. Returns the report of an ingest, if any.
         """
         state = index_state(self.settings)
-        if state.empty or (state.manifest is not None and not state.manifest.held_articles
-                           and self.store.count() == 0):
+        fresh = state.empty or (state.manifest is not None and not state.manifest.held_articles)
+        # A new client of a server store that holds articles adopts them rather than adding the default corpus.
+        if fresh and self.store.count() == 0:
             corpus = ", ".join(str(path) for path in self.settings.corpus)
             log(f"no index yet in {self.settings.index_dir}: indexing {corpus} first")
             report = self.ingest()
             log(report.summary())
             return report
-        if state.manifest is None and not (self.settings.index_dir / CHROMA_DIR).is_dir():
+        embedded = not self.settings.chroma_url
+        if state.manifest is None and embedded and not (self.settings.index_dir / CHROMA_DIR).is_dir():
             # Not an index at all: say so before the store would create one among the directory's files.
             raise IndexProblem(unusable_reason(self.settings, None, 0) or "")
         reason = unusable_reason(self.settings, state.manifest, self.store.count())
         if reason:
             raise IndexProblem(reason)
         # An index from before manifests, or whose catalogue is in an earlier format, is adopted: an ingest of
-        # nothing records its manifest and writes its catalogue from the store (once; 12 s on 21,000 articles).
-        adopt = state.manifest is None or not self.store.manifest.catalogue_current(self.settings.fingerprint)
+        # nothing records its manifest and writes its catalogue from the store (once; 12 s on 21,000 articles). So
+        # is a server store that another client changed (this client's catalogue and lexical index are its own).
+        adopt = (state.manifest is None or not self.store.manifest.catalogue_current(self.settings.fingerprint)
+                 or self.store.behind() is not None)
         if adopt or not lexical_index_current(self.settings, self.store):
             self._refresh_derived(log, adopt)
         return None
@@ -193,14 +197,20 @@ class Assistant:
                     log(f"an ingest into {self.settings.index_dir} was interrupted: answering from what it stored; "
                         "run it again to finish it")
                 if adopt:
-                    log(f"recording the manifest and article catalogue of {self.settings.index_dir} from its store")
+                    log(f"recording the manifest and article catalogue of {self.settings.index_dir} from the store")
                     ingest_locked([], self.settings, self.store, log)
                 elif not lexical_index_current(self.settings, self.store):
                     log("the lexical index is behind the stored passages or damaged: rebuilding it")
                     build_lexical_index(self.settings, self.store)
         except IndexBusy:
             log("another process is writing the index: answering from the lexical index as it was")
-        self.__dict__.pop("retriever", None)
+        self._forget_index()
+
+    def follow_store(self) -> None:
+        """With a server store, catch up with what other clients changed since this one last looked (one small
+        request to the server per call): the catalogue, counts and lexical index are brought up to date."""
+        if self.store.shared and self.store.behind() is not None:
+            self._refresh_derived(lambda message: None, adopt=True)
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:
         report = ingest(list(paths or self.settings.corpus), self.settings, self.store)
@@ -222,6 +232,7 @@ class Assistant:
         """The answer to ``question`` (a follow-up to the ``history`` questions), from the articles ``scope``
         allows (all of them when it is None or empty)."""
         question = check_question(question)
+        self.follow_store()
         asked = contextualize(question, history, self.retriever.rarity)
         vector = self.retriever.embed_question(asked)
         passages = self.retriever.retrieve(asked, vector, scope=scope)
@@ -257,6 +268,7 @@ class Assistant:
         keeps retrieval to some articles, as for ``ask``."""
         from rag.generation.chain import Done, generate
 
+        self.follow_store()
         for event in generate(self, self.llm, question, history, retrieved, scope):
             if isinstance(event, Done) and scope:
                 event = dataclasses.replace(event, answer=dataclasses.replace(event.answer, scope=scope))

@@ -34,6 +34,10 @@ class SettingsError(ValueError):
 class Settings:
     index_dir: Path = Path(".rag")
     """Where the Chroma database and the lexical index live."""
+    chroma_url: str = ""
+    """A Chroma server holding the passages (``http://HOST:PORT``), shared by every client that names it; empty means
+    the embedded store in ``index_dir``. With a server, ``index_dir`` keeps this client's own derived files: the
+    manifest, the article catalogue and the lexical index, brought up to date whenever the server's store changed."""
     corpus: tuple[Path, ...] = (Path("seeds"),)
     """What ``rag.ask`` indexes when there is no index yet, and what ``rag.ingest`` reads by default."""
     embed_model: str = ""
@@ -139,6 +143,8 @@ class Settings:
                 raise SettingsError(f"llm {self.llm!r}: expected openai:MODEL, ollama:MODEL or gguf:/path/model.gguf")
             if backend == "gguf" and not Path(name).is_file():
                 raise SettingsError(f"llm {self.llm!r}: no model file at {name}")
+        if self.chroma_url and not re.match(r"(?i)^https?://[^/\s:]+(:\d{1,5})?/?$", self.chroma_url):
+            raise SettingsError(f"chroma_url {self.chroma_url!r} is not an http://HOST:PORT or https://HOST:PORT URL")
         if self.llm_base_url and not re.match(r"(?i)^https?://[^/\s]+", self.llm_base_url):
             raise SettingsError(f"llm_base_url {self.llm_base_url!r} is not an http:// or https:// URL")
         if not 0 < self.llm_timeout <= 3600:

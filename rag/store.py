@@ -16,27 +16,36 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from rag.embedding import Vectors
 from rag.locking import store_lock, writable
 from rag.manifest import ArticleRow, IndexManifest
+from rag.settings import Settings
 
 # Chroma caps one call's batch size (5,461 here); stay well under it. Reads are paged by the same amount.
 WRITE_BATCH = 2000
 CHROMA_DIR = "chroma"
+# The server store's version stamp, in the passage collection's metadata (``PassageStore.stamp``).
+STAMP_KEY = "rag_stamp"
 CHROMA_DB = "chroma.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class CatalogueOutdated(RuntimeError):
     """The article catalogue predates the columns the library reads; the message says what fills it."""
+
+
+class StoreUnreachable(RuntimeError):
+    """The Chroma server named by ``chroma_url`` does not answer."""
 
 
 class StoreDamaged(RuntimeError):
@@ -66,14 +75,24 @@ def store_file_problem(index_dir: Path) -> str | None:
     return None
 
 
-def open_client(index_dir: Path) -> Any:
-    """The one place a Chroma client is made for an index directory.
+def open_client(index_dir: Path, chroma_url: str = "") -> Any:
+    """The one place a Chroma client is made: for the server at ``chroma_url``, else for the embedded store in
+    ``index_dir``.
 
-    Chroma rewrites its HNSW files on first use even when only reading, so an index the process may not write is
-    opened from a private copy (the copy goes when the process ends).
+    Chroma rewrites its HNSW files on first use even when only reading, so an embedded index the process may not
+    write is opened from a private copy (the copy goes when the process ends).
     """
     import chromadb
 
+    if chroma_url:
+        url = urlsplit(chroma_url)
+        https = url.scheme.lower() == "https"
+        try:
+            return chromadb.HttpClient(host=url.hostname or "", port=url.port or (443 if https else 80), ssl=https,
+                                       settings=chromadb.Settings(anonymized_telemetry=False))
+        except Exception as error:  # Chroma says "Could not connect..." as a ValueError, other failures otherwise
+            raise StoreUnreachable(f"cannot reach the Chroma server at {chroma_url} ({error}); start one with: "
+                                   "chroma run --path DIR --host HOST --port PORT") from None
     path = index_dir / CHROMA_DIR
     if path.is_dir() and not writable(path):
         copy = Path(tempfile.mkdtemp(prefix="rag-readonly-")) / CHROMA_DIR
@@ -87,6 +106,11 @@ def _remove_at_exit(directory: Path) -> None:
     import atexit
 
     atexit.register(shutil.rmtree, directory, True)
+
+
+def open_store(settings: Settings) -> PassageStore:
+    """The store the settings name: on the Chroma server ``chroma_url``, else embedded in ``index_dir``."""
+    return PassageStore(settings.index_dir, settings.fingerprint, settings.chroma_url)
 
 
 @dataclass(frozen=True)
@@ -125,12 +149,12 @@ def sentence_id(passage: str, start: int, end: int) -> str:
 
 
 class PassageStore:
-    def __init__(self, index_dir: Path, fingerprint: str) -> None:
+    def __init__(self, index_dir: Path, fingerprint: str, chroma_url: str = "") -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
 
-        self.index_dir, self.fingerprint = index_dir, fingerprint
+        self.index_dir, self.fingerprint, self.chroma_url = index_dir, fingerprint, chroma_url
         self.manifest = IndexManifest(index_dir)
-        if (index_dir / CHROMA_DIR).exists():
+        if not chroma_url and (index_dir / CHROMA_DIR).exists():
             problem = store_file_problem(index_dir)
             if problem:
                 raise StoreDamaged(index_dir, problem)
@@ -139,7 +163,7 @@ class PassageStore:
         try:
             # Chroma's first touch of a collection rewrites its files: one process at a time (rag.locking).
             with store_lock(index_dir):
-                self.client = open_client(index_dir)
+                self.client = open_client(index_dir, chroma_url)
                 # embedding_function=None on create and on get: Chroma must never embed text (it would download).
                 self.passages = self.client.get_or_create_collection(
                     f"passages-{fingerprint}", embedding_function=None, metadata=space
@@ -149,9 +173,50 @@ class PassageStore:
                 )
                 self.passages.count()
                 self.sentences.count()
+        except StoreUnreachable:
+            raise
         except Exception as error:
+            if chroma_url:
+                raise StoreUnreachable(f"the Chroma server at {chroma_url} failed: {type(error).__name__}: "
+                                       f"{error}") from error
             raise StoreDamaged(index_dir, f"{type(error).__name__}: {error}") from error
         self.vector_store = ChromaVectorStore(chroma_collection=self.passages)
+        # A server caps a call's batch (5,461 for chromadb 1.5.9's); the embedded store's cap is the same or more.
+        self.batch = min(WRITE_BATCH, int(self.client.get_max_batch_size())) if chroma_url else WRITE_BATCH
+
+    @property
+    def shared(self) -> bool:
+        """The passages are on a server that other clients may change."""
+        return bool(self.chroma_url)
+
+    def stamp(self) -> str:
+        """The server store's version stamp, changed by every write of any client (before and after it); "" for
+        the embedded store, whose writes are counted by the manifest's generation instead."""
+        if not self.shared:
+            return ""
+        collection = self.client.get_collection(self.passages.name, embedding_function=None)
+        return str((collection.metadata or {}).get(STAMP_KEY, ""))
+
+    def behind(self) -> str | None:
+        """For a server store another client changed since this client's catalogue and counts were brought up to
+        date: its current stamp (to record once they are); else None."""
+        if not self.shared:
+            return None
+        stamp = self.stamp()
+        return stamp if stamp != self.manifest.synced_stamp(self.fingerprint) else None
+
+    @property
+    def location(self) -> str:
+        """Where the passages live, as the manifest records it: the server's URL or the embedded store's folder."""
+        return self.chroma_url or str(self.index_dir / CHROMA_DIR)
+
+    def restamp(self) -> str:
+        """Give the server store a new version stamp (a writer does before and after changing it); returns it."""
+        stamp = uuid.uuid4().hex
+        if self.shared:
+            # The metadata is replaced whole; the distance function lives in the collection's configuration.
+            self.passages.modify(metadata={STAMP_KEY: stamp})
+        return stamp
 
     def count(self) -> int:
         return int(self.passages.count())
@@ -171,14 +236,14 @@ class PassageStore:
 
     def add(self, nodes: Sequence[Any], sentences: Sequence[StoredSentence]) -> None:
         """Sentences first, passages last: a passage present means its sentences are too."""
-        for batch in _batches(sentences):
+        for batch in _batches(sentences, self.batch):
             with store_lock(self.index_dir):
                 self.sentences.upsert(
                     ids=[sentence_id(s.passage_id, s.start, s.end) for s in batch],
                     embeddings=np.vstack([s.vector for s in batch]),
                     metadatas=[{"passage_id": s.passage_id, "start": s.start, "end": s.end} for s in batch],
                 )
-        for batch in _batches(nodes):
+        for batch in _batches(nodes, self.batch):
             with store_lock(self.index_dir):
                 self.passages.upsert(
                     ids=[node.node_id for node in batch],
@@ -193,7 +258,7 @@ class PassageStore:
         keep_ids = set(keep)
         found = paged_get(self.passages, [], where={"doc_key": doc_key})
         ids = [i for page in found for i in page["ids"] if i not in keep_ids]
-        for batch in _batches(ids):
+        for batch in _batches(ids, self.batch):
             with store_lock(self.index_dir):
                 self.sentences.delete(where=_any_passage(batch))
                 self.passages.delete(ids=list(batch))
@@ -284,8 +349,8 @@ def _node_metadata(node: Any) -> dict[str, Any]:
     return {key: "" if value is None else value for key, value in flat.items()}
 
 
-def _batches(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), WRITE_BATCH):
-        yield items[start : start + WRITE_BATCH]
+def _batches(items: Sequence[Any], size: int = WRITE_BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 

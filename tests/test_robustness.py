@@ -111,7 +111,7 @@ def test_a_damaged_store_is_never_replaced_by_the_seeds_and_rebuild_restores_it(
 def test_a_crash_in_native_code_is_one_line_naming_the_fix(seed_copy: Path) -> None:
     # A real segfault where Chroma's native code would crash on damaged HNSW files: the first touch of the store.
     code = ("import ctypes, runpy, sys, rag.store\n"
-            "rag.store.open_client = lambda index_dir: ctypes.string_at(0)\n"
+            "rag.store.open_client = lambda *args: ctypes.string_at(0)\n"
             f"sys.argv = ['rag.ask', {QUESTION!r}, '--index', {str(seed_copy)!r}]\n"
             "runpy.run_module('rag.ask', run_name='__main__')\n")
     asked = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -257,6 +257,7 @@ class ChatHandlers:
     def stats(self) -> str:
         try:
             with self.guard.reading():
+                self.assistant.follow_store()
                 counts = self.assistant.stats()
         except Exception as error:
             traceback.print_exc(file=sys.stderr)
@@ -268,6 +269,7 @@ class ChatHandlers:
         store = self.assistant.store
         try:
             with self.guard.reading():
+                self.assistant.follow_store()
                 total = store.article_count(query)
                 offset = max(0, min(offset, max(total - 1, 0)) // LIBRARY_PAGE * LIBRARY_PAGE)
                 rows = store.articles(offset, LIBRARY_PAGE, query)
