@@ -666,14 +666,15 @@ def measures(result: Result) -> list[list[str]]:
     """The issue's measures: (what, measured, goal, status)."""
     rows = []
     largest = next((name for name in ("reuters", "bbc", "seeds") if result.row(name, EMBEDDED)), None)
-    big = result.row(largest, EMBEDDED) if largest else None
-    if big:
-        ingest = big.ingest
-        rows.append([f"{largest} ingest, wall time (embedded)", fmt(ingest.seconds / 60 if ingest else None, ".1f",
+    # The ingest goals are the 19,043 Reuters articles'; a run without them says so rather than judging a smaller one.
+    big = result.row("reuters", EMBEDDED)
+    if largest:
+        ingest = big.ingest if big else None
+        rows.append(["reuters ingest, wall time (embedded)", fmt(ingest.seconds / 60 if ingest else None, ".1f",
                                                                     " min"),
                      f"≤ {GOAL_INGEST_SECONDS / 60:.0f} min", verdict(ingest.seconds if ingest else None,
                                                                      GOAL_INGEST_SECONDS)])
-        rows.append([f"{largest} ingest, peak RSS (embedded)", fmt(ingest.peak_mb if ingest else None, ",.0f", " MB"),
+        rows.append(["reuters ingest, peak RSS (embedded)", fmt(ingest.peak_mb if ingest else None, ",.0f", " MB"),
                      f"< {GOAL_PEAK_MB:,.0f} MB", verdict(ingest.peak_mb if ingest else None, GOAL_PEAK_MB,
                                                            below=True)])
     for mode in (EMBEDDED, SERVER):
@@ -743,7 +744,7 @@ def ingests_table(result: Result) -> str:
               f"{ingest.seconds - ingest.inner_seconds:.0f}"]
              for row in result.rows if (ingest := row.ingest) is not None]
     return markdown_table(["ingest", "ended (UTC)", "load average (1 min) at the end", "in the ingest s",
-                           "imports and model load s"], lines)
+                           "rest of the process s"], lines)
 
 
 def agreement_lines(result: Result) -> list[str]:
@@ -794,9 +795,9 @@ def render(result: Result, chart: str | None) -> str:
         "## Every index",
         rows_table(result),
         encode_note,
-        *(["Ingest runs (the time in the ingest is its own summary's; the rest of the process's wall time is "
-           "imports, model load and start-up):", ingests_table(result)] if any(row.ingest for row in result.rows)
-          else []),
+        *(["Ingest runs (the time in the ingest is its own summary's, model load included; the rest of the "
+           "process's wall time is interpreter start-up and imports):", ingests_table(result)]
+          if any(row.ingest for row in result.rows) else []),
         f"Cold start: wall time of `python -m rag.ask \"{result.questions[0]}\" --index DIR` (plus `--chroma-url URL` "
         f"for a server) in a fresh process, median of {result.settings['repeat']} runs after one untimed run; the "
         "runs of all indexes alternate. A server is already running (and has served the untimed run): a server "
