@@ -523,7 +523,6 @@ class Bench:
         with self.phase(f"ingest of {corpus}, embedded"):
             embedded.ingest = self.ingest(embedded, source, None)
         embedded.articles, embedded.passages = embedded.ingest.articles, embedded.ingest.passages
-        embedded.disk_mb = disk_bytes(Path(embedded.index_dir)) / 1e6
         self.record(embedded)
         return embedded
 
@@ -545,7 +544,6 @@ class Bench:
             with self.phase(f"ingest of {corpus}, server"):
                 server.ingest = self.ingest(server, source, self.servers[corpus].url)
                 server.ingest.server_peak_mb = self.servers[corpus].peak_mb()
-        server.disk_mb = disk_bytes(Path(server.index_dir), server_dir) / 1e6
         self.record(server)
         return server
 
@@ -561,7 +559,6 @@ class Bench:
                        manifest.passages, copied_from=str(index))
         with self.phase(f"copy of {index} ({corpus}, ingested by another run)"):
             shutil.copytree(index, embedded.index_dir)
-        embedded.disk_mb = disk_bytes(Path(embedded.index_dir)) / 1e6
         self.result.notes.append(
             f"The embedded {corpus} index was not ingested by this run: it is a copy of {index}, which another "
             f"`rag.ingest` run built (`--adopt`); its ingest columns are empty.")
@@ -646,6 +643,8 @@ def measure(args: argparse.Namespace, workdir: Path, command: str) -> Result:
         bench.warm()
     finally:
         bench.stop_servers()
+    for row in result.rows:  # once the servers have stopped (and written what they held in memory)
+        row.disk_mb = disk_bytes(*(Path(path) for path in (row.index_dir, row.server_dir) if path)) / 1e6
     return result
 
 
