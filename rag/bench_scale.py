@@ -72,6 +72,7 @@ DEFAULT_OUT = ROOT / "evals"
 SEED = 0
 EMBEDDED, SERVER = "embedded", "server"
 HEARTBEAT_SECONDS = 60.0
+# Imported before the warm process times its start-up steps: what is left is the work that may grow with the index.
 STARTUP_LIBRARIES = ("chromadb", "llama_index.core", "llama_index.vector_stores.chroma", "llama_index.retrievers.bm25",
                      "rag.pipeline", "rag.bert_numpy")
 # In the work directory: the rows built so far (what --resume reuses).
