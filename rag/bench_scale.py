@@ -25,6 +25,7 @@ full run takes about half an hour on two cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -277,6 +278,18 @@ class Result:
             if row.encode:
                 raw["encode"]["passages_per_s"] = row.encode.rate
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Result:
+        """A result as ``to_json`` wrote it (the derived numbers it added are computed again)."""
+        def fields(kind: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
+            return {item.name: raw[item.name] for item in dataclasses.fields(kind) if item.name in raw}
+
+        rows = [Row.from_json(fields(Row, raw) | {name: fields(kind, raw[name]) if raw.get(name) else None
+                                                  for name, kind in (("ingest", Ingest), ("encode", Encode),
+                                                                     ("warm", Warm))})
+                for raw in data["rows"]]
+        return cls(**fields(cls, data) | {"rows": rows})
 
 
 # --- child processes and servers ---------------------------------------------------------------------------------
@@ -781,7 +794,7 @@ def render(result: Result, chart: str | None) -> str:
                    "is its passages over the whole process's wall time (imports, model load, split, embed with "
                    "sentence vectors, Chroma writes, catalogue, BM25). Wall-time rates move with the other work on "
                    "the machine at the time; the same ratio in passages per CPU second (the ingest process and its "
-                   "children, the encode's process) moves much less.")
+                   "children, the encode's process) moves much less, but leaves out a server's own CPU time.")
     sections = [
         "# Scale: 2 to 20,000 articles, embedded and server stores",
         f"Written by `make bench-scale` on {result.date} (commit `{result.commit}`); regenerated on every run, do not "
@@ -871,6 +884,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="reuse the indexes an earlier run with this --workdir built (and its ingest numbers); "
                         "build the rest, then measure every index")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where SCALE.md, scale.json, scale.svg go")
+    parser.add_argument("--report-from", type=Path, metavar="SCALE_JSON",
+                        help="measure nothing: write the report again from the raw numbers of a run")
     parser.add_argument("--worker", choices=("encode", "warm"), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--sample", type=int, help=argparse.SUPPRESS)
@@ -914,6 +929,9 @@ def main() -> int:
     interpreter = Path(sys.executable)
     shown = interpreter.relative_to(ROOT) if interpreter.is_relative_to(ROOT) else interpreter
     command = shlex.join([str(shown), "-m", "rag.bench_scale", *argv])
+    if args.report_from:
+        write_report(Result.from_json(json.loads(args.report_from.read_text())), args.out)
+        return 0
     if args.resume and not args.workdir:
         raise BenchError("--resume needs the --workdir of the run to resume")
     if args.workdir:

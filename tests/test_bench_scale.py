@@ -142,6 +142,12 @@ def test_a_row_survives_the_state_file_of_a_resumed_run() -> None:
         assert Row.from_json(json.loads(json.dumps(asdict(row)))) == row
 
 
+def test_the_report_is_written_again_from_the_raw_numbers() -> None:
+    result = sample_result()
+    again = Result.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result and render(again, None) == render(result, None)
+
+
 def test_scale_chart_writes_an_svg(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from rag.charts import scale_chart
