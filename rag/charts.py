@@ -53,18 +53,20 @@ def scale_chart(warm: Mapping[str, Sequence[tuple[float, float]]], cold: Mapping
     import matplotlib.pyplot as plt
 
     figure, (latency, start) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    colours: dict[str, str] = {}  # one colour per store (the first word of a line's name), p95 dashed
     for axes, lines, ylabel, title in ((latency, warm, "ms per question", "Warm latency"),
                                        (start, cold, "seconds", "Cold start (python -m rag.ask)")):
         for name, points in lines.items():
             xs, ys = zip(*sorted(points), strict=True)
-            axes.plot(xs, ys, marker="o", linestyle="--" if "p95" in name else "-", label=name)
+            colour = colours.setdefault(name.split()[0], f"C{len(colours)}")
+            axes.plot(xs, ys, marker="o", color=colour, linestyle="--" if "p95" in name else "-", label=name)
         axes.set_xscale("log")
         axes.set_xlabel("articles indexed")
         axes.set_ylabel(ylabel)
         axes.set_ylim(bottom=0)
         axes.set_title(title)
         axes.grid(alpha=0.3)
-        axes.legend(loc="upper left")
+        axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
