@@ -778,8 +778,9 @@ def server_memory_lines(result: Result) -> list[str]:
     for row in result.rows:
         if row.mode == SERVER:
             during = fmt(row.ingest.server_peak_mb if row.ingest else None, ",.0f")
-            lines.append(f"- {row.corpus}: the Chroma server's peak RSS {during} MB by the end of its ingest, "
-                         f"{fmt(row.server_final_mb, ',.0f')} MB by the end of the run (the client's is in the table)")
+            lines.append(f"- {row.corpus}: the Chroma server's peak RSS {during} MB during its ingest; "
+                         f"{fmt(row.server_final_mb, ',.0f')} MB in the server process that answered the cold starts "
+                         "and warm questions (started anew on the same data when a run is resumed)")
     return lines
 
 
