@@ -10,7 +10,8 @@ LLM_STAMP := $(VENV)/.installed-llm
 AXE_VERSION := 4.13.0
 AXE := .axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup setup-llm setup-axe ask ingest test unit eval lint bench ui squad train-reader train-answerer clean
+.PHONY: setup setup-llm setup-axe ask ingest test unit eval lint bench bench-scale ui squad train-reader train-answerer \
+	clean
 
 setup: $(STAMP)
 
@@ -62,6 +63,11 @@ lint: setup
 bench: setup
 	$(PY) -m rag.bench
 	$(PY) -m rag.bench_library
+
+# Ingest, start-up and answering from 2 to 19,043 articles, embedded store and Chroma server (evals/SCALE.md); about
+# half an hour on two cores, so neither `make test` nor `make bench` runs it. SCALE_FLAGS="--skip-server" and the like.
+bench-scale: setup
+	$(PY) -m rag.bench_scale $(SCALE_FLAGS)
 
 # SQuAD v1.1 dev, open setting (all 2,067 paragraphs indexed), questions of the held-out half of the article split.
 squad: setup

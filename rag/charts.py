@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rag.evaluation import Graded
@@ -38,6 +38,35 @@ def recall_chart(graded: Sequence[Graded], path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     axes.set_title(f"Retrieval recall@k ({sum(g.question.answerable for g in graded)} questions)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def scale_chart(warm: Mapping[str, Sequence[tuple[float, float]]], cold: Mapping[str, Sequence[tuple[float, float]]],
+                path: Path) -> None:
+    """Warm latency (one line per store and percentile) and cold start (one line per store) against the number of
+    articles indexed, on a log scale; the format follows ``path``'s suffix (``.svg`` for reports)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, start) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    colours: dict[str, str] = {}  # one colour per store (the first word of a line's name), p95 dashed
+    for axes, lines, ylabel, title in ((latency, warm, "ms per question", "Warm latency"),
+                                       (start, cold, "seconds", "Cold start (python -m rag.ask)")):
+        for name, points in lines.items():
+            xs, ys = zip(*sorted(points), strict=True)
+            colour = colours.setdefault(name.split()[0], f"C{len(colours)}")
+            axes.plot(xs, ys, marker="o", color=colour, linestyle="--" if "p95" in name else "-", label=name)
+        axes.set_xscale("log")
+        axes.set_xlabel("articles indexed")
+        axes.set_ylabel(ylabel)
+        axes.set_ylim(bottom=0)
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+        axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
+from functools import cached_property
+
+VOWELS = str.maketrans("", "", "aeiou")
 
 
 def fold(token: str) -> str:
     """A spelling-insensitive key for names: consonants only, doubled letters and a final ``h`` dropped
     (Mohammed / Muhammad -> ``mhmd``, Hannah / Hana -> ``hn``, Bennett / Benet -> ``bnt``)."""
-    skeleton = re.sub(r"[aeiou]", "", token.lower())
-    skeleton = re.sub(r"(.)\1+", r"\1", skeleton)
+    # Run over every word of the index's vocabulary (36,000 for Reuters): a loop over characters is about twice as
+    # fast as regular expressions here.
+    letters: list[str] = []
+    for letter in token.lower().translate(VOWELS):
+        if not letters or letters[-1] != letter:
+            letters.append(letter)
+    skeleton = "".join(letters)
     return skeleton[:-1] if skeleton.endswith("h") and len(skeleton) > 2 else skeleton
 
 
@@ -32,14 +40,23 @@ def edit_distance(a: str, b: str) -> int:
 
 
 class SpellingVariants:
-    """Words of a vocabulary that a word absent from it may be a spelling of."""
+    """Words of a vocabulary that a word absent from it may be a spelling of.
 
-    def __init__(self, vocabulary: Iterable[str]) -> None:
-        self.vocabulary = set(vocabulary)
-        self._by_skeleton: dict[str, list[str]] = defaultdict(list)
+    The vocabulary is kept as given (the lexical index's own dictionary, not a copy), and the words are grouped by
+    skeleton on the first word that needs it: its cost grows with the vocabulary (about 80 ms for BBC News' 20,000
+    words), and a question whose words are all in the vocabulary never pays it.
+    """
+
+    def __init__(self, vocabulary: Collection[str]) -> None:
+        self.vocabulary = vocabulary
+
+    @cached_property
+    def _by_skeleton(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = defaultdict(list)
         for word in self.vocabulary:
             if len(word) >= 4 and word.isalpha():
-                self._by_skeleton[fold(word)].append(word)
+                groups[fold(word)].append(word)
+        return groups
 
     def of(self, word: str) -> list[str]:
         if word in self.vocabulary or len(word) < 4 or not word.isalpha():

@@ -328,13 +328,18 @@ class PassageStore:
 
 
 def paged_get(collection: Any, include: list[str], where: Any = None) -> Iterable[Any]:
-    """``collection.get`` page by page: Chroma fails one ``get`` of 32,767 items or more."""
+    """``collection.get`` page by page: Chroma fails one ``get`` of 32,767 items or more.
+
+    A short page is the last: asking for the next would cost another filtered read (the sentences of a question's
+    passages are one page, and Chroma's metadata filter reads in proportion to the collection: 16 ms of 47,000
+    sentences for BBC News)."""
     offset = 0
     while True:
         page = collection.get(where=where, include=include, limit=WRITE_BATCH, offset=offset)
-        if not page["ids"]:
+        if page["ids"]:
+            yield page
+        if len(page["ids"]) < WRITE_BATCH:
             return
-        yield page
         offset += len(page["ids"])
 
 

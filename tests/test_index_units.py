@@ -7,7 +7,9 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,9 @@ from rag.cli import index_dir_from
 from rag.indexing import IngestReport, Progress, catalogue_changes, duplicates_line, format_duration, time_left
 from rag.loading import decode_text, estimate_articles, load_corpus, stream_corpus
 from rag.manifest import CATALOGUE_VERSION, ArticleRow, IndexManifest
-from rag.retrieval import file_stamps, removal_mask
+from rag.retrieval import VERIFIED_FILE, file_stamps, files_as_stamped, removal_mask
 from rag.settings import SettingsError, load_settings
-from rag.store import StoredDocument, store_file_problem
+from rag.store import WRITE_BATCH, StoredDocument, paged_get, store_file_problem
 from rag.throttle import LoginThrottle
 
 
@@ -151,6 +153,103 @@ def test_lexical_file_stamps_see_a_changed_byte(tmp_path: Path) -> None:
         handle.seek(500)
         handle.write(b"y")
     assert file_stamps(tmp_path) != before and file_stamps(tmp_path)["a.npy"][0] == 1000
+
+
+def lexical_version(directory: Path) -> dict[str, tuple[int, int]]:
+    """A version directory with two stamped files; returns their stamps."""
+    directory.mkdir()
+    (directory / "a.npy").write_bytes(b"x" * 1000)
+    (directory / "corpus.jsonl").write_bytes(b"{}\n" * 500)
+    (directory / "stamp.json").write_text("{}")
+    return file_stamps(directory)
+
+
+def reading_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import rag.retrieval
+
+    read: list[str] = []
+    real = rag.retrieval.file_stamp
+    monkeypatch.setattr(rag.retrieval, "file_stamp", lambda path: read.append(path.name) or real(path))
+    return read
+
+
+def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The clock the check reads moved on (files written now look settled)."""
+    now = time.time_ns()
+    monkeypatch.setattr("rag.retrieval.time.time_ns", lambda: now + int(seconds * 1e9))
+
+
+def test_a_verified_version_is_not_read_again_until_a_file_changes(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    version = tmp_path / "v1"
+    stamps = lexical_version(version)
+    read = reading_counted(monkeypatch)
+    assert files_as_stamped(version, stamps) and sorted(read) == ["a.npy", "corpus.jsonl"]
+    # Just written: not recorded as verified (a coarse clock could hide a second write), so read again.
+    assert not (version / VERIFIED_FILE).exists()
+    later(monkeypatch, 10)
+    read.clear()
+    assert files_as_stamped(version, stamps) and len(read) == 2 and (version / VERIFIED_FILE).is_file()
+    read.clear()
+    assert files_as_stamped(version, stamps) and read == []  # every later start: names, sizes and stats only
+    time.sleep(0.05)  # past any filesystem clock tick: the write below gets a later ctime
+    with open(version / "a.npy", "r+b") as handle:  # one byte scribbled over, same size
+        handle.seek(500)
+        handle.write(b"y")
+    assert not files_as_stamped(version, stamps) and read == ["a.npy"]
+
+
+def test_a_version_check_sees_missing_extra_and_cut_files_without_reading_them(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    version = tmp_path / "v1"
+    stamps = lexical_version(version)
+    read = reading_counted(monkeypatch)
+    (version / "extra.npy").write_bytes(b"z")
+    assert not files_as_stamped(version, stamps)
+    (version / "extra.npy").unlink()
+    os.truncate(version / "corpus.jsonl", 100)
+    assert not files_as_stamped(version, stamps)
+    (version / "a.npy").unlink()
+    assert not files_as_stamped(version, stamps) and read == []
+
+
+def test_a_damaged_verification_record_or_a_read_only_version_means_reading_the_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    version = tmp_path / "v1"
+    stamps = lexical_version(version)
+    later(monkeypatch, 10)
+    (version / VERIFIED_FILE).write_text("[not a record")
+    read = reading_counted(monkeypatch)
+    assert files_as_stamped(version, stamps) and len(read) == 2
+    (version / VERIFIED_FILE).unlink()
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr("rag.retrieval.tempfile.NamedTemporaryFile", read_only)
+    for _ in range(2):  # no record can be kept: every start reads the files, and still answers
+        read.clear()
+        assert files_as_stamped(version, stamps) and len(read) == 2 and not (version / VERIFIED_FILE).exists()
+
+
+class PagedCollection:
+    """A collection's ``get`` as Chroma pages it, counting the reads."""
+
+    def __init__(self, size: int) -> None:
+        self.ids = [f"id{n}" for n in range(size)]
+        self.reads = 0
+
+    def get(self, where: object, include: list[str], limit: int, offset: int) -> dict[str, list[str]]:
+        self.reads += 1
+        return {"ids": self.ids[offset : offset + limit]}
+
+
+@pytest.mark.parametrize("size,reads", [(0, 1), (5, 1), (WRITE_BATCH, 2), (WRITE_BATCH + 5, 2),
+                                        (2 * WRITE_BATCH + 1, 3)])
+def test_paged_reads_stop_at_a_short_page(size: int, reads: int) -> None:
+    collection = PagedCollection(size)
+    assert [i for page in paged_get(collection, []) for i in page["ids"]] == collection.ids
+    assert collection.reads == reads
 
 
 def test_store_file_problems_are_named_before_chroma_opens_the_file(tmp_path: Path) -> None:

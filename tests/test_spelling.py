@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.spelling import SpellingVariants, edit_distance
+from rag.spelling import SpellingVariants, edit_distance, fold
 
 
 @pytest.mark.parametrize("a,b,distance", [("kitten", "sitting", 3), ("raqa", "raqqa", 1), ("", "abc", 3),
@@ -35,3 +35,20 @@ def test_expand_appends_variants_once_and_keeps_the_query() -> None:
     assert variants.expand("when did raqa fall, raqa?") == "when did raqa fall, raqa? raqqa"
     assert variants.expand("When did Mosul fall?") == "When did Mosul fall?"
     assert variants.expand("RAQA", stem=lambda word: word) == "RAQA raqqa"
+
+
+@pytest.mark.parametrize("word", ["Mohammed", "muhammad", "Hannah", "hana", "bennett", "raqqah", "rhh", "aaa", "",
+                                  "Deir-Ezzor", "llama", "hh", "shahh"])
+def test_fold_is_the_consonant_skeleton(word: str) -> None:
+    import re
+
+    skeleton = re.sub(r"(.)\1+", r"\1", re.sub(r"[aeiou]", "", word.lower()))
+    assert fold(word) == (skeleton[:-1] if skeleton.endswith("h") and len(skeleton) > 2 else skeleton)
+
+
+def test_words_are_grouped_by_skeleton_only_when_a_word_is_missing_from_the_vocabulary() -> None:
+    variants = SpellingVariants(dict.fromkeys(VOCABULARY, 0))  # the lexical index's dictionary, as given
+    assert variants.expand("When did Mosul fall?") == "When did Mosul fall?"
+    assert "_by_skeleton" not in vars(variants)  # start-up and in-vocabulary questions never pay for it
+    assert variants.of("raqa") == ["raqqa"]
+    assert "_by_skeleton" in vars(variants)
