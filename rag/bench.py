@@ -384,13 +384,8 @@ def read_questions(path: Path) -> list[str]:
         return [json.loads(line)["question"] for line in handle if line.strip()]
 
 
-def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "rules") -> WarmLatency:
-    from rag.pipeline import Assistant
-
-    if not questions:
-        raise BenchError("no questions to time")
-    assistant = Assistant(bench_settings(index_dir, answerer))
-    assistant.ask(questions[0])  # warm-up: loads the encoder, Chroma and BM25, so that only answering is timed
+def watch_retrieval(assistant: Any) -> Stopwatch:
+    """A stopwatch on the parts of a question's retrieval: query embedding, vector search, BM25, sentence fetch."""
     watch = Stopwatch()
     retriever = assistant.retriever
     watch.patch(retriever, "embed_question", EMBED_PART)
@@ -398,6 +393,17 @@ def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "rules
     if retriever.lexical is not None:
         watch.patch(retriever.lexical, "retrieve", BM25_PART)
     watch.patch(assistant.store, "sentences_of", SENTENCES_PART)
+    return watch
+
+
+def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "rules") -> WarmLatency:
+    from rag.pipeline import Assistant
+
+    if not questions:
+        raise BenchError("no questions to time")
+    assistant = Assistant(bench_settings(index_dir, answerer))
+    assistant.ask(questions[0])  # warm-up: loads the encoder, Chroma and BM25, so that only answering is timed
+    watch = watch_retrieval(assistant)
     if answerer == "reader":
         watch.patch(assistant.answerer.reader, "read", READER_PART)
     latencies = []

@@ -55,7 +55,6 @@ from rag.bench import (
     SENTENCES_PART,
     BenchError,
     ChildRun,
-    Stopwatch,
     checked,
     child_env,
     machine_info,
@@ -63,6 +62,8 @@ from rag.bench import (
     percentile,
     python,
     ratio,
+    run_child,
+    watch_retrieval,
 )
 from rag.cli import log, run
 from rag.settings import Settings, load_settings
@@ -313,20 +314,6 @@ def run_logged(command: Sequence[str], label: str) -> ChildRun:
     return ChildRun(seconds, usage.ru_utime + usage.ru_stime, mb(usage.ru_maxrss), process.returncode, "".join(lines))
 
 
-def run_quiet(command: Sequence[str]) -> ChildRun:
-    """As ``run_logged``, stderr only kept (cold starts: their output is the same every time)."""
-    with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        process = subprocess.Popen(list(command), cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=errors)
-        _, wait_status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        errors.seek(0)
-        text = errors.read().decode("utf-8", errors="replace")
-    return ChildRun(seconds, usage.ru_utime + usage.ru_stime, mb(usage.ru_maxrss),
-                    os.waitstatus_to_exitcode(wait_status), text)
-
-
 class ChromaServer:
     """``chroma run`` on a free loopback port, serving ``path``; its log goes to ``path``'s sibling file."""
 
@@ -429,13 +416,7 @@ def warm_worker(index_dir: Path, chroma_url: str | None, questions: Sequence[str
         started = time.perf_counter()
         action()
         startup[step] = (time.perf_counter() - started) * 1000
-    watch = Stopwatch()
-    retriever = assistant.retriever
-    watch.patch(retriever, "embed_question", EMBED_PART)
-    watch.patch(retriever.dense, "retrieve", DENSE_PART)
-    if retriever.lexical is not None:
-        watch.patch(retriever.lexical, "retrieve", BM25_PART)
-    watch.patch(assistant.store, "sentences_of", SENTENCES_PART)
+    watch = watch_retrieval(assistant)
     latencies, top = [], []
     for question in questions:
         asked = time.perf_counter()
@@ -608,12 +589,12 @@ class Bench:
         question = self.result.questions[0]
         with self.phase("cold starts"):
             for row in self.result.rows:  # untimed: the page cache holds every index afterwards
-                checked(run_quiet(ask_command(row, question, self.url(row))), f"rag.ask on {row.name}")
+                checked(run_child(ask_command(row, question, self.url(row))), f"rag.ask on {row.name}")
             for round_ in range(self.args.repeat):
                 for row in self.result.rows:
-                    child = checked(run_quiet(ask_command(row, question, self.url(row))), f"rag.ask on {row.name}")
+                    child = checked(run_child(ask_command(row, question, self.url(row))), f"rag.ask on {row.name}")
                     row.cold_seconds.append(child.seconds)
-                    row.cold_peak_mb = max(row.cold_peak_mb, child.peak_mb)
+                    row.cold_peak_mb = max(row.cold_peak_mb, mb(child.peak_mb * 1024))  # run_child's is MiB
                 log(f"cold start {round_ + 1}/{self.args.repeat}: " + ", ".join(
                     f"{row.name} {row.cold_seconds[-1]:.2f}s" for row in self.result.rows))
 
