@@ -209,7 +209,7 @@ class Assistant:
     def follow_store(self) -> None:
         """With a server store, catch up with what other clients changed since this one last looked (one small
         request to the server per call): the catalogue, counts and lexical index are brought up to date."""
-        if self.store.shared and self.store.behind() is not None:
+        if self.store.behind() is not None:
             self._refresh_derived(lambda message: None, adopt=True)
 
     def ingest(self, paths: Sequence[Path] | None = None) -> IngestReport:

@@ -5,18 +5,13 @@ it as through the embedded store, and each client sees what the other wrote."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from rag.bench_scale import ChromaServer, free_port
 from rag.pipeline import Assistant
 from rag.settings import Settings, load_settings
 from tests.conftest import SEEDS, run_module
@@ -26,35 +21,14 @@ NEW_FACT = ("The Varenne footbridge over the canal reopened on 3 March 2017 afte
 NEW_QUESTION = "When did the Varenne footbridge reopen?"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Chroma server (the ``chroma`` CLI of the installed chromadb) on a free loopback port."""
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("chroma")), "run", "--path",
-               str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-    url = f"http://127.0.0.1:{port}"
+    server = ChromaServer(tmp_path_factory.mktemp("chroma-server") / "store")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2).read()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Chroma server did not start") from None
-                time.sleep(0.3)
-        yield url
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def client(index_dir: Path, chroma_url: str) -> Settings:
