@@ -353,11 +353,11 @@ def _store_group(group: list[tuple[Article, str | None, list[Passage]]], setting
         [passage.text for passage in all_passages],
         [[(s - passage.start, e - passage.start) for s, e in passage.sentences] for passage in all_passages],
     )
-    sentences: list[StoredSentence] = []
+    sentences: list[list[StoredSentence]] = []
     for row, (node, passage) in enumerate(zip(nodes, all_passages, strict=True)):
         node.embedding = vectors.passage[row].tolist()
-        sentences.extend(StoredSentence(node.node_id, start, end, vector)
-                         for (start, end), vector in zip(passage.sentences, vectors.sentences[row], strict=True))
+        sentences.append([StoredSentence(node.node_id, start, end, vector)
+                          for (start, end), vector in zip(passage.sentences, vectors.sentences[row], strict=True)])
     store.add(nodes, sentences)
     for article, replaces, passages in group:
         if replaces is not None:

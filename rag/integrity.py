@@ -36,17 +36,15 @@ PROBE = """
 import sys, chromadb, numpy as np
 client = chromadb.PersistentClient(path=sys.argv[1], settings=chromadb.Settings(anonymized_telemetry=False))
 names = {collection.name for collection in client.list_collections()}
-total = 0
-for name in (f"passages-{sys.argv[2]}", f"sentences-{sys.argv[2]}"):
-    if name not in names:
-        print(f"collection {name} is missing"); sys.exit(3)
-    collection = client.get_collection(name, embedding_function=None)
-    count = collection.count()
-    if count:
-        vector = collection.get(limit=1, include=["metadatas", "embeddings"])["embeddings"][0]
-        collection.query(query_embeddings=[np.ones(len(vector))], n_results=min(count, 10), include=["distances"])
-    total = total or count
-print(total)
+name = f"passages-{sys.argv[2]}"
+if name not in names:
+    print(f"collection {name} is missing"); sys.exit(3)
+collection = client.get_collection(name, embedding_function=None)
+count = collection.count()
+if count:
+    vector = collection.get(limit=1, include=["metadatas", "embeddings"])["embeddings"][0]
+    collection.query(query_embeddings=[np.ones(len(vector))], n_results=min(count, 10), include=["distances"])
+print(count)
 """
 
 

@@ -22,8 +22,9 @@ QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
 AnswererKind = Literal["rules", "reader"]
 LLM_BACKENDS = ("openai", "ollama", "gguf")
 
-# Bumped when loading, cleaning or splitting changes what a passage is, so old indexes are not reused.
-PIPELINE_VERSION = "1"
+# Bumped when loading, cleaning or splitting changes what a passage is, or the store's layout changes, so old
+# indexes are not reused. 2: sentence vectors in the passage records, not a collection of their own.
+PIPELINE_VERSION = "2"
 
 
 class SettingsError(ValueError):

@@ -1,9 +1,13 @@
-"""Passages and their sentence vectors in Chroma, one pair of collections per index fingerprint.
+"""Passages and their sentence vectors in Chroma, one collection per index fingerprint.
 
-Passages go through llama-index's ``ChromaVectorStore`` (so llama-index retrievers read them back as nodes); the
-sentence vectors of each passage live in a sibling collection, keyed by passage id. Every passage carries its
-article's content hash and passage count, so the store itself says which articles are complete: an article whose
-stored passages do not add up (a run killed halfway) is simply ingested again.
+Passages go through llama-index's ``ChromaVectorStore`` (so llama-index retrievers read them back as nodes). Each
+passage record also carries its sentences' spans and vectors (float16, in two metadata strings beside the node's
+own): they are only ever read by passage id, so they stay out of any vector index, and a passage and its sentences
+are written and deleted together. (In a collection of their own they were a second vector index of four times the
+passages' size, which Chroma loads on the first touch: 0.44-0.51 s of every cold start at 19,043 articles.) Every
+passage carries its article's content hash and passage count, so the store itself
+says which articles are complete: an article whose stored passages do not add up (a run killed halfway) is simply
+ingested again.
 
 Every read is paged (Chroma 1.5.9 fails a ``get()`` of 32,767 items or more with "too many SQL variables"), and
 every write holds the store lock (``rag.locking``). Opening checks what can be checked before Chroma's native code
@@ -12,6 +16,7 @@ reads the files, and any failure to open is a ``StoreDamaged`` that names the in
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -38,6 +43,9 @@ CHROMA_DIR = "chroma"
 STAMP_KEY = "rag_stamp"
 CHROMA_DB = "chroma.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# A passage record's sentences: "start:end start:end ..." and their vectors, float16 bytes in base64, in that order.
+SENTENCE_SPANS = "sentence_spans"
+SENTENCE_VECTORS = "sentence_vectors"
 
 
 class CatalogueOutdated(RuntimeError):
@@ -144,8 +152,23 @@ def passage_id(doc_key: str, content_hash: str, start: int, end: int) -> str:
     return hashlib.sha256(f"{doc_key}\0{content_hash}\0{start}:{end}".encode()).hexdigest()[:32]
 
 
-def sentence_id(passage: str, start: int, end: int) -> str:
-    return f"{passage}:{start}:{end}"
+def sentence_fields(sentences: Sequence[StoredSentence]) -> dict[str, str]:
+    """A passage's sentences as the two metadata strings its record carries (``sentences_from_fields`` reads them).
+
+    float16 halves what every read of all passages' metadata (ingest, the lexical index's build) carries; it moves
+    a cosine between unit vectors by about 1e-4."""
+    vectors = np.vstack([s.vector for s in sentences]).astype("<f2") if sentences else np.zeros(0, "<f2")
+    return {SENTENCE_SPANS: " ".join(f"{s.start}:{s.end}" for s in sentences),
+            SENTENCE_VECTORS: base64.b64encode(vectors.tobytes()).decode("ascii")}
+
+
+def sentences_from_fields(passage: str, metadata: Any) -> list[StoredSentence]:
+    spans = [tuple(int(n) for n in span.split(":")) for span in str(metadata.get(SENTENCE_SPANS) or "").split()]
+    if not spans:
+        return []
+    vectors = np.frombuffer(base64.b64decode(str(metadata[SENTENCE_VECTORS])), "<f2").reshape(len(spans), -1)
+    return [StoredSentence(passage, start, end, vector.astype(np.float32))
+            for (start, end), vector in zip(spans, vectors, strict=True)]
 
 
 class PassageStore:
@@ -168,11 +191,7 @@ class PassageStore:
                 self.passages = self.client.get_or_create_collection(
                     f"passages-{fingerprint}", embedding_function=None, metadata=space
                 )
-                self.sentences = self.client.get_or_create_collection(
-                    f"sentences-{fingerprint}", embedding_function=None, metadata=space
-                )
                 self.passages.count()
-                self.sentences.count()
         except StoreUnreachable:
             raise
         except Exception as error:
@@ -240,33 +259,26 @@ class PassageStore:
                                             ArticleRow.from_metadata(meta), str(meta.get("origin") or ""))
         return documents
 
-    def add(self, nodes: Sequence[Any], sentences: Sequence[StoredSentence]) -> None:
-        """Sentences first, passages last: a passage present means its sentences are too."""
-        for batch in _batches(sentences, self.batch):
-            with store_lock(self.index_dir):
-                self.sentences.upsert(
-                    ids=[sentence_id(s.passage_id, s.start, s.end) for s in batch],
-                    embeddings=np.vstack([s.vector for s in batch]),
-                    metadatas=[{"passage_id": s.passage_id, "start": s.start, "end": s.end} for s in batch],
-                )
-        for batch in _batches(nodes, self.batch):
+    def add(self, nodes: Sequence[Any], sentences: Sequence[Sequence[StoredSentence]]) -> None:
+        """Store passages (llama-index nodes with their embeddings), each with its sentences (``sentences[i]`` are
+        ``nodes[i]``'s)."""
+        rows = list(zip(nodes, sentences, strict=True))
+        for batch in _batches(rows, self.batch):
             with store_lock(self.index_dir):
                 self.passages.upsert(
-                    ids=[node.node_id for node in batch],
-                    embeddings=[node.embedding for node in batch],
-                    metadatas=[_node_metadata(node) for node in batch],
-                    documents=[node.text for node in batch],
+                    ids=[node.node_id for node, _ in batch],
+                    embeddings=[node.embedding for node, _ in batch],
+                    metadatas=[_node_metadata(node) | sentence_fields(stored) for node, stored in batch],
+                    documents=[node.text for node, _ in batch],
                 )
 
     def delete_document(self, doc_key: str, keep: Iterable[str] = ()) -> list[str]:
-        """Remove an article's passages (except the ids in ``keep``) and their sentences; returns the passage ids
-        removed."""
+        """Remove an article's passages (except the ids in ``keep``); returns the passage ids removed."""
         keep_ids = set(keep)
         found = paged_get(self.passages, [], where={"doc_key": doc_key})
         ids = [i for page in found for i in page["ids"] if i not in keep_ids]
         for batch in _batches(ids, self.batch):
             with store_lock(self.index_dir):
-                self.sentences.delete(where=_any_passage(batch))
                 self.passages.delete(ids=list(batch))
         return ids
 
@@ -274,14 +286,9 @@ class PassageStore:
         """Sentence spans and vectors of the given passages, in text order."""
         by_passage: dict[str, list[StoredSentence]] = {pid: [] for pid in passage_ids}
         for batch in _batches(passage_ids):
-            for found in paged_get(self.sentences, ["metadatas", "embeddings"], where=_any_passage(batch)):
-                vectors = found["embeddings"] if found["embeddings"] is not None else []
-                for meta, vector in zip(found["metadatas"] or [], vectors, strict=True):
-                    pid = str(meta["passage_id"])
-                    start, end = int(str(meta["start"])), int(str(meta["end"]))
-                    by_passage[pid].append(StoredSentence(pid, start, end, np.asarray(vector, np.float32)))
-        for sentences in by_passage.values():
-            sentences.sort(key=lambda sentence: sentence.start)
+            found = self.passages.get(ids=list(batch), include=["metadatas"])
+            for pid, meta in zip(found["ids"], found["metadatas"] or [], strict=True):
+                by_passage[pid] = sentences_from_fields(pid, meta)
         return by_passage
 
     def all_nodes(self) -> list[Any]:
@@ -330,9 +337,8 @@ class PassageStore:
 def paged_get(collection: Any, include: list[str], where: Any = None) -> Iterable[Any]:
     """``collection.get`` page by page: Chroma fails one ``get`` of 32,767 items or more.
 
-    A short page is the last: asking for the next would cost another filtered read (the sentences of a question's
-    passages are one page, and Chroma's metadata filter reads in proportion to the collection: 16 ms of 47,000
-    sentences for BBC News)."""
+    A short page is the last: asking for the next would cost another read (Chroma's metadata filter reads in
+    proportion to the collection)."""
     offset = 0
     while True:
         page = collection.get(where=where, include=include, limit=WRITE_BATCH, offset=offset)
@@ -341,11 +347,6 @@ def paged_get(collection: Any, include: list[str], where: Any = None) -> Iterabl
         if len(page["ids"]) < WRITE_BATCH:
             return
         offset += len(page["ids"])
-
-
-def _any_passage(passage_ids: Sequence[str]) -> Any:
-    """A Chroma filter for sentences of any of these passages."""
-    return {"passage_id": {"$in": list(passage_ids)}}
 
 
 def _node_metadata(node: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.cli import index_dir_from
@@ -20,7 +21,15 @@ from rag.loading import decode_text, estimate_articles, load_corpus, stream_corp
 from rag.manifest import CATALOGUE_VERSION, ArticleRow, IndexManifest
 from rag.retrieval import VERIFIED_FILE, file_stamps, files_as_stamped, removal_mask
 from rag.settings import SettingsError, load_settings
-from rag.store import WRITE_BATCH, StoredDocument, paged_get, store_file_problem
+from rag.store import (
+    WRITE_BATCH,
+    StoredDocument,
+    StoredSentence,
+    paged_get,
+    sentence_fields,
+    sentences_from_fields,
+    store_file_problem,
+)
 from rag.throttle import LoginThrottle
 
 
@@ -250,6 +259,25 @@ def test_paged_reads_stop_at_a_short_page(size: int, reads: int) -> None:
     collection = PagedCollection(size)
     assert [i for page in paged_get(collection, []) for i in page["ids"]] == collection.ids
     assert collection.reads == reads
+
+
+def test_a_passages_sentences_survive_its_metadata_strings() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((3, 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sentences = [StoredSentence("p", start, end, vector) for (start, end), vector in
+                 zip([(120, 180), (181, 240), (241, 1000)], vectors, strict=True)]
+    fields = sentence_fields(sentences)
+    assert fields["sentence_spans"] == "120:180 181:240 241:1000"
+    assert all(isinstance(value, str) for value in fields.values())
+    read = sentences_from_fields("p", {"title": "t", **fields})
+    assert [(s.passage_id, s.start, s.end) for s in read] == [("p", 120, 180), ("p", 181, 240), ("p", 241, 1000)]
+    assert all(s.vector.dtype == np.float32 for s in read)
+    # float16 storage moves a cosine between unit vectors by far less than sentence scores differ.
+    query = vectors.sum(axis=0) / np.linalg.norm(vectors.sum(axis=0))
+    assert np.allclose([s.vector @ query for s in read], vectors @ query, atol=1e-3)
+    assert sentences_from_fields("p", sentence_fields([])) == []
+    assert sentences_from_fields("p", {"title": "a passage stored without sentences"}) == []
 
 
 def test_store_file_problems_are_named_before_chroma_opens_the_file(tmp_path: Path) -> None:

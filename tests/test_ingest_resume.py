@@ -17,7 +17,7 @@ from conftest import ROOT
 
 from rag.indexing import ingest
 from rag.settings import Settings, load_settings
-from rag.store import PassageStore, paged_get
+from rag.store import PassageStore
 
 pytestmark = pytest.mark.usefixtures("no_rag_env")
 
@@ -36,15 +36,16 @@ def settings_for(index: Path) -> Settings:
     return load_settings({"index_dir": str(index)}, environ={})
 
 
-def snapshot(index: Path) -> tuple[set[str], set[str], int]:
-    """Passage ids, sentence ids and catalogued articles of the index as it is on disk now (Chroma caches one client
+def snapshot(index: Path) -> tuple[set[str], set[tuple[str, int, int]], int]:
+    """Passage ids, sentence spans and catalogued articles of the index as it is on disk now (Chroma caches one client
     per path and process, which would still see what another process changed)."""
     from chromadb.api.client import SharedSystemClient
 
     SharedSystemClient.clear_system_cache()
     store = PassageStore(index, settings_for(index).fingerprint)
-    sentences = {i for page in paged_get(store.sentences, []) for i in page["ids"]}
-    return set(store.passage_ids()), sentences, store.article_count()
+    passages = store.passage_ids()
+    sentences = {(pid, s.start, s.end) for pid, stored in store.sentences_of(passages).items() for s in stored}
+    return set(passages), sentences, store.article_count()
 
 
 def start(corpus: Path, index: Path) -> subprocess.Popen[str]:
