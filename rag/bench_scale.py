@@ -189,7 +189,8 @@ class Encode:
     seconds: float
     sampled: bool
     """Whether a sample was encoded (the corpus has more passages than ``--encode-sample``)."""
-    threads: int
+    engine: str
+    """The passage encoder ingest uses (``PassageEmbedder.engine``), which the encode ran too."""
     cpu_seconds: float = 0.0
     """CPU time of the encode (all threads of its process)."""
 
@@ -376,14 +377,12 @@ def worker_settings(index_dir: Path, chroma_url: str | None) -> Settings:
 def encode_worker(corpus: Path, sample: int) -> dict[str, Any]:
     """The floor: the model's ``encode`` of ``sample`` passages of the corpus (all of them if it has fewer), drawn by
     taking whole articles in a fixed random order, split exactly as ingest splits them (the splitter is untimed)."""
-    import torch
-
-    from rag.embedding import PassageEmbedder
+    from rag.embedding import make_passage_embedder
     from rag.loading import load_corpus
     from rag.splitting import PassageSplitter
 
     settings = load_settings({}, environ={})
-    embedder = PassageEmbedder(settings.model_path, settings.embed_batch_size)
+    embedder = make_passage_embedder(settings)
     splitter = PassageSplitter(settings.chunk_size, settings.chunk_overlap, embedder.count_tokens)
     articles = load_corpus([corpus], settings.max_article_bytes).articles
     texts: list[str] = []
@@ -392,10 +391,10 @@ def encode_worker(corpus: Path, sample: int) -> dict[str, Any]:
         if len(texts) > sample:
             break
     started, cpu = time.perf_counter(), time.process_time()
-    embedder.model.encode(texts[:sample], batch_size=settings.embed_batch_size, convert_to_numpy=True)
+    embedder.encode(texts[:sample])
     seconds = time.perf_counter() - started
     return {"passages": len(texts[:sample]), "seconds": seconds, "sampled": len(texts) > sample,
-            "threads": torch.get_num_threads(), "cpu_seconds": time.process_time() - cpu}
+            "engine": embedder.engine, "cpu_seconds": time.process_time() - cpu}
 
 
 def warm_worker(index_dir: Path, chroma_url: str | None, questions: Sequence[str]) -> dict[str, Any]:
@@ -770,8 +769,10 @@ def render(result: Result, chart: str | None) -> str:
     load = markdown_table(["phase", "load average before (1/5/15 min)", "after"],
                           [[name, " / ".join(map(str, values[:3])), " / ".join(map(str, values[3:]))]
                            for name, values in result.load.items()])
+    engines = sorted({row.encode.engine for row in result.rows if row.encode is not None})
     encode_note = ("The bare encode is the model's `encode` alone, in its own process with the model already "
-                   f"loaded, over up to {result.settings['encode_sample']:,} passages of the same corpus (whole "
+                   f"loaded (the passage encoder ingest uses: {', '.join(engines)}), over up to "
+                   f"{result.settings['encode_sample']:,} passages of the same corpus (whole "
                    f"articles in a fixed random order, seed {SEED}, split as ingest splits them); the ingest's rate "
                    "is its passages over the whole process's wall time (imports, model load, split, embed with "
                    "sentence vectors, Chroma writes, catalogue, BM25). Wall-time rates move with the other work on "

@@ -399,6 +399,11 @@ class BertNumpyEncoder:
             pooled = pooled / np.maximum(norms, 1e-12)
         return pooled.astype(np.float32, copy=False)
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's tokenizer, cutting at its window as sentence-transformers does."""
+        return self._tokenizer
+
     def parts(self) -> BertParts:
         return BertParts(self._word_emb, self._pos_emb, self._type_emb, (self._emb_ln_w, self._emb_ln_b),
                          tuple(self._layers), self._eps, self._heads, self.dimension)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from rag.embedding import PassageEmbedder
+from rag.embedding import PassageEmbedder, make_passage_embedder
 from rag.loading import Article, Problem, estimate_articles, stream_corpus
 from rag.locking import writer_lock
 from rag.manifest import ArticleRow
@@ -307,7 +307,7 @@ class _GroupWriter:
         """Queue ``article`` (replacing the stored passages of the key ``replaces``); a full group is stored."""
         if self.splitter is None:
             self.log(f"indexing new and changed articles into {self.settings.index_dir}")
-            self.embedder = PassageEmbedder(self.settings.model_path, self.settings.embed_batch_size)
+            self.embedder = make_passage_embedder(self.settings)
             self.splitter = PassageSplitter(self.settings.chunk_size, self.settings.chunk_overlap,
                                             self.embedder.count_tokens)
         passages = self.splitter.split(article)

@@ -1,10 +1,11 @@
-"""The reader's BERT forward pass as an ONNX graph, run by ONNX Runtime with int8 weights.
+"""A BERT forward pass as an ONNX graph, run by ONNX Runtime: the reader's (int8) and the passage encoder's (float32).
 
 The reader is the costly step of answering (its cost is its tokens). The numpy forward pass (``rag.bert_numpy``)
 is exact but runs at numpy's speed; ONNX Runtime with int8 matrix products (dynamic quantisation, one scale per
 output channel) reads the same windows about three times as fast, with the same SQuAD F1 on the held-out half
-(measured: 70.8 int8 against 70.1 numpy, 300 questions). No torch: the graph is written from the numpy encoder's
-tensors with ``onnx``'s helpers, quantised once, and cached on disk by the identity of the weights it came from.
+(measured: 70.8 int8 against 70.1 numpy, 300 questions). Ingest's passage vectors stay float32 (int8 moved them by
+a cosine of 0.005 on average). No torch: the graph is written from the numpy encoder's tensors with ``onnx``'s
+helpers, quantised once where asked, and cached on disk by the identity of the weights it came from.
 """
 
 from __future__ import annotations
@@ -24,16 +25,16 @@ from rag.bert_numpy import BertNumpyEncoder
 
 F32 = npt.NDArray[np.float32]
 
-GRAPH_VERSION = "2"
+GRAPH_VERSION = "3"
 """Part of the cache key: bump when ``bert_graph`` changes what it writes."""
 OPSET = 17
 """LayerNormalization is an ONNX operator from opset 17."""
 
 
-def bert_graph(encoder: BertNumpyEncoder, head_weight: F32, head_bias: F32) -> Any:
+def bert_graph(encoder: BertNumpyEncoder, head_weight: F32 | None = None, head_bias: F32 | None = None) -> Any:
     """``[batch, seq]`` token and segment ids in (unpadded: there is no attention mask), ``encoder`` followed by a
     linear head out (``[batch, seq, outputs]``): the same arithmetic as
-    ``BertNumpyEncoder.token_states(...) @ head_weight.T + head_bias``."""
+    ``BertNumpyEncoder.token_states(...) @ head_weight.T + head_bias``; without a head, the token states."""
     from onnx import TensorProto, helper, numpy_helper
 
     parts = encoder.parts()
@@ -86,15 +87,19 @@ def bert_graph(encoder: BertNumpyEncoder, head_weight: F32, head_bias: F32) -> A
                                                                        one])])
         out = linear(gelu, layer.out_w, layer.out_b, f"layer{i}.output")
         x = layer_norm(node("Add", [out, x]), layer.out_ln_w, layer.out_ln_b, f"layer{i}.output_norm")
-    nodes[-1].output[0] = x = "hidden"
-    nodes.append(helper.make_node("Add", [node("MatMul", [x, constant("head.w", head_weight.T)]),
-                                          constant("head.b", head_bias)], ["logits"]))
+    width = hidden
+    if head_weight is None or head_bias is None:
+        nodes[-1].output[0] = "outputs"
+    else:
+        nodes.append(helper.make_node("Add", [node("MatMul", [x, constant("head.w", head_weight.T)]),
+                                              constant("head.b", head_bias)], ["outputs"]))
+        width = len(head_bias)
     ids = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
            for name in ("input_ids", "token_type_ids")]
     graph = helper.make_graph(
         nodes, "bert_head", initializer=initializers,
         inputs=[*ids, helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["seq"])],
-        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq", len(head_bias)])],
+        outputs=[helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["batch", "seq", width])],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
 
@@ -102,15 +107,17 @@ def bert_graph(encoder: BertNumpyEncoder, head_weight: F32, head_bias: F32) -> A
 class CompiledBert:
     """An ONNX Runtime session over ``bert_graph``: token ids in, head outputs per token out."""
 
-    def __init__(self, model: Path | bytes) -> None:
+    def __init__(self, model: Path | bytes, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        # One thread, no spinning: on a 2-core machine shared with other users or an ingest, a second thread that
-        # waits for a busy core costs far more than it saves (the same reason the query encoder uses one).
-        options.intra_op_num_threads = 1
+        # At question time one thread, no spinning: on a 2-core machine shared with other users or an ingest, a
+        # second thread that waits for a busy core costs far more than it saves (the same reason the query encoder
+        # uses one). Ingest has the machine to itself and asks for every core.
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads == 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -118,45 +125,54 @@ class CompiledBert:
         """Head outputs ``[seq, outputs]`` for one unpadded sequence."""
         feed = {"input_ids": np.array([ids], np.int64), "token_type_ids": np.array([type_ids], np.int64),
                 "position_ids": np.arange(len(ids), dtype=np.int64)}
-        logits: F32 = self.session.run(["logits"], feed)[0][0]
-        return logits
+        outputs: F32 = self.session.run(["outputs"], feed)[0][0]
+        return outputs
 
 
-def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path) -> CompiledBert:
-    """The int8 session for the weights ``identity`` names: from ``cache_dir`` when it was built before, else
-    ``graph()`` is built (a few seconds), quantised and stored there; written aside and renamed, so concurrent
-    first runs never see half a file. An unwritable cache directory only costs the build on every start."""
+def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path, quantise: bool = True,
+                  threads: int = 1) -> CompiledBert:
+    """The session (int8 if ``quantise``) for the weights ``identity`` names: from ``cache_dir`` when it was built
+    before, else ``graph()`` is built (a few seconds), quantised and stored there; written aside and renamed, so
+    concurrent first runs never see half a file. An unwritable cache directory only costs the build on every
+    start."""
+    precision = "int8" if quantise else "fp32"
     key = hashlib.sha256(f"{GRAPH_VERSION}\0{identity}".encode()).hexdigest()[:16]
-    cached = cache_dir / f"bert-int8-{key}.onnx"
+    cached = cache_dir / f"bert-{precision}-{key}.onnx"
     if cached.is_file():
-        return CompiledBert(cached)
+        return CompiledBert(cached, threads)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))
     except OSError:
         workdir = Path(tempfile.mkdtemp(prefix="rag-bert-"))
     try:
-        built = _quantised(graph(), workdir)
+        built = _quantised(graph(), workdir) if quantise else _saved(graph(), workdir)
         try:
             os.replace(built, cached)
-            return CompiledBert(cached)
+            return CompiledBert(cached, threads)
         except OSError:
-            return CompiledBert(built)
+            return CompiledBert(built, threads)
     finally:
         for leftover in workdir.glob("*"):
             leftover.unlink(missing_ok=True)
         workdir.rmdir()
 
 
+def _saved(model: Any, workdir: Path) -> Path:
+    import onnx
+
+    target = workdir / "fp32.onnx"
+    onnx.save(model, str(target))
+    return target
+
+
 def _quantised(model: Any, workdir: Path) -> Path:
     """int8 weights for every matrix product, one scale per output channel (per-tensor scales cost 5.7 F1)."""
     import logging
 
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source, target = workdir / "fp32.onnx", workdir / "int8.onnx"
-    onnx.save(model, str(source))
+    source, target = _saved(model, workdir), workdir / "int8.onnx"
     # The quantiser logs advice to pre-process the graph on the root logger (not done: per-channel int8 kept the
     # reader's F1 without it); keep it quiet.
     root = logging.getLogger()

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, get_args, get_type_hints
+from typing import Literal, get_args, get_origin, get_type_hints
 
 QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
+PassageEncoder = Literal["auto", "onnx", "sentence-transformers"]
 AnswererKind = Literal["rules", "reader"]
 LLM_BACKENDS = ("openai", "ollama", "gguf")
 
@@ -46,6 +47,9 @@ class Settings:
     query_encoder: QueryEncoder = "auto"
     """How questions are embedded: ``numpy`` avoids importing torch (fast start) and gives the same vectors for
     BERT models; ``auto`` uses it when the model allows and falls back to sentence-transformers."""
+    passage_encoder: PassageEncoder = "auto"
+    """How ingest embeds passages: ``onnx`` runs BERT models in ONNX Runtime without torch (faster, same vectors);
+    ``auto`` uses it when the model allows and falls back to sentence-transformers."""
     chunk_size: int = 160
     """Passage length in model tokens; must stay under the model's 256-token window (special tokens included)."""
     chunk_overlap: int = 32
@@ -180,13 +184,18 @@ def _convert(name: str, value: object) -> object:
             return int(str(value))
         if hint is float:
             return float(str(value))
-        if hint in (QueryEncoder, AnswererKind):
+        if get_origin(hint) is Literal:
             if value not in get_args(hint):
                 raise ValueError(f"expected one of {', '.join(get_args(hint))}")
             return value
         return str(value)
     except ValueError as error:
         raise SettingsError(f"setting {name}={value!r}: {error}") from None
+
+
+def model_identity(model_dir: Path) -> str:
+    """The model's name, configuration and weights files, as the fingerprint takes them."""
+    return f"{model_dir.name}:{_file_digest(model_dir / 'config.json')}:{_weights_identity(model_dir)}"
 
 
 def _file_digest(path: Path) -> str:

@@ -81,10 +81,11 @@ def sample_result() -> Result:
     result = Result("2026-11-24T10:00:00+00:00", "abc", "python -m rag.bench_scale", {"cpu": "EPYC", "nproc": "2"},
                     {"repeat": 3, "encode_sample": 1000, "question_sources": ["bbc-news"]},
                     ["What is reported about X?"])
-    encode = Encode(1000, 40.0, True, 2, 80.0)
+    engine = "ONNX Runtime float32, 2 thread(s)"
+    encode = Encode(1000, 40.0, True, engine, 80.0)
     result.rows = [
         Row("seeds", EMBEDDED, "/i/s", None, 2, 20, ingest=Ingest(20.0, 5.0, 2, 20, 800.0, 0.5),
-            encode=Encode(20, 1.0, False, 2), disk_mb=1.3, cold_seconds=[3.0, 3.2, 3.1], warm=warm(20.0)),
+            encode=Encode(20, 1.0, False, engine), disk_mb=1.3, cold_seconds=[3.0, 3.2, 3.1], warm=warm(20.0)),
         Row("bbc", EMBEDDED, "/i/b", None, 2225, 8900, ingest=Ingest(300.0, 290.0, 2225, 8900, 1500.0, 1.0),
             encode=encode, disk_mb=200.0, cold_seconds=[3.4, 3.5, 3.3], warm=warm(30.0)),
         Row("reuters", EMBEDDED, "/i/r", None, 19043, 30000,
@@ -127,6 +128,7 @@ def test_report_table_notes_and_chart_lines() -> None:
     assert "| reuters | server | 19,043 | 30,000 | — | — | 25.0 | — | — | — | 710.0 | 4.00 | 1.29x |" in report
     assert "a server serving a copy of the embedded store" in report and "100% of the 3 questions" in report
     assert "![warm latency and cold start against corpus size](scale.svg)" in report
+    assert "(the passage encoder ingest uses: ONNX Runtime float32, 2 thread(s))" in report
     assert "0.5 / 0.4 / 0.3 | 0.6 / 0.5 / 0.4" in report
     assert "| reuters, embedded | — | 1.20 | 990 | 10 |" in report  # ingest runs: its own time, the rest
     assert "| reuters, server | 600 | 90 |" in report  # start-up steps

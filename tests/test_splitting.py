@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.embedding import PassageEmbedder
+from rag.embedding import PassageEmbedder, make_passage_embedder
 from rag.loading import Article, load_corpus
 from rag.settings import load_settings
 from rag.splitting import PassageSplitter, SplitError, locate_chunks, sentence_spans
@@ -102,7 +102,7 @@ def test_locate_chunks_refuses_text_that_is_not_in_the_original() -> None:
 @pytest.fixture(scope="module")
 def embedder() -> PassageEmbedder:
     settings = load_settings({}, environ={})
-    return PassageEmbedder(settings.model_path, settings.embed_batch_size)
+    return make_passage_embedder(settings)
 
 
 def check_passages(article: Article, splitter: PassageSplitter, embedder: PassageEmbedder, chunk_size: int) -> None:

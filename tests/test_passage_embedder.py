@@ -1,0 +1,90 @@
+"""Ingest's passage encoder in ONNX Runtime must give sentence-transformers' token counts and vectors, and ingest
+must not import torch for a BERT model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedding import OnnxPassageEmbedder, SentenceTransformersEmbedder, make_passage_embedder
+from rag.settings import load_settings
+from tests.test_bert_numpy import LONG_PARAGRAPH, MODEL_DIR, REPO_ROOT, TEXTS
+
+PASSAGES = [
+    "Iraqi forces retook the town on Thursday. The militants had held it since 2014, when they swept across the "
+    "north. Residents said the fighting lasted three days.",
+    "Shares rose 2.5% in early trading. Analysts said the results beat forecasts.",
+    LONG_PARAGRAPH,
+]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for end in [i + 1 for i, char in enumerate(text) if char == "."] or [len(text)]:
+        if text[start:end].strip():
+            spans.append((start, end))
+        start = end + 1
+    return spans
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxPassageEmbedder:
+    return OnnxPassageEmbedder(MODEL_DIR, tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def st_embedder() -> SentenceTransformersEmbedder:
+    return SentenceTransformersEmbedder(MODEL_DIR, 32)
+
+
+def test_token_counts_are_sentence_transformers_and_never_cut(onnx_embedder: OnnxPassageEmbedder,
+                                                              st_embedder: SentenceTransformersEmbedder) -> None:
+    for text in [*TEXTS, LONG_PARAGRAPH * 3]:
+        assert onnx_embedder.count_tokens(text) == st_embedder.count_tokens(text), text
+    assert len(onnx_embedder.count_tokens(LONG_PARAGRAPH * 3)) > 3 * 256
+
+
+def test_passage_and_sentence_vectors_are_sentence_transformers(onnx_embedder: OnnxPassageEmbedder,
+                                                                st_embedder: SentenceTransformersEmbedder) -> None:
+    spans = [sentence_spans(text) for text in PASSAGES]
+    ours, theirs = onnx_embedder.embed_passages(PASSAGES, spans), st_embedder.embed_passages(PASSAGES, spans)
+    assert ours.passage.shape == theirs.passage.shape == (len(PASSAGES), 384)
+    np.testing.assert_allclose(ours.passage, theirs.passage, atol=1e-5)
+    for mine, reference, given in zip(ours.sentences, theirs.sentences, spans, strict=True):
+        assert mine.shape == (len(given), 384)
+        np.testing.assert_allclose(mine, reference, atol=1e-5)
+    np.testing.assert_allclose(onnx_embedder.encode(TEXTS), st_embedder.encode(TEXTS), atol=1e-4)
+    assert onnx_embedder.encode([]).shape == (0, 384)
+
+
+def test_the_setting_chooses_the_encoder(tmp_path: Path) -> None:
+    settings = load_settings({"cache_dir": str(tmp_path)}, environ={})
+    assert isinstance(make_passage_embedder(settings), OnnxPassageEmbedder)
+    chosen = make_passage_embedder(settings.with_overrides({"passage_encoder": "sentence-transformers"}))
+    assert isinstance(chosen, SentenceTransformersEmbedder) and chosen.engine.startswith("sentence-transformers")
+
+
+def test_ingest_of_a_bert_model_does_not_import_torch(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from rag.indexing import ingest\n"
+        "from rag.settings import load_settings\n"
+        "settings = load_settings({'index_dir': sys.argv[1], 'cache_dir': sys.argv[2]}, environ={})\n"
+        "report = ingest([Path('seeds')], settings, log=lambda message: None)\n"
+        "assert report.passages_added > 0, report\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "index"), str(tmp_path / "cache")],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
