@@ -570,19 +570,15 @@ def machine_info() -> dict[str, str]:
 
 
 def current_commit(root: Path = ROOT) -> str:
-    """The checked-out commit, read from .git directly (the working tree may hold uncommitted changes)."""
-    git = root / ".git"
-    head = read_text(git / "HEAD").strip()
-    if not head.startswith("ref: "):
-        return head[:12] or "unknown"
-    ref = head[len("ref: "):]
-    loose = read_text(git / ref).strip()
-    if loose:
-        return loose[:12]
-    for line in read_text(git / "packed-refs").splitlines():
-        if line.endswith(" " + ref):
-            return line.split()[0][:12]
-    return "unknown"
+    """The checked-out commit (``git`` reads worktrees too), marked when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} with uncommitted changes" if changed else head
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -57,6 +57,7 @@ from rag.bench import (
     ChildRun,
     checked,
     child_env,
+    current_commit,
     machine_info,
     markdown_table,
     percentile,
@@ -438,18 +439,6 @@ def run_worker(arguments: Sequence[str], workdir: Path, label: str) -> tuple[dic
 # --- the run -----------------------------------------------------------------------------------------------------
 
 
-def commit() -> str:
-    """The checked-out commit (``git`` reads worktrees too), marked when the working tree differs from it."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head} with uncommitted changes" if changed else head
-
-
 def load_now() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -623,7 +612,7 @@ def measure(args: argparse.Namespace, workdir: Path, command: str) -> Result:
     if missing:
         raise BenchError(f"missing corpora: {', '.join(missing)}")
     titles = read_titles([path for path in CORPORA.values() if path.exists()])
-    result = Result(date=datetime.now(UTC).isoformat(timespec="seconds"), commit=commit(), command=command,
+    result = Result(date=datetime.now(UTC).isoformat(timespec="seconds"), commit=current_commit(), command=command,
                     machine=machine_info(), questions=draw_questions(titles, args.questions),
                     settings={"corpora": args.corpora, "repeat": args.repeat, "encode_sample": args.encode_sample,
                               "skip_server": args.skip_server, "server_from_copy": args.server_from_copy,
@@ -804,9 +793,9 @@ def render(result: Result, chart: str | None) -> str:
         "Mean ms per question, by part (parts timed by wrapping the retriever's calls, as `make bench` does):",
         parts_table(result),
         "Start-up in the warm-latency process, step by step, after the libraries were imported (imports cost the "
-        "same at any corpus size; the cold start above includes them): opening the store (Chroma's client, both "
-        "collections and a count of each: the embedded store reads each collection's vector index into memory on "
-        "this first touch, a server has them in memory already), checking the index (manifest, counts, the lexical "
+        "same at any corpus size; the cold start above includes them): opening the store (Chroma's client, the "
+        "passage collection and a count of it: the embedded store reads the collection's vector index into memory "
+        "on this first touch, a server has it in memory already), checking the index (manifest, counts, the lexical "
         "index's version: names and sizes of its files, their checksums only for files not yet verified), making "
         "the retriever (query encoder, BM25 memory-mapped; spelling variants are grouped only when a question "
         "needs them) and answering the first question:",

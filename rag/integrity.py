@@ -92,7 +92,7 @@ def unusable_reason(settings: Settings, manifest: Manifest | None, stored_passag
 
 
 def probe_store(index_dir: Path, fingerprint: str) -> tuple[int | None, str | None]:
-    """Open the store and read both collections in a child process: (passages, None) or (None, what failed)."""
+    """Open the store and read its collection in a child process: (passages, None) or (None, what failed)."""
     command = [sys.executable, "-c", PROBE, str(index_dir / CHROMA_DIR), fingerprint]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_SECONDS, check=False)
