@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -143,14 +144,19 @@ def test_write_sample_takes_the_first_non_blank_lines(tmp_path: Path) -> None:
     assert write_sample(source, 10, tmp_path / "all.jsonl") == 3
 
 
-def test_current_commit_reads_loose_and_packed_refs(tmp_path: Path) -> None:
-    git = tmp_path / ".git"
-    (git / "refs" / "heads").mkdir(parents=True)
-    (git / "HEAD").write_text("ref: refs/heads/main\n")
-    (git / "packed-refs").write_text("# pack-refs\n" + "a" * 40 + " refs/heads/main\n")
-    assert current_commit(tmp_path) == "a" * 12
-    (git / "refs" / "heads" / "main").write_text("b" * 40 + "\n")
-    assert current_commit(tmp_path) == "b" * 12
+def test_current_commit_names_the_head_and_a_changed_tree(tmp_path: Path) -> None:
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                               *arguments], capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "file.txt").write_text("one\n")
+    git("add", "file.txt")
+    git("commit", "-q", "-m", "first")
+    head = git("rev-parse", "--short=12", "HEAD")
+    assert current_commit(tmp_path) == head and len(head) == 12
+    (tmp_path / "file.txt").write_text("two\n")
+    assert current_commit(tmp_path) == f"{head} with uncommitted changes"
     assert current_commit(tmp_path / "nowhere") == "unknown"
 
 
