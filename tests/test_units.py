@@ -13,7 +13,7 @@ from rag.conversation import contextualize
 from rag.embedding import pool_spans
 from rag.pipeline import MAX_QUESTION_CHARS, QuestionError, check_question
 from rag.retrieval import reciprocal_rank_fusion
-from rag.store import passage_id, sentence_id
+from rag.store import passage_id
 
 # --- reciprocal_rank_fusion -----------------------------------------------------------------------------------------
 
@@ -67,11 +67,6 @@ def test_passage_id_is_deterministic_and_content_derived() -> None:
 def test_passage_id_fields_cannot_run_together() -> None:
     assert passage_id("a", "bc", 1, 2) != passage_id("ab", "c", 1, 2)
     assert passage_id("a", "b", 1, 23) != passage_id("a", "b", 12, 3)
-
-
-def test_sentence_id_names_its_passage_and_span() -> None:
-    assert sentence_id("p1", 3, 9) == "p1:3:9"
-    assert sentence_id("p1", 3, 9) != sentence_id("p1", 3, 10)
 
 
 # --- source_of ------------------------------------------------------------------------------------------------------
