@@ -57,6 +57,14 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | 
                           timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
 
+def run_code(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -c code args`` in a fresh process from the repository root, with the model hubs offline."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)
+
+
 @pytest.fixture
 def fresh_settings(tmp_path: Path) -> Settings:
     """Settings for an empty index of this test's own (under ``tmp_path``), ignoring any ``RAG_*`` variables."""

