@@ -66,7 +66,8 @@ def build(index_dir: Path, corpora: Sequence[Path], limit: int | None) -> tuple[
             node.embedding = (vector / np.linalg.norm(vector)).tolist()
             nodes.append(node)
     for start in range(0, len(nodes), WRITE_NODES):
-        store.add(nodes[start : start + WRITE_NODES], [])
+        batch = nodes[start : start + WRITE_NODES]
+        store.add(batch, [[] for _ in batch])
     store.manifest.finish_write(settings.fingerprint, rows, [], store.count())
     build_lexical_index(settings, store)
     return assistant, len(articles)

@@ -24,15 +24,23 @@ from rag.manifest import ArticleRow
 from rag.retrieval import build_lexical_index, lexical_index_current, remove_from_lexical_index, store_generation
 from rag.settings import Settings
 from rag.splitting import Passage, PassageSplitter
-from rag.store import PassageStore, StoreDamaged, StoredDocument, StoredSentence, open_store, passage_id
+from rag.store import (
+    SENTENCE_SPANS,
+    SENTENCE_VECTORS,
+    PassageStore,
+    StoreDamaged,
+    StoredDocument,
+    StoredSentence,
+    open_store,
+    passage_id,
+)
 
-# Articles are embedded together until this many passages are pending: sentence-transformers sorts a call's texts
-# by length, so large groups waste less on padding; a killed run redoes at most one group. It is also what an ingest
-# holds in memory besides the keys and content hashes of the whole corpus.
+# Articles are embedded and stored together until this many passages are pending: a killed run redoes at most one
+# group, and it is what an ingest holds in memory besides the keys and content hashes of the whole corpus.
 EMBED_GROUP = 1024
 # Metadata stored with each passage; everything but the title is kept out of the text the lexical index sees.
 SYSTEM_KEYS = ("doc_key", "article_id", "path", "text_path", "record_id", "origin", "start", "end", "doc_hash",
-               "doc_passages")
+               "doc_passages", SENTENCE_SPANS, SENTENCE_VECTORS)
 # Duplicate texts named on the ingest's log line; the rest are counted.
 DUPLICATES_NAMED = 10
 # Seconds between progress lines when stderr is not a terminal (a log file): about one line per group stored.

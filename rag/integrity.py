@@ -74,7 +74,8 @@ def unusable_reason(settings: Settings, manifest: Manifest | None, stored_passag
         if stored_passages:
             return None
         others = IndexManifest(directory).fingerprints()
-        held = (" it holds an index built with other settings (model or chunking)" if others else
+        held = (" it holds an index built with other settings (model or chunking) or by an earlier version of "
+                "this program" if others else
                 " it holds no index")
         return (f"{directory} is not empty and{held}: ingest into it with python -m rag.ingest PATH --index "
                 f"{directory}, or choose an empty directory")

@@ -46,6 +46,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # A passage record's sentences: "start:end start:end ..." and their vectors, float16 bytes in base64, in that order.
 SENTENCE_SPANS = "sentence_spans"
 SENTENCE_VECTORS = "sentence_vectors"
+SENTENCE_FIELDS = (SENTENCE_SPANS, SENTENCE_VECTORS)
 
 
 class CatalogueOutdated(RuntimeError):
@@ -249,7 +250,8 @@ class PassageStore:
             for meta in page["metadatas"] or []:
                 key = str(meta["doc_key"])
                 stored[key, str(meta["doc_hash"])] += 1
-                latest[key] = meta
+                # One passage's metadata per article is kept: without its sentence strings (about 4 KB a passage).
+                latest[key] = {name: value for name, value in meta.items() if name not in SENTENCE_FIELDS}
         versions = Counter(key for key, _ in stored)
         documents: dict[str, StoredDocument] = {}
         for key, meta in latest.items():

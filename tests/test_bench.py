@@ -208,3 +208,11 @@ def test_draw_trend_writes_a_png_with_gaps_for_skipped_runs(tmp_path: Path) -> N
     assert (tmp_path / "trend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     draw_trend([{"warm": {"p50_ms": 15.0}}], tmp_path / "only-warm.png")  # metrics never measured: no points
     assert (tmp_path / "only-warm.png").is_file()
+
+
+def test_the_library_bench_builds_its_index(tmp_path: Path) -> None:
+    from rag.bench_library import build
+    from tests.conftest import SEEDS
+
+    assistant, articles = build(tmp_path / "index", [SEEDS], None)
+    assert articles == 2 and assistant.store.count() > 2 and assistant.store.article_count() == 2

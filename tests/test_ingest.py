@@ -18,7 +18,7 @@ from rag.loading import load_corpus
 from rag.pipeline import Assistant
 from rag.retrieval import lexical_index_dir
 from rag.settings import Settings, load_settings
-from rag.store import PassageStore, paged_get
+from rag.store import SENTENCE_FIELDS, PassageStore, paged_get
 
 pytestmark = pytest.mark.usefixtures("no_rag_env")
 
@@ -52,6 +52,8 @@ def assert_offsets_exact(store: PassageStore) -> None:
     for meta, text in passages.values():
         source = read_exact(meta["text_path"])
         assert source[meta["start"] : meta["end"]] == text
+    # The sentence strings stay in the store's records, out of every node llama-index or BM25 sees.
+    assert not any(set(SENTENCE_FIELDS) & set(node.metadata) for node in store.all_nodes())
     sentences = store.sentences_of(list(passages))
     for pid, (meta, _) in passages.items():
         assert sentences[pid], pid
@@ -204,6 +206,8 @@ def test_removed_article_loses_its_passages(corpus_copy: Path, fresh_settings: S
     assert lexical_index_current(fresh_settings, assistant.store)
     answer = assistant.ask("Which state-run news service reported the Syrian military's announcement?")
     assert answer.passages
+    retrieved = assistant.retriever.retrieve("Which state-run news service reported the announcement?")
+    assert retrieved and not any(set(SENTENCE_FIELDS) & set(passage.metadata) for passage in retrieved)
     assert {passage.doc_id for passage in answer.passages} == {AP}
 
 
