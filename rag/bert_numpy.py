@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
-__all__ = ["BertNumpyEncoder", "BertParts", "UnsupportedModel", "erf", "gelu"]
+__all__ = ["BertNumpyEncoder", "BertParts", "UnsupportedModel", "erf", "gelu", "pool_tokens"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -91,6 +91,22 @@ def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> F32:
     var = np.mean(centered * centered, axis=-1, keepdims=True)
     out: F32 = (centered / np.sqrt(var + eps) * weight + bias).astype(np.float32, copy=False)
     return out
+
+
+def pool_tokens(hidden: F32, mask: npt.NDArray[np.bool_], pooling: PoolingMode, normalize: bool) -> F32:
+    """A sentence-transformers model's pooling (and normalisation) of right-padded token vectors
+    ``(batch, seq, hidden)``."""
+    if pooling == "cls":
+        # Right padding, so the first real token is always position 0.
+        pooled = hidden[:, 0]
+    else:
+        weights = mask[:, :, None].astype(np.float32)
+        counts = np.maximum(weights.sum(axis=1), 1e-9)
+        pooled = (hidden * weights).sum(axis=1) / counts
+    if normalize:
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        pooled = pooled / np.maximum(norms, 1e-12)
+    return pooled.astype(np.float32, copy=False)
 
 
 def _read_json(path: Path) -> Any:
@@ -386,18 +402,7 @@ class BertNumpyEncoder:
         return out
 
     def _embed(self, ids: I64, mask: npt.NDArray[np.bool_]) -> F32:
-        hidden = self._forward(ids, mask)
-        if self.pooling == "cls":
-            # Right padding, so the first real token is always position 0.
-            pooled = hidden[:, 0]
-        else:
-            weights = mask[:, :, None].astype(np.float32)
-            counts = np.maximum(weights.sum(axis=1), 1e-9)
-            pooled = (hidden * weights).sum(axis=1) / counts
-        if self.normalize:
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            pooled = pooled / np.maximum(norms, 1e-12)
-        return pooled.astype(np.float32, copy=False)
+        return pool_tokens(self._forward(ids, mask), mask, self.pooling, self.normalize)
 
     @property
     def tokenizer(self) -> Tokenizer:

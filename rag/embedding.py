@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from rag.bert_numpy import pool_tokens
 from rag.cleaning import Span
 from rag.settings import Settings
 
@@ -119,8 +120,7 @@ class OnnxPassageEmbedder:
         return np.vstack(vectors) if vectors else np.empty((0, self.dimension), np.float32)
 
     def _pooled(self, tokens: Vectors) -> Vectors:
-        vector = tokens[0] if self.pooling == "cls" else tokens.mean(axis=0)
-        return vector / max(float(np.linalg.norm(vector)), 1e-12) if self.normalize else vector
+        return pool_tokens(tokens[None], np.ones((1, len(tokens)), dtype=bool), self.pooling, self.normalize)[0]
 
 
 class SentenceTransformersEmbedder:

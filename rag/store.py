@@ -5,9 +5,8 @@ passage record also carries its sentences' spans and vectors (float16, in two me
 own): they are only ever read by passage id, so they stay out of any vector index, and a passage and its sentences
 are written and deleted together. (In a collection of their own they were a second vector index of four times the
 passages' size, which Chroma loads on the first touch: 0.44-0.51 s of every cold start at 19,043 articles.) Every
-passage carries its article's content hash and passage count, so the store itself
-says which articles are complete: an article whose stored passages do not add up (a run killed halfway) is simply
-ingested again.
+passage carries its article's content hash and passage count, so the store itself says which articles are complete:
+an article whose stored passages do not add up (a run killed halfway) is simply ingested again.
 
 Every read is paged (Chroma 1.5.9 fails a ``get()`` of 32,767 items or more with "too many SQL variables"), and
 every write holds the store lock (``rag.locking``). Opening checks what can be checked before Chroma's native code
