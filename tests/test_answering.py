@@ -38,6 +38,7 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("What portion of the country did the group hold?", "percent"),
         ("territory lost %", "percent"),
         ("how soon will the plant open", "date"),
+        ("album release date", "date"),
         ("How many days did it take to liberate Hawija?", "duration"),
         ("Who is the spokesman for the Syrian army?", "person"),
         ("who is brett mcgurk", "person"),
@@ -52,6 +53,11 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("list the towns the group lost", "open"),
         ("compare the two reports", "open"),
         ("summarise the profits story", "open"),
+        ("the strike last winter what happened", "open"),
+        ("whats the novel about", "open"),
+        ("What is the report about?", "open"),
+        ("what was different about the second vote", "open"),
+        ("who is the book about", "person"),
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:

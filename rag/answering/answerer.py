@@ -231,7 +231,10 @@ def compose_open(reading: Reading) -> Composed:
     best = reading.best
     anchor = (_sentence_holding(reading.ranked, best.candidate.passage, best.span.start)
               if best and best.span and best.span.margin > 0 else reading.ranked[0])
-    chosen = [anchor]
+    # An explanation or an account runs on past the sentence that names the subject ("the swift victory in the
+    # town was the first sign..." then what the sign was): the anchor's next sentence comes with it.
+    following = [c for c in neighbours(reading.ranked, anchor) if c.index == anchor.index + 1]
+    chosen = [anchor, *following]
     for candidate in reading.ranked:
         if len(chosen) == OPEN_SENTENCES or candidate.score < anchor.score - OPEN_SCORE_GAP:
             break

@@ -76,20 +76,22 @@ OPEN_FORMS = re.compile(
     r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
     r"(?:why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
     r"heavy\b|deep\b|wide\b|soon\b)|"
-    r"what\s+(?:happened|happens|is happening|went on|led|caused|are the (?:reasons|causes|effects|consequences)|"
+    r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
+    r"what\s+(?:led|caused|are the (?:reasons|causes|effects|consequences)|"
     r"were the (?:reasons|causes|effects|consequences)|did (?:.+\s)?(?:say|said|do|announce|warn|claim|argue)\b|"
     r"does (?:.+\s)?(?:say|do|mean)\b|is (?:the )?(?:significance|impact|role|story|background|situation)|"
     r"was (?:the )?(?:significance|impact|role|story|background|situation|reaction|response))|"
     r"tell me\b|describe\b|explain\b|summari[sz]e\b|summary\b|overview\b|list\b|compare\b|"
     r"give me\b|what about\b|anything (?:on|about)\b|info(?:rmation)? (?:on|about)\b|"
-    r"(?:what|which) (?:are|were) (?:the|all|some)\b)"
+    r"(?:what|which) (?:are|were) (?:the|all|some)\b|"
+    r"what(?:'?s| is| was| are| were) (?:.+\s)?about\W*$|what (?:is|was) (?:so )?(?:different|special|new) about\b)"
 )
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
 KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
      "duration"),
-    (r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
+    (r"\bwhen\b|\bdate\b|\bwhat (day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
      r"\bhow soon\b", "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
      r"\bwhat (number|amount|total|price|cost|speed|size)\b", "number"),
