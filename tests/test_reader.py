@@ -134,6 +134,19 @@ def test_logistic_regression_separates_a_separable_signal() -> None:
     assert 0.0 < model.probability([0.1, 0.3]) < 1.0
 
 
+def test_a_sign_keeps_a_weight_on_its_side_where_a_correlated_twin_would_cancel_it() -> None:
+    # "twin" follows "signal" closely; free, the fit leans on their difference and gives "twin" a negative weight.
+    rng = np.random.default_rng(0)
+    signal = rng.normal(size=400)
+    twin = signal + rng.normal(scale=0.1, size=400)
+    labels = [int(s - 0.8 * t + rng.normal(scale=0.05) > 0) for s, t in zip(signal, twin, strict=True)]
+    rows = [[s, t] for s, t in zip(signal, twin, strict=True)]
+    free = fit_logistic(rows, labels, ("signal", "twin"))
+    assert free.weights[0] > 0 > free.weights[1]
+    signed = fit_logistic(rows, labels, ("signal", "twin"), signs=(0, 1))
+    assert signed.weights[1] == 0.0 and signed.weights[0] > 0
+
+
 def test_stored_weights_for_other_features_are_refused() -> None:
     record = LinearModel(("a", "b"), (1.0, 2.0), 0.5, 1.0).to_json()
     assert LinearModel.from_json(record, ("a", "b")).threshold == 1.0

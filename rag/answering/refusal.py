@@ -24,6 +24,9 @@ from rag.answering.terms import missing_share, text_keys
 
 REFUSAL_FEATURES = ("margin", "span_score", "null", "best_sentence", "best_dense", "names_missing",
                     "terms_missing", "rare_missing", "answer_names_missing", "typed_match", "vague", "open")
+REFUSAL_SIGNS = (1, 0, 0, 1, 1, -1, -1, -1, -1, 1, -1, 0)
+"""Which way each signal may push: words of the question the articles lack only ever speak against answering, a
+surer reader or a closer sentence only for it; the reader's two raw scores and "open" are left free."""
 # A quantity that does not answer "how many": an answer by order of magnitude.
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens|scores)(?: of (?:thousands|millions))?|"
                             r"several|a few|many|some|numerous)$", re.IGNORECASE)

@@ -37,7 +37,7 @@ from typing import Any
 from rag.answering.answerer import DEFAULT_REFUSAL, Answerer
 from rag.answering.linear import MODELS_FILE, fit_logistic, stored_models
 from rag.answering.questions import analyse
-from rag.answering.refusal import REFUSAL_FEATURES
+from rag.answering.refusal import REFUSAL_FEATURES, REFUSAL_SIGNS
 from rag.answering.sentences import SENTENCE_FEATURES, candidate_sentences
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES
 from rag.conversation import contextualize
@@ -199,7 +199,8 @@ def main() -> int:
     # the SQuAD pairs lack: together they weigh half as much as the pairs.
     dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
     refusal = fit_logistic([*rows, *(r for r, _ in dev_rows)], [*labels, *(label for _, label in dev_rows)],
-                           REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows))
+                           REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows),
+                           signs=REFUSAL_SIGNS)
     log(f"refusal fitted on {len(rows)} SQuAD readings ({sum(labels)} answerable, {traps} traps) and "
         f"{len(dev_rows)} development questions: {refusal.to_json()}")
     squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
