@@ -145,6 +145,8 @@ def test_a_sign_keeps_a_weight_on_its_side_where_a_correlated_twin_would_cancel_
     assert free.weights[0] > 0 > free.weights[1]
     signed = fit_logistic(rows, labels, ("signal", "twin"), signs=(0, 1))
     assert signed.weights[1] == 0.0 and signed.weights[0] > 0
+    with pytest.raises(ValueError):
+        fit_logistic(rows, labels, ("signal", "twin"), signs=(1,))
 
 
 def test_stored_weights_for_other_features_are_refused() -> None:

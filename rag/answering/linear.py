@@ -76,13 +76,14 @@ def fit_logistic(rows: Sequence[Sequence[float]], labels: Sequence[int], names: 
     z = (x - mean) / scale
     w, b = np.zeros(z.shape[1]), 0.0
     direction = np.zeros(z.shape[1]) if signs is None else np.asarray(signs, dtype=np.float64)
+    if direction.shape != (z.shape[1],):
+        raise ValueError(f"{len(direction)} signs for {z.shape[1]} features")
+    lowest, highest = np.where(direction > 0, 0.0, -np.inf), np.where(direction < 0, 0.0, np.inf)
     positive = float(np.average(y, weights=weight))
     b = math.log(max(positive, 1e-6) / max(1 - positive, 1e-6))
     for _ in range(steps):
         error = weight * (1.0 / (1.0 + np.exp(-(z @ w + b))) - y)
-        w -= rate * (z.T @ error / len(y) + l2 * w)
-        if signs is not None:
-            w = np.where(direction > 0, np.maximum(w, 0.0), np.where(direction < 0, np.minimum(w, 0.0), w))
+        w = np.clip(w - rate * (z.T @ error / len(y) + l2 * w), lowest, highest)
         b -= rate * float(np.mean(error))
     weights = w / scale
     return LinearModel(tuple(names), tuple(float(v) for v in weights), float(b - (weights * mean).sum()))

@@ -22,11 +22,13 @@ from rag.answering.reader import SpanScore
 from rag.answering.sentences import CandidateSentence, Evidence
 from rag.answering.terms import missing_share, text_keys
 
-REFUSAL_FEATURES = ("margin", "span_score", "null", "best_sentence", "best_dense", "names_missing",
-                    "terms_missing", "rare_missing", "answer_names_missing", "typed_match", "vague", "open")
-REFUSAL_SIGNS = (1, 0, 0, 1, 1, -1, -1, -1, -1, 1, -1, 0)
-"""Which way each signal may push: words of the question the articles lack only ever speak against answering, a
-surer reader or a closer sentence only for it; the reader's two raw scores and "open" are left free."""
+REFUSAL_SIGNS = {"margin": 1, "span_score": 0, "null": 0, "best_sentence": 1, "best_dense": 1, "names_missing": -1,
+                 "terms_missing": -1, "rare_missing": -1, "answer_names_missing": -1, "typed_match": 1, "vague": -1,
+                 "open": 0}
+"""The signals, in order, and which way each may push: words of the question the articles lack only ever speak
+against answering, a surer reader or a closer sentence only for it; the reader's two raw scores and "open" are
+left free."""
+REFUSAL_FEATURES = tuple(REFUSAL_SIGNS)
 # A quantity that does not answer "how many": an answer by order of magnitude.
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens|scores)(?: of (?:thousands|millions))?|"
                             r"several|a few|many|some|numerous)$", re.IGNORECASE)

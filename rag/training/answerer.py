@@ -200,7 +200,7 @@ def main() -> int:
     dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
     refusal = fit_logistic([*rows, *(r for r, _ in dev_rows)], [*labels, *(label for _, label in dev_rows)],
                            REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows),
-                           signs=REFUSAL_SIGNS)
+                           signs=tuple(REFUSAL_SIGNS.values()))
     log(f"refusal fitted on {len(rows)} SQuAD readings ({sum(labels)} answerable, {traps} traps) and "
         f"{len(dev_rows)} development questions: {refusal.to_json()}")
     squad_scores = [(refusal.score(row), label) for row, label in zip(rows, labels, strict=True)]
