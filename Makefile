@@ -57,17 +57,17 @@ eval: setup
 		--max-refusal.false_rate 0.09 --min-retrieval.recall@5 0.95
 
 lint: setup
-	$(VENV)/bin/ruff check rag tests app.py
+	$(VENV)/bin/ruff check rag benchmarks tests app.py
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) -m rag.bench
-	$(PY) -m rag.bench_library
+	$(PY) -m benchmarks.speed
+	$(PY) -m benchmarks.library
 
 # Ingest, start-up and answering from 2 to 19,043 articles, embedded store and Chroma server (evals/SCALE.md); about
 # half an hour on two cores, so neither `make test` nor `make bench` runs it. SCALE_FLAGS="--skip-server" and the like.
 bench-scale: setup
-	$(PY) -m rag.bench_scale $(SCALE_FLAGS)
+	$(PY) -m benchmarks.scale $(SCALE_FLAGS)
 
 # SQuAD v1.1 dev, open setting (all 2,067 paragraphs indexed), questions of the held-out half of the article split.
 squad: setup

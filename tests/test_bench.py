@@ -1,4 +1,4 @@
-"""Tests for the pure helpers of rag.bench (the benchmarks themselves run with `make bench`)."""
+"""Tests for the pure helpers of benchmarks.speed (the benchmarks themselves run with `make bench`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.bench import (
+from benchmarks.speed import (
     ColdStart,
     Ingest,
     IngestRun,
@@ -175,7 +175,7 @@ def sample_record() -> Record:
     run_ = IngestRun(10.0, 100, 800.0, {"embed": 9.0}, 4.0)
     ingest = Ingest(20, 100, [run_], [IngestRun(9.0, 100, 790.0, {"model forward": 9.0}, 3.0)], 10.0, 9.0,
                     overhead(10.0, 9.0), 0, 2)
-    return Record("2026-01-01T00:00:00+00:00", "abc", "python -m rag.bench", {"nproc": "2"}, cold, warm, ingest,
+    return Record("2026-01-01T00:00:00+00:00", "abc", "python -m benchmarks.speed", {"nproc": "2"}, cold, warm, ingest,
                   load=[0.2, 3.4])
 
 
@@ -191,7 +191,7 @@ def test_report_names_every_benchmark_and_missed_goals() -> None:
 
 
 def test_report_of_skipped_benchmarks() -> None:
-    record = Record("2026-01-01T00:00:00+00:00", "abc", "python -m rag.bench --skip-ingest", {})
+    record = Record("2026-01-01T00:00:00+00:00", "abc", "python -m benchmarks.speed --skip-ingest", {})
     report = render_report(record, [])
     # cold start, warm p50 and p95 for each answerer, ingest
     assert report.count("not run") == 6
@@ -201,7 +201,7 @@ def test_report_of_skipped_benchmarks() -> None:
 
 def test_draw_trend_writes_a_png_with_gaps_for_skipped_runs(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from rag.bench import draw_trend
+    from benchmarks.speed import draw_trend
 
     history = [{"cold_start": {"ratio": 2.2}, "warm": {"p50_ms": 15.0}}, {"ingest": {"overhead": 0.1}}, {}]
     draw_trend(history, tmp_path / "trend.png")
@@ -211,7 +211,7 @@ def test_draw_trend_writes_a_png_with_gaps_for_skipped_runs(tmp_path: Path) -> N
 
 
 def test_the_library_bench_builds_its_index(tmp_path: Path) -> None:
-    from rag.bench_library import build
+    from benchmarks.library import build
     from tests.conftest import SEEDS
 
     assistant, articles = build(tmp_path / "index", [SEEDS], None)

@@ -1,4 +1,4 @@
-"""Tests for rag.bench_scale's pure parts (the benchmark itself runs with `make bench-scale`), and a smoke run of
+"""Tests for benchmarks.scale's pure parts (the benchmark itself runs with `make bench-scale`), and a smoke run of
 the seeds with the embedded store."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.bench_scale import (
+from benchmarks.scale import (
     EMBEDDED,
     SERVER,
     Encode,
@@ -26,7 +26,7 @@ from rag.bench_scale import (
     render,
     top_agreement,
 )
-from rag.bench_scale import (
+from benchmarks.scale import (
     main as bench_scale_main,
 )
 
@@ -78,7 +78,7 @@ def warm(p50: float, scale: float = 1.0) -> Warm:
 
 
 def sample_result() -> Result:
-    result = Result("2026-11-24T10:00:00+00:00", "abc", "python -m rag.bench_scale", {"cpu": "EPYC", "nproc": "2"},
+    result = Result("2026-11-24T10:00:00+00:00", "abc", "python -m benchmarks.scale", {"cpu": "EPYC", "nproc": "2"},
                     {"repeat": 3, "encode_sample": 1000, "question_sources": ["bbc-news"]},
                     ["What is reported about X?"])
     engine = "ONNX Runtime float32, 2 thread(s)"
@@ -162,7 +162,7 @@ def test_scale_chart_writes_an_svg(tmp_path: Path) -> None:
 def test_smoke_run_on_the_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole bench on the two seed articles, embedded store only, with the real ingest, ask and model."""
     out = tmp_path / "out"
-    monkeypatch.setattr("sys.argv", ["rag.bench_scale", "--corpora", "seeds", "--skip-server", "--questions", "3",
+    monkeypatch.setattr("sys.argv", ["benchmarks.scale", "--corpora", "seeds", "--skip-server", "--questions", "3",
                                      "--repeat", "1", "--encode-sample", "8", "--workdir", str(tmp_path / "work"),
                                      "--out", str(out)])
     assert bench_scale_main() == 0

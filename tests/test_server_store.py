@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.bench_scale import ChromaServer, free_port
+from benchmarks.scale import ChromaServer, free_port
 from rag.pipeline import Assistant
 from rag.settings import Settings, load_settings
 from tests.conftest import SEEDS, run_module

@@ -1,4 +1,4 @@
-"""``python -m rag.bench_library``: the chat page's article library on a large index (``make bench``).
+"""``python -m benchmarks.library``: the chat page's article library on a large index (``make bench``).
 
 Builds an index of every article in the given JSONL files (by default the Reuters-21578 and BBC collections in
 ``../shared/data``, 21,268 articles) into a temporary directory, with the real loader, the real passage metadata and
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.bench import DEFAULT_OUT, ROOT, machine_info
+from benchmarks.speed import DEFAULT_OUT, ROOT, machine_info
 from rag.cli import log, run
 from rag.indexing import article_metadata, index_versions, passage_node
 from rag.loading import load_corpus
@@ -116,7 +116,7 @@ def report(result: dict[str, Any]) -> str:
     rows += ("\n\nEvery listing, page and search reads the article catalogue (SQLite, `index.sqlite3`), never the "
              "passages; a removal deletes the upload's passages by key and publishes a lexical index version that "
              "leaves them out (its files hard-linked from the previous version, the removed passages weighted 0).")
-    return (f"# Article library on a large index\n\n`python -m rag.bench_library` (`make bench`): "
+    return (f"# Article library on a large index\n\n`python -m benchmarks.library` (`make bench`): "
             f"{result['articles']:,} articles, {result['passages']:,} passages (built in {result['build_seconds']} s, "
             f"random vectors), through the handlers the page calls. Machine: {result['machine'].get('cpu', '?')}, "
             f"{result['machine'].get('nproc', '?')} cores, load average at the end "
@@ -125,7 +125,7 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag.bench_library", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.library", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpora", nargs="*", type=Path, default=list(DEFAULT_CORPORA), help="JSONL collections")
     parser.add_argument("--limit", type=int, help="at most this many articles")

@@ -1,4 +1,4 @@
-"""``python -m rag.bench``: speed and memory, each against a floor measured in the same run on the same machine.
+"""``python -m benchmarks.speed``: speed and memory, each against a floor measured in the same run on the same machine.
 
 Three benchmarks, each reported as a ratio (or a share) so runs on different machines or at busy moments compare:
 
@@ -446,7 +446,7 @@ def write_sample(source: Path, count: int, target: Path) -> int:
 
 
 def run_worker(kind: str, corpus: Path, index_dir: Path, result: Path) -> IngestRun:
-    child = checked(run_child(python("-m", "rag.bench", "--worker", kind, "--corpus", str(corpus),
+    child = checked(run_child(python("-m", "benchmarks.speed", "--worker", kind, "--corpus", str(corpus),
                                      "--index", str(index_dir), "--result", str(result))), f"{kind} worker")
     data = json.loads(result.read_text())
     return IngestRun(data["seconds"], data["passages"], child.peak_mb, data["parts"], data["imports"])
@@ -584,7 +584,7 @@ def current_commit(root: Path = ROOT) -> str:
 def command_line(argv: Sequence[str]) -> str:
     interpreter = Path(sys.executable)
     shown = interpreter.relative_to(ROOT) if interpreter.is_relative_to(ROOT) else interpreter
-    return shlex.join([str(shown), "-m", "rag.bench", *argv])
+    return shlex.join([str(shown), "-m", "benchmarks.speed", *argv])
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -809,7 +809,7 @@ def positive(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rag.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=positive, default=200, metavar="N",
                         help="articles of the corpus to ingest (default 200)")

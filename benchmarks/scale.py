@@ -1,4 +1,4 @@
-"""``python -m rag.bench_scale`` (``make bench-scale``): how ingest, start-up and answering scale with the corpus,
+"""``python -m benchmarks.scale`` (``make bench-scale``): how ingest, start-up and answering scale with the corpus,
 with the passages in the embedded Chroma store and on a Chroma server.
 
 For each corpus (the two seed articles, BBC News with 2,225 articles, Reuters-21578 with 19,043) and each store:
@@ -46,7 +46,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from rag.bench import (
+from benchmarks.speed import (
     BM25_PART,
     DENSE_PART,
     EMBED_PART,
@@ -399,7 +399,7 @@ def encode_worker(corpus: Path, sample: int) -> dict[str, Any]:
 
 
 def warm_worker(index_dir: Path, chroma_url: str | None, questions: Sequence[str]) -> dict[str, Any]:
-    """Every question asked once by one assistant, after an untimed first question; parts timed as in rag.bench.
+    """Every question asked once by one assistant, after an untimed first question; parts timed as in benchmarks.speed.
     Start-up is timed step by step first, after the libraries are imported (an import costs the same at any size)."""
     import importlib
 
@@ -431,7 +431,7 @@ def warm_worker(index_dir: Path, chroma_url: str | None, questions: Sequence[str
 
 def run_worker(arguments: Sequence[str], workdir: Path, label: str) -> tuple[dict[str, Any], ChildRun]:
     result = Path(tempfile.mkstemp(prefix="worker-", suffix=".json", dir=workdir)[1])
-    child = checked(run_logged(python("-m", "rag.bench_scale", "--worker", *arguments, "--result", str(result)),
+    child = checked(run_logged(python("-m", "benchmarks.scale", "--worker", *arguments, "--result", str(result)),
                                label), label)
     return json.loads(result.read_text()), child
 
@@ -835,7 +835,7 @@ def adoption(text: str) -> tuple[str, Path]:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rag.bench_scale", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpora", nargs="+", choices=sorted(CORPORA), default=list(CORPORA),
                         help="corpora to index, smallest first (default: seeds bbc reuters)")
@@ -900,7 +900,7 @@ def main() -> int:
         return worker(args)
     interpreter = Path(sys.executable)
     shown = interpreter.relative_to(ROOT) if interpreter.is_relative_to(ROOT) else interpreter
-    command = shlex.join([str(shown), "-m", "rag.bench_scale", *argv])
+    command = shlex.join([str(shown), "-m", "benchmarks.scale", *argv])
     if args.report_from:
         write_report(Result.from_json(json.loads(args.report_from.read_text())), args.out)
         return 0
