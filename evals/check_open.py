@@ -4,15 +4,17 @@ Run from the repository root (the BBC file is read from ../shared/data/, as the 
 
     python3 evals/check_open.py                      # evals/open.jsonl against evals/open-corpus.json
     python3 evals/check_open.py evals/dev.jsonl      # evals/dev.jsonl against evals/dev-corpus.json
+    python3 evals/check_open.py evals/tuning.jsonl   # evals/tuning.jsonl against evals/tuning-corpus.json
 
 Checks: every line parses; ids are unique; the fields each kind needs are present and well-typed; every evidence
 string is an exact substring of a corpus article (a seed file, or the `text` of a sampled BBC record); no evidence
 comes from the reader comments of seeds/002 (from the line starting `Tags:` on); for a factoid, the normalised first
 answer occurs as whole tokens in the normalised evidence; for an open question, every key-fact phrasing is 1-4 words
 and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
-`unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl);
-no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case, punctuation and
-spacing) to one in the other held-out set (open.jsonl vs dev.jsonl), so the test and development sets do not overlap.
+`unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl,
+t001 in tuning.jsonl); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case,
+punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl), so the test set and
+the development sets do not overlap.
 Prints counts; exits 1 on any error. Standard library only.
 """
 
@@ -29,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
-# The held-out sets that must not share a question: the test set and the development set.
-HELD_OUT_SETS = [ROOT / "evals" / "open.jsonl", ROOT / "evals" / "dev.jsonl"]
+# The held-out sets that must not share a question: the test set and the development sets.
+HELD_OUT_SETS = [ROOT / "evals" / "open.jsonl", ROOT / "evals" / "dev.jsonl", ROOT / "evals" / "tuning.jsonl"]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}

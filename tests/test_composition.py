@@ -87,6 +87,20 @@ def test_an_open_answer_takes_novel_sentences_and_skips_repeats_and_weak_ones() 
     assert composed.text == "“Fighters came for the caliphate. They came from Europe.” [1]"
 
 
+def test_an_open_answer_runs_on_past_its_first_sentence_to_the_reply() -> None:
+    passage, spans = article("a", "The minister was asked if troops had been in the country.",
+                             "He said he never answers such questions.", "He added that this was no denial.",
+                             "Rain is expected on Monday.", "Troops were seen near the border.",
+                             "Troops also trained in the desert.")
+    ranked = candidates(passage, spans, [3.0, 0.5, 0.4, -5.0, 1.0, 0.9])
+    composed = compose_open(reading("what did the minister say when asked about the troops", ranked,
+                                    [span_in(ranked[0], "asked if troops")]))
+    # The reply and what it added come with the first sentence before better-ranked sentences elsewhere.
+    assert composed.text == ("“The minister was asked if troops had been in the country. He said he never answers "
+                             "such questions. He added that this was no denial.” [1] “Troops were seen near the "
+                             "border.” [2]")
+
+
 def test_a_quote_runs_on_to_the_neighbour_that_names_the_subject() -> None:
     passage, spans = article("a", "The town was freed on Aug. 30.", "It was the swift victory in Tal Afar.")
     ranked = candidates(passage, spans, [2.0, 1.0])
