@@ -142,3 +142,40 @@ def test_a_few_steps_on_a_question_over_its_windows_raise_the_answer_in_the_wind
              for row, window in enumerate(group.windows)]
     assert spans[0] and spans[1] and spans[1].score > spans[0].score
     assert texts[1][spans[1].start : spans[1].end] == "The Broncos won"
+
+
+def test_a_few_steps_on_a_question_whose_windows_hold_no_answer_lower_every_span_against_no_answer() -> None:
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from rag.answering.reader import Tokenized, best_span
+    from rag.settings import Settings
+    from rag.training.reader import Example, group_batch_loss, tensors, window_group
+
+    torch.manual_seed(0)
+    tokenizer = Tokenized(Settings().model_path / "tokenizer.json")
+    model = AutoModelForQuestionAnswering.from_pretrained(str(Settings().model_path))
+    texts = ["The Broncos played the Carolina Panthers in Santa Clara.", "The Broncos won the game in February."]
+    # A trap: the windows are about the game, but name no one who lost it.
+    group = window_group(tokenizer, "who lost the game", texts, ())
+    assert group.places == [[], []]
+
+    def margins() -> list[float]:
+        model.eval()
+        with torch.no_grad():
+            inputs = tensors([Example(window, 0, 0, "") for window in group.windows])
+            inputs.pop("start_positions"), inputs.pop("end_positions")
+            output = model(**inputs)
+        model.train()
+        spans = [best_span(output.start_logits[row].numpy(), output.end_logits[row].numpy(), window)
+                 for row, window in enumerate(group.windows)]
+        return [span.margin if span else float("-inf") for span in spans]
+
+    before = margins()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    for _ in range(6):
+        group_batch_loss(model, [group]).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = margins()
+    assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)

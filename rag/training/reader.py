@@ -303,7 +303,8 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
         record: dict[str, Any] = {"examples": len(units), "kinds": kinds, "traps": traps, "batch_size": batch_size}
     else:
         units = [window_group(tokenizer, item.question, item.texts, item.answers) for item in windows]
-        record = {"answerer_windows": {"questions": len(units),
+        record = {"answerer_windows": {"readings": len(units),
+                                       "without_answer": sum(not item.answers for item in windows),
                                        "answer_in_a_window": sum(any(group.places) for group in units),
                                        "windows": sum(len(group.windows) for group in units)},
                   "questions_per_step": GROUPS_PER_STEP}
@@ -394,6 +395,10 @@ def main() -> int:
     parser.add_argument("--answerer-windows", action="store_true",
                         help="train on the windows the answerer reads for each question (retrieved over every SQuAD "
                              "paragraph, indexed in --index), with shared normalisation across them")
+    parser.add_argument("--unanswerable", type=float, default=0.0,
+                        help="with --answerer-windows: share of the questions also read as near-topic (the passages "
+                             "holding the answer removed) and as a trap (a name swapped), every window targeting "
+                             "no answer")
     parser.add_argument("--index", type=Path, default=Path(".rag"))
     args = parser.parse_args()
     if not args.squad.is_file():
@@ -405,7 +410,7 @@ def main() -> int:
         from rag.training.windows import answerer_windows
 
         windows = answerer_windows(args.squad, load_settings({"index_dir": str(args.index)}), args.seed,
-                                   lambda message: print(message, file=sys.stderr, flush=True))
+                                   lambda message: print(message, file=sys.stderr, flush=True), args.unanswerable)
     train(args.squad, args.out, args.epochs, args.seed, args.lr, args.batch_size, args.limit, args.init, args.traps,
           windows, sys.stderr)
     return 0
