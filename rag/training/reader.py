@@ -310,7 +310,7 @@ def train(squad_file: Path, out_dir: Path, epochs: int, seed: int, lr: float, ba
                   "questions_per_step": GROUPS_PER_STEP}
     if limit:
         units = random.Random(seed).sample(units, min(limit, len(units)))
-    print(f"{len(units)} {'examples' if windows is None else 'questions'} from {len(train_articles)} articles "
+    print(f"{len(units)} {'examples' if windows is None else 'readings'} from {len(train_articles)} articles "
           f"({record}) in {time.time() - started:.0f} s", file=log, flush=True)
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(base))
