@@ -32,8 +32,8 @@ MIN_WINDOW_TOKENS = 16
 OPEN_SENTENCES = 4
 RUN_ON = 2
 """Sentences after its first that an open answer takes with it, the second only when the ranker does not score it
-far below the first (``OPEN_SCORE_GAP``). Set on the open questions of ``evals/dev.jsonl``: answered with every key
-fact, 18 of 34 with the next sentence alone, 21 with the next two."""
+far below the first (``OPEN_SCORE_GAP``). Set on the 34 open questions of ``evals/dev.jsonl`` and
+``evals/tuning.jsonl``: answered with every key fact, 18 with the next sentence alone, 21 with the next two."""
 OPEN_SCORE_GAP = 3.0
 """An open answer takes further sentences whose ranker log-odds are within this of its best one's."""
 NEAR_DUPLICATE = 0.92
