@@ -4,9 +4,14 @@ as people type them."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, Any
 
 from rag.training.answerer import typed
 from rag.training.traps import article_names, question_names, swap_name
+
+if TYPE_CHECKING:
+    from rag.answering.reader import SpanScore
+    from rag.training.reader import WindowGroup
 
 ARTICLE = {
     "paragraphs": [
@@ -115,9 +120,9 @@ def test_a_few_steps_on_a_question_over_its_windows_raise_the_answer_in_the_wind
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from rag.answering.reader import Tokenized, best_span
+    from rag.answering.reader import Tokenized
     from rag.settings import Settings
-    from rag.training.reader import Example, group_batch_loss, tensors, window_group
+    from rag.training.reader import group_batch_loss, window_group
 
     torch.manual_seed(0)
     tokenizer = Tokenized(Settings().model_path / "tokenizer.json")
@@ -133,13 +138,7 @@ def test_a_few_steps_on_a_question_over_its_windows_raise_the_answer_in_the_wind
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 2
-    model.eval()
-    with torch.no_grad():
-        inputs = tensors([Example(window, 0, 0, "") for window in group.windows])
-        inputs.pop("start_positions"), inputs.pop("end_positions")
-        output = model(**inputs)
-    spans = [best_span(output.start_logits[row].numpy(), output.end_logits[row].numpy(), window)
-             for row, window in enumerate(group.windows)]
+    spans = window_spans(model, group)
     assert spans[0] and spans[1] and spans[1].score > spans[0].score
     assert texts[1][spans[1].start : spans[1].end] == "The Broncos won"
 
@@ -148,9 +147,9 @@ def test_a_few_steps_on_a_question_whose_windows_hold_no_answer_lower_every_span
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from rag.answering.reader import Tokenized, best_span
+    from rag.answering.reader import Tokenized
     from rag.settings import Settings
-    from rag.training.reader import Example, group_batch_loss, tensors, window_group
+    from rag.training.reader import group_batch_loss, window_group
 
     torch.manual_seed(0)
     tokenizer = Tokenized(Settings().model_path / "tokenizer.json")
@@ -161,15 +160,7 @@ def test_a_few_steps_on_a_question_whose_windows_hold_no_answer_lower_every_span
     assert group.places == [[], []]
 
     def margins() -> list[float]:
-        model.eval()
-        with torch.no_grad():
-            inputs = tensors([Example(window, 0, 0, "") for window in group.windows])
-            inputs.pop("start_positions"), inputs.pop("end_positions")
-            output = model(**inputs)
-        model.train()
-        spans = [best_span(output.start_logits[row].numpy(), output.end_logits[row].numpy(), window)
-                 for row, window in enumerate(group.windows)]
-        return [span.margin if span else float("-inf") for span in spans]
+        return [span.margin if span else float("-inf") for span in window_spans(model, group)]
 
     before = margins()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -179,3 +170,20 @@ def test_a_few_steps_on_a_question_whose_windows_hold_no_answer_lower_every_span
         optimizer.zero_grad()
     after = margins()
     assert all(a < b for a, b in zip(after, before, strict=True)), (before, after)
+
+
+def window_spans(model: Any, group: WindowGroup) -> list[SpanScore | None]:
+    """The reader's best span in each window of ``group`` (evaluation mode, then back to training)."""
+    import torch
+
+    from rag.answering.reader import best_span
+    from rag.training.reader import Example, tensors
+
+    model.eval()
+    with torch.no_grad():
+        inputs = tensors([Example(window, 0, 0, "") for window in group.windows])
+        inputs.pop("start_positions"), inputs.pop("end_positions")
+        output = model(**inputs)
+    model.train()
+    return [best_span(output.start_logits[row].numpy(), output.end_logits[row].numpy(), window)
+            for row, window in enumerate(group.windows)]

@@ -243,9 +243,8 @@ def compose_open(reading: Reading) -> Composed:
     # An explanation or an account runs on past the sentence that names the subject ("the swift victory in the
     # town was the first sign..." then what the sign was; "X was asked whether..." then the reply): the anchor's
     # next sentences come with it.
-    in_passage = {c.index: c for c in reading.ranked if c.passage.id == anchor.passage.id}
-    following = [in_passage[anchor.index + k] for k in range(1, RUN_ON + 1) if anchor.index + k in in_passage
-                 and (k == 1 or in_passage[anchor.index + k].score >= anchor.score - OPEN_SCORE_GAP)]
+    following = [c for c in neighbours(reading.ranked, anchor, RUN_ON) if c.index > anchor.index
+                 and (c.index == anchor.index + 1 or c.score >= anchor.score - OPEN_SCORE_GAP)]
     chosen = [anchor, *following]
     for candidate in reading.ranked:
         if len(chosen) == OPEN_SENTENCES or candidate.score < anchor.score - OPEN_SCORE_GAP:

@@ -98,10 +98,11 @@ def candidate_sentences(form: QuestionForm, question_vector: Vectors, passages: 
     return sorted(candidates, key=lambda c: -c.score), evidence
 
 
-def neighbours(candidates: Sequence[CandidateSentence], of: CandidateSentence) -> list[CandidateSentence]:
-    """``of`` with the sentences just before and after it in its passage, in text order."""
+def neighbours(candidates: Sequence[CandidateSentence], of: CandidateSentence,
+               reach: int = 1) -> list[CandidateSentence]:
+    """``of`` with the sentences up to ``reach`` before and after it in its passage, in text order."""
     same = {c.index: c for c in candidates if c.passage.id == of.passage.id}
-    return [same[i] for i in (of.index - 1, of.index, of.index + 1) if i in same]
+    return [same[i] for i in range(of.index - reach, of.index + reach + 1) if i in same]
 
 
 def matches_question(candidate: CandidateSentence, form: QuestionForm) -> bool:

@@ -96,7 +96,12 @@ def typed(question: str) -> str:
 
 
 def holds_answer(passage: RetrievedPassage, item: TrainQuestion) -> bool:
-    return item.answer.lower() in passage.text.lower()
+    return holds_text(passage.text, (item.answer,))
+
+
+def holds_text(text: str, answers: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds one of ``answers`` (case aside)."""
+    return any(answer.lower() in text.lower() for answer in answers)
 
 
 def squad_assistant(settings: Settings, squad_file: Path, log: Callable[[str], None]) -> Assistant:

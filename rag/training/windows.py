@@ -25,7 +25,15 @@ from rag.answering.sentences import candidate_sentences
 from rag.pipeline import ANSWER_POOL
 from rag.settings import Settings
 from rag.squad import articles_of, load_squad
-from rag.training.answerer import FIT_QUESTIONS, FIT_SEED, TYPED_SHARE, squad_assistant, train_questions, typed
+from rag.training.answerer import (
+    FIT_QUESTIONS,
+    FIT_SEED,
+    TYPED_SHARE,
+    holds_text,
+    squad_assistant,
+    train_questions,
+    typed,
+)
 from rag.training.traps import article_names, swap_name
 
 
@@ -80,8 +88,3 @@ def answerer_windows(squad_file: Path, settings: Settings, seed: int, log: Calla
                 if questions % 500 == 0:
                     log(f"windows of {questions} questions ({len(found)} readings)")
     return found
-
-
-def holds_text(text: str, answers: tuple[str, ...]) -> bool:
-    """Whether ``text`` holds one of ``answers`` (case aside)."""
-    return any(answer.lower() in text.lower() for answer in answers)
