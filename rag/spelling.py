@@ -68,3 +68,23 @@ class SpellingVariants:
         """``query`` with the variants of each of its words the vocabulary lacks appended."""
         added = [variant for word in re.findall(r"\w\w+", query.lower()) for variant in self.of(stem(word))]
         return " ".join([query, *dict.fromkeys(added)])
+
+
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = lambda word: False) -> str:
+    """``question`` with each word that ``text`` lacks but holds in another spelling written as ``text`` writes it
+    (lowercased): "who took raqa" against a text on Raqqa reads "who took raqqa". A reader compares word pieces,
+    and to it a name typed another way is a name the text never mentions. A word the reader ``known``s whole is
+    taken as meant ("fall" is not a misspelling of "fell")."""
+    variants = SpellingVariants({word.lower() for word in WORD.findall(text)})
+
+    def respelled(match: re.Match[str]) -> str:
+        word = match.group()
+        found = [] if known(word.lower()) else variants.of(word.lower())
+        # The nearest spelling; between equally near ones, a name the reader does not know ("thanu": "thanou",
+        # not "than").
+        return min(found, key=lambda variant: (edit_distance(variant, word.lower()), known(variant))) if found else word
+
+    return WORD.sub(respelled, question)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.spelling import SpellingVariants, edit_distance, fold
+from rag.spelling import SpellingVariants, edit_distance, fold, in_text_spelling
 
 
 @pytest.mark.parametrize("a,b,distance", [("kitten", "sitting", 3), ("raqa", "raqqa", 1), ("", "abc", 3),
@@ -52,3 +52,18 @@ def test_words_are_grouped_by_skeleton_only_when_a_word_is_missing_from_the_voca
     assert "_by_skeleton" not in vars(variants)  # start-up and in-vocabulary questions never pay for it
     assert variants.of("raqa") == ["raqqa"]
     assert "_by_skeleton" in vars(variants)
+
+
+def test_the_reader_reads_a_misspelt_name_as_the_text_spells_it() -> None:
+    text = "Raqqa, the group's de-facto capital, fell to Kurdish-led forces; the city of Deir Ezzor was taken."
+    known = {"when", "did", "deir", "fall", "took", "who", "mosul"}.__contains__
+    assert in_text_spelling("who took raqa", text, known) == "who took raqqa"
+    assert in_text_spelling("When did Deir ezor fall?", text, known) == "When did Deir ezzor fall?"
+    # Unless the reader knows it as a word: "fall" is not a misspelling of "fell".
+    assert in_text_spelling("When did Deir ezor fall?", text) == "When did Deir ezzor fell?"
+    # Words the text holds, short words, and words with no spelling of theirs in the text stay as typed.
+    assert in_text_spelling("When did Raqqa fall to the SDF?", text, known) == "When did Raqqa fall to the SDF?"
+    assert in_text_spelling("who took mosul", text, known) == "who took mosul"
+    # Between equally near spellings, the one the reader does not know as a word: a name.
+    only_than = {"than"}.__contains__
+    assert in_text_spelling("did thanu answer", "Thanou said more than once", only_than) == "did thanou answer"

@@ -22,6 +22,7 @@ from rag.answering.terms import missing_share, text_keys
 from rag.embedding import Vectors
 from rag.metrics import normalize_answer
 from rag.retrieval import RetrievedPassage
+from rag.spelling import in_text_spelling
 
 READ_SENTENCES = 5
 """Top-ranked sentences the reader reads at most, each with its neighbours (the reader is the costly step)."""
@@ -130,7 +131,9 @@ class Answerer:
         ranked, evidence = candidate_sentences(form, question_vector, passages, self.ranker, rarity)
         spans = self.windows(question, ranked)
         texts = window_texts(spans)
-        found = self.reader.read(question, texts) if texts else []
+        # The reader reads the question in the articles' spelling; the other signals fold spellings themselves.
+        as_read = in_text_spelling(question, "\n".join(texts), self.reader.tokenizer.is_word)
+        found = self.reader.read(as_read, texts) if texts else []
         keys = text_keys(question)
         windows = []
         for rank, ((candidate, start, end), span) in enumerate(zip(spans, found, strict=True)):

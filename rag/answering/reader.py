@@ -85,6 +85,10 @@ class Tokenized:
         encoding = self.tokenizer.encode(text, add_special_tokens=False)
         return list(encoding.ids), [tuple(offset) for offset in encoding.offsets]  # type: ignore[misc]
 
+    def is_word(self, word: str) -> bool:
+        """Whether ``word`` is one piece of the vocabulary: a word the model knows, not a spelling it guesses at."""
+        return self.tokenizer.token_to_id(word) is not None
+
 
 def reader_inputs(tokenizer: Tokenized, question: str, context: str, max_length: int = MAX_LENGTH,
                   stride: int = STRIDE) -> list[ReaderInput]:
