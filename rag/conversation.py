@@ -3,9 +3,11 @@ took it" after "when did the city fall" means "who took the city".
 
 A follow-up is a short question that starts with "and" / "what about" / "how about", or has no question word of its
 own: its new subject replaces the previous question's subject. A short question whose subject is a pronoun (it,
-they, she...) gets the previous question's subject in its place. The subject is the previous question's last
-capitalised name, or, in a question typed all in lowercase, its rarest content word (``rarity``: the index's inverse
-document frequency, so a place name beats "fall"). Anything else is asked as it stands.
+they, she...) gets the previous question's subject in its place, or the previous answer when the previous question
+asked for what the pronoun stands for: "who did he replace" then "why was he sacked" asks about the man replaced
+(``ANSWER_PRONOUNS``). The subject is the previous question's last capitalised name, or, in a question typed all in
+lowercase, its rarest content word (``rarity``: the index's inverse document frequency, so a place name beats
+"fall"). Anything else is asked as it stands.
 """
 
 from __future__ import annotations
@@ -13,21 +15,30 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.answering.questions import content_terms
+from rag.answering.questions import AnswerKind, analyse, content_terms
 
 FOLLOW_UP = re.compile(
     r"^\s*(?:and what about|and how about|what about|how about|same for|what of|and)\b[\s,]*(.*?)[\s?.!]*$",
     re.IGNORECASE,
 )
-QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b",
-                           re.IGNORECASE)
+# "whats" and "hows" as typed count too.
+QUESTION_WORD = re.compile(r"\b(?:(?:who|what|when|where|how)(?:['’]?s)?|whom|whose|which|why|did|does|do|is|are|was|"
+                           r"were|can)\b", re.IGNORECASE)
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
+# The pronouns that stand for the answer to a question asking for a person, a place or an organisation.
+ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
+    "person": frozenset({"he", "him", "she", "her", "they", "them"}),
+    "place": frozenset({"there", "it"}),
+    "organization": frozenset({"it", "they", "them"}),
+}
 
 
-def contextualize(question: str, history: Sequence[str], rarity: Callable[[str], float] = len) -> str:
-    """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``."""
+def contextualize(question: str, history: Sequence[str], rarity: Callable[[str], float] = len,
+                  previous_answer: str | None = None) -> str:
+    """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``.
+    ``previous_answer``: the short answer given to the last question of ``history``, if it had one."""
     if not history:
         return question
     # The previous question may itself have been a follow-up ("And the port?"): read it in its own context first.
@@ -36,10 +47,15 @@ def contextualize(question: str, history: Sequence[str], rarity: Callable[[str],
     subject = _follow_up_subject(question)
     if subject is None:
         pronoun = PRONOUN.search(question)
-        if (pronoun and subject_span and not NAME.search(question, 1)
-                and len(question.split()) <= MAX_PRONOUN_FOLLOW_UP_WORDS):
-            return question[: pronoun.start()] + previous[subject_span[0] : subject_span[1]] + question[pronoun.end() :]
-        return question
+        if not pronoun or NAME.search(question, 1) or len(question.split()) > MAX_PRONOUN_FOLLOW_UP_WORDS:
+            return question
+        if previous_answer and pronoun.group().lower() in ANSWER_PRONOUNS.get(analyse(previous).kind, ()):
+            meant = previous_answer
+        elif subject_span:
+            meant = previous[subject_span[0] : subject_span[1]]
+        else:
+            return question
+        return question[: pronoun.start()] + meant + question[pronoun.end() :]
     if subject_span:
         return previous[: subject_span[0]] + subject + previous[subject_span[1] :]
     return f"{previous.rstrip(' ?.')} {subject}?"

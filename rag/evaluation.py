@@ -3,7 +3,8 @@
 A question set is JSONL, one object a line: ``{"id", "question", "answers": [...], "evidence": [exact quotes],
 "answerable": true}`` (``answerable`` defaults to true); ``gold_docs`` (article ids) may replace ``evidence``.
 Optional: ``"kind": "open"`` with ``"key_facts": [[phrasing, ...], ...]`` instead of ``answers`` (graded by the facts
-the answer must hold), ``"history": [earlier questions]`` (a follow-up), and for an unanswerable question
+the answer must hold), ``"history": [earlier questions]`` (a follow-up: the last of them is asked and answered
+first, as in a conversation, since a pronoun may stand for its answer), and for an unanswerable question
 ``"unanswerable_kind"``: ``off-topic``, ``near-topic`` or ``trap``.
 
 - ``retrieval.recall@k``: share of answerable questions with a relevant passage in the top k. A passage is relevant
@@ -189,7 +190,9 @@ def run(assistant: Assistant, questions: Sequence[Question],
     """Ask every question once (retrieving once) and grade it; ``generated``: answer with ``assistant.llm``."""
     graded = []
     for done, question in enumerate(questions, start=1):
-        asked = contextualize(question.question, question.history, assistant.retriever.rarity)
+        previous_answer = (assistant.ask(question.history[-1], question.history[:-1]).short_answer
+                           if question.history else None)
+        asked = contextualize(question.question, question.history, assistant.retriever.rarity, previous_answer)
         vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)

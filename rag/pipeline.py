@@ -228,12 +228,13 @@ class Assistant:
         self.__dict__.pop("retriever", None)
         self.__dict__.pop("_stats", None)
 
-    def ask(self, question: str, history: Sequence[str] = (), scope: Scope | None = None) -> Answer:
-        """The answer to ``question`` (a follow-up to the ``history`` questions), from the articles ``scope``
-        allows (all of them when it is None or empty)."""
+    def ask(self, question: str, history: Sequence[str] = (), scope: Scope | None = None,
+            previous_answer: str | None = None) -> Answer:
+        """The answer to ``question`` (a follow-up to the ``history`` questions, the last of which was answered
+        ``previous_answer``), from the articles ``scope`` allows (all of them when it is None or empty)."""
         question = check_question(question)
         self.follow_store()
-        asked = contextualize(question, history, self.retriever.rarity)
+        asked = contextualize(question, history, self.retriever.rarity, previous_answer)
         vector = self.retriever.embed_question(asked)
         passages = self.retriever.retrieve(asked, vector, scope=scope)
         answer = self.answer(question, asked, vector, passages)

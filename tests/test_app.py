@@ -252,7 +252,8 @@ def test_context_keeps_the_earlier_questions_as_typed() -> None:
     assert ui.parse_context(json.dumps({"earlier": asked})).earlier == asked
     many = [f"question {n}" for n in range(40)]
     assert ui.parse_context(json.dumps({"earlier": many})).earlier == many[-ui.CONTEXT_QUESTIONS :]
-    for broken in ("", "not json", "[1, 2]", '{"earlier": "x", "turn": -3, "scope": [1]}'):
+    assert ui.parse_context(json.dumps({"previous_answer": "Oct. 17"})).previous_answer == "Oct. 17"
+    for broken in ("", "not json", "[1, 2]", '{"earlier": "x", "turn": -3, "scope": [1], "previous_answer": 4}'):
         assert ui.parse_context(broken) == ui.AskContext()
 
 
@@ -276,6 +277,12 @@ def test_respond_answers_follow_ups(assistant: Assistant) -> None:
     page = Page(reply_text(turn))
     assert "Oct. 17" in answer_line(reply_text(turn)) and "When did Raqqa fall?" in page.text
     assert render.quote_anchor(2, 1) in reply_text(turn)  # ids are unique per turn
+    # The page keeps each turn's short answer and sends the last one back: a pronoun may stand for it.
+    turn, _ = handlers.respond("Who reported the story from Baghdad?", context())
+    assert json.loads(turn)["short"] == "George"
+    earlier = json.loads(context("Who reported the story from Baghdad?"))
+    turn, _ = handlers.respond("where was he", json.dumps({**earlier, "previous_answer": "George"}))
+    assert "where was George" in Page(reply_text(turn)).text
 
 
 def test_example_questions_come_from_the_indexed_articles(assistant: Assistant) -> None:

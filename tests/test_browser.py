@@ -169,10 +169,13 @@ def test_example_then_follow_up(browser: Any, seed_url: str) -> None:
     follow_up = session.ask("And Raqqa?")
     assert "Oct. 17" in follow_up.locator(".rag-text").inner_text()
     assert "When did Raqqa fall?" in follow_up.locator(".rag-asked").inner_text()
+    session.ask("Who reported the story from Baghdad?")
+    about_the_answer = session.ask("where was he")  # "he" is the answer, George
+    assert "where was George" in about_the_answer.locator(".rag-asked").inner_text()
     session.page.locator("#rag-question textarea").fill("   ")
     session.page.locator("#rag-question textarea").press("Enter")
     session.page.get_by_text("the question is empty").wait_for(timeout=10_000)
-    assert session.replies() == 4
+    assert session.replies() == 6
     session.close()
 
 

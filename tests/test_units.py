@@ -118,10 +118,28 @@ def test_follow_up_takes_the_previous_question_with_a_new_subject(follow_up: str
 @pytest.mark.parametrize(
     "question",
     ["Who is Brett McGurk?", "When was Tal Afar liberated?", "How many days did it take to liberate Hawija?",
-     "And when did the Syrian government seize Mayadin?", "Which city fell first?"],
+     "And when did the Syrian government seize Mayadin?", "Which city fell first?",
+     "and whats the forecast for next year"],
 )
 def test_a_full_question_is_left_alone(question: str) -> None:
     assert contextualize(question, ["When did Mosul fall?"]) == question
+
+
+@pytest.mark.parametrize(
+    "follow_up,previous,answer,expected",
+    [
+        ("why was he sacked", "who did the club replace", "Dave Jones", "why was Dave Jones sacked"),
+        ("how long was she there", "who chairs the committee now", "Ann Smith", "how long was Ann Smith there"),
+        ("how far is it from the border", "where did the army cross", "Al Qaim",
+         "how far is Al Qaim from the border"),
+        # A date or a figure is not what "it" or "he" stands for: the previous question's subject is.
+        ("who took it", "when did raqqa fall", "Oct. 17", "who took raqqa"),
+        ("how old is he", "how many votes did Galloway get", "4,000", "how old is Galloway"),
+    ],
+)
+def test_a_pronoun_stands_for_the_previous_answer_when_the_previous_question_asked_for_its_like(
+        follow_up: str, previous: str, answer: str, expected: str) -> None:
+    assert contextualize(follow_up, [previous], previous_answer=answer) == expected
 
 
 def test_without_history_the_question_is_asked_as_it_stands() -> None:

@@ -63,6 +63,8 @@ class AskContext:
     """The previous questions, as typed (oldest first; the last ``CONTEXT_QUESTIONS``)."""
     turns: list[tuple[str, str]] = field(default_factory=list)
     """The previous (question, answer text) pairs, for a model (the last ``CONTEXT_TURNS``)."""
+    previous_answer: str = ""
+    """The short answer to the previous question, if it had one (a pronoun may stand for it)."""
     scope: list[str] = field(default_factory=list)
     """Ids of the articles to ask within (``ArticleRow.id``); empty: all."""
     turn: int = 1
@@ -86,9 +88,10 @@ def parse_context(raw: str | None) -> AskContext:
     turns = [(str(pair[0]), str(pair[1])) for pair in data.get("turns") or []
              if isinstance(pair, list) and len(pair) == 2]
     turn = data.get("turn")
+    previous = data.get("previous_answer")
     return AskContext(strings(data.get("earlier"))[-CONTEXT_QUESTIONS:], turns[-CONTEXT_TURNS:],
-                      strings(data.get("scope")), turn if isinstance(turn, int) and turn > 0 else 1,
-                      str(data.get("request") or ""))
+                      previous if isinstance(previous, str) else "", strings(data.get("scope")),
+                      turn if isinstance(turn, int) and turn > 0 else 1, str(data.get("request") or ""))
 
 
 def failure_message(error: Exception) -> str:
@@ -192,7 +195,8 @@ class ChatHandlers:
         try:
             with self.guard.reading():
                 scope = self._scope(ask.scope)
-                answer = self.assistant.ask(question or "", history=ask.earlier, scope=scope)
+                answer = self.assistant.ask(question or "", history=ask.earlier, scope=scope,
+                                            previous_answer=ask.previous_answer or None)
                 return self._turn(ask, question, answer), ""
         except QuestionError as error:
             return self._error(ask, question, f"Cannot ask that: {error}."), question
@@ -239,13 +243,13 @@ class ChatHandlers:
 
     def _turn(self, ask: AskContext, question: str, answer: Answer) -> str:
         html = render_turn(answer, ask.turn, self.assistant.threshold, self.assistant.settings.answerer)
-        return self._payload(ask, question, html, final=True, text=answer.answer)
+        return self._payload(ask, question, html, final=True, text=answer.answer, short=answer.short_answer or "")
 
     @staticmethod
-    def _payload(ask: AskContext, question: str, html: str, *, final: bool, text: str = "") -> str:
+    def _payload(ask: AskContext, question: str, html: str, *, final: bool, text: str = "", short: str = "") -> str:
         html = render_question(question) + html
         return json.dumps({"request": ask.request, "turn": ask.turn, "question": question, "html": html,
-                           "text": text, "final": final, "error": None}, ensure_ascii=False)
+                           "text": text, "short": short, "final": final, "error": None}, ensure_ascii=False)
 
     @staticmethod
     def _error(ask: AskContext, question: str, message: str) -> str:

@@ -133,6 +133,7 @@
     const context = {
       earlier: turns.slice(-CONTEXT_QUESTIONS).map((t) => t.question),
       turns: turns.slice(-CONTEXT_TURNS).map((t) => [t.question, t.text || '']),
+      previous_answer: turns.length ? turns[turns.length - 1].short || '' : '',
       scope: [...state.scope.keys()],
       turn: turns.length + 1,
       request,
@@ -180,7 +181,7 @@
     pending.element = element;
     if (!turn.final) return;
     state.pending = null;
-    const kept = {question: turn.question, html: turn.html, text: turn.text};
+    const kept = {question: turn.question, html: turn.html, text: turn.text, short: turn.short || ''};
     turnsOf(current).push(kept);
     current.count = current.turns.length;
     current.title = current.title || turn.question;
