@@ -3,6 +3,8 @@ article, differing figures side by side, open answers of several novel sentences
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from rag.answering.answerer import Reading, ReadWindow, compose_factoid, compose_open
@@ -99,6 +101,22 @@ def test_an_open_answer_runs_on_past_its_first_sentence_to_the_reply() -> None:
     assert composed.text == ("“The minister was asked if troops had been in the country. He said he never answers "
                              "such questions. He added that this was no denial.” [1] “Troops were seen near the "
                              "border.” [2]")
+
+
+def test_an_open_answer_runs_on_into_the_overlapping_passage_when_its_first_sentence_ends_a_passage() -> None:
+    sentences = ("Rain is expected on Monday.", "The minister spoke in the morning.",
+                 "The minister was asked if troops had been in the country.",
+                 "He said he never answers such questions.")
+    first, spans = article("a", *sentences[:3])
+    ranked = candidates(first, spans, [-5.0, -4.0, 3.0])
+    # The next passage of the article starts inside the first (passages overlap) and goes on to the reply.
+    following, second_spans = article("a", *sentences[2:], offset=spans[2][0])
+    ranked += candidates(dataclasses.replace(following, id="p-a-2"), second_spans, [2.0, 0.5])
+    composed = compose_open(reading("what did the minister say when asked about the troops", ranked,
+                                    [span_in(ranked[2], "asked if troops")]))
+    assert composed.text == ("“The minister was asked if troops had been in the country. He said he never answers "
+                             "such questions.” [1]")
+    assert [quote.passage.id for quote in composed.quotes] == ["p-a-2"]
 
 
 def test_a_quote_runs_on_to_the_neighbour_that_names_the_subject() -> None:

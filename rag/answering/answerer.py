@@ -246,9 +246,11 @@ def compose_open(reading: Reading) -> Composed:
     # An explanation or an account runs on past the sentence that names the subject ("the swift victory in the
     # town was the first sign..." then what the sign was; "X was asked whether..." then the reply): the anchor's
     # next sentences come with it.
-    following = [c for c in neighbours(reading.ranked, anchor, RUN_ON) if c.index > anchor.index
-                 and (c.index == anchor.index + 1 or c.score >= anchor.score - OPEN_SCORE_GAP)]
-    chosen = [anchor, *following]
+    # Passages overlap: an anchor that ends its passage runs on in the retrieved passage that goes on past it.
+    running = _going_on(reading.ranked, anchor)
+    following = [c for c in neighbours(reading.ranked, running, RUN_ON) if c.index > running.index
+                 and (c.index == running.index + 1 or c.score >= anchor.score - OPEN_SCORE_GAP)]
+    chosen = [running, *following]
     for candidate in reading.ranked:
         if len(chosen) == OPEN_SENTENCES or candidate.score < anchor.score - OPEN_SCORE_GAP:
             break
@@ -269,6 +271,16 @@ def compose_open(reading: Reading) -> Composed:
         else:
             quotes.append(Quote(candidate.passage, candidate.start, candidate.end, candidate.score))
     return Composed(True, _quoted(quotes), None, quotes, reading.support)
+
+
+def _going_on(ranked: Sequence[CandidateSentence], sentence: CandidateSentence) -> CandidateSentence:
+    """``sentence`` as it stands in whichever retrieved passage holds the most sentences after it."""
+    copies = [c for c in ranked if c.article == sentence.article and c.start == sentence.start]
+
+    def after(copy: CandidateSentence) -> int:
+        return sum(1 for c in ranked if c.passage.id == copy.passage.id and c.index > copy.index)
+
+    return max([sentence, *copies], key=after)
 
 
 def _after_and_before(ranked: Sequence[CandidateSentence], candidate: CandidateSentence) -> list[CandidateSentence]:
