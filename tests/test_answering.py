@@ -58,6 +58,9 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("What is the report about?", "open"),
         ("what was different about the second vote", "open"),
         ("who is the book about", "person"),
+        ("whats different about the second vote", "open"),
+        ("hows the coach kept the players fresh", "open"),
+        ("Who's the spokesman?", "person"),
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:
@@ -76,6 +79,8 @@ def test_terms_and_names_of_a_question() -> None:
     assert form.names == ("kurdish", "led", "raqqa")
     assert analyse("tell me about hawija").terms == ("hawija",)
     assert analyse("when did mosul fall").names == ()
+    # A question word typed with "is" run into it is no content word; a possessive goes, an O' name stays.
+    assert analyse("whats o'sullivan's plan").terms == ("sullivan", "plan")
 
 
 # --- answer_spans: dates, numbers, percentages, durations ----------------------------------------------------------

@@ -101,12 +101,16 @@ KINDS: list[tuple[str, AnswerKind]] = [
 ]
 
 
+# "whats", "how's": a question word run together with "is" or "has", as typed.
+CONTRACTED = re.compile(r"\b(what|how|who|where|when)'?s\b")
+
+
 def analyse(question: str) -> QuestionForm:
     """The kind of answer the question wants, its content words and its names."""
-    text = " ".join(question.lower().replace("’", "'").split())
+    text = CONTRACTED.sub(r"\1 is", " ".join(question.lower().replace("’", "'").split()))
     words = question.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
-    return QuestionForm(_kind(text), tuple(content_terms(question)), tuple(dict.fromkeys(names)),
+    return QuestionForm(_kind(text), tuple(content_terms(text)), tuple(dict.fromkeys(names)),
                         bool(ROUGH.search(text)))
 
 
@@ -123,8 +127,11 @@ def content_terms(text: str) -> list[str]:
     return [token for token in tokens(text) if token not in STOPWORDS and len(token) > 1]
 
 
+POSSESSIVE = re.compile(r"'s\b")
+
+
 def tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'").replace("'s", ""))
+    return re.findall(r"[a-z0-9]+", POSSESSIVE.sub("", text.lower().replace("’", "'")))
 
 
 NAME_KINDS = frozenset({"person", "place", "organization"})
