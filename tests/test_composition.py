@@ -4,15 +4,20 @@ article, differing figures side by side, open answers of several novel sentences
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from rag.answering.answerer import Reading, ReadWindow, compose_factoid, compose_open
+from rag.answering.answerer import Answerer, Reading, ReadWindow, compose_factoid, compose_open, window_texts
 from rag.answering.questions import analyse
-from rag.answering.reader import SpanScore
+from rag.answering.reader import SpanScore, Tokenized
 from rag.answering.refusal import RefusalSignals
 from rag.answering.sentences import CandidateSentence
 from rag.retrieval import RetrievedPassage
+from rag.settings import Settings
+
+MODEL = Settings().model_path
 
 
 def article(article_id: str, *sentences: str, offset: int = 100) -> tuple[RetrievedPassage, list[tuple[int, int]]]:
@@ -117,6 +122,20 @@ def test_an_open_answer_runs_on_into_the_overlapping_passage_when_its_first_sent
     assert composed.text == ("“The minister was asked if troops had been in the country. He said he never answers "
                              "such questions.” [1]")
     assert [quote.passage.id for quote in composed.quotes] == ["p-a-2"]
+
+
+def test_a_sentence_that_ends_its_passage_is_read_in_the_overlapping_passage_with_text_on_both_sides() -> None:
+    sentences = ("Rain is expected on Monday.", "The town was freed by the army.", "It fell after a short siege.",
+                 "That was on Aug. 30.")
+    first, spans = article("a", *sentences[:3])
+    ranked = candidates(first, spans, [-5.0, 1.0, 3.0])
+    following, second_spans = article("a", *sentences[1:], offset=spans[1][0])
+    ranked += candidates(dataclasses.replace(following, id="p-a-2"), second_spans, [0.5, 2.0, 0.0])
+    answerer = Answerer(MODEL, Path("unused"))
+    answerer.__dict__["reader"] = SimpleNamespace(tokenizer=Tokenized(MODEL / "tokenizer.json"))  # windows count tokens
+    (read, start, end), *_ = answerer.windows("when was the town freed", sorted(ranked, key=lambda c: -c.score))
+    assert read.passage.id == "p-a-2" and read.start == spans[2][0]
+    assert window_texts([(read, start, end)]) == [" ".join(sentences[1:])]
 
 
 def test_a_quote_runs_on_to_the_neighbour_that_names_the_subject() -> None:

@@ -167,6 +167,8 @@ class Answerer:
                 break
             if any(c.passage.id == candidate.passage.id and start <= candidate.start < end for c, start, end in chosen):
                 continue
+            # Passages overlap: a sentence that ends (or opens) its passage is read in the one that goes on past it.
+            candidate = _read_in(ranked, candidate)
             parts, size = [candidate], tokens(candidate.text)
             for extra in _after_and_before(ranked, candidate):
                 extra_size = tokens(extra.text)
@@ -275,12 +277,23 @@ def compose_open(reading: Reading) -> Composed:
 
 def _going_on(ranked: Sequence[CandidateSentence], sentence: CandidateSentence) -> CandidateSentence:
     """``sentence`` as it stands in whichever retrieved passage holds the most sentences after it."""
-    copies = [c for c in ranked if c.article == sentence.article and c.start == sentence.start]
+    return max(_copies(ranked, sentence), key=lambda copy: _around(ranked, copy)[1])
 
-    def after(copy: CandidateSentence) -> int:
-        return sum(1 for c in ranked if c.passage.id == copy.passage.id and c.index > copy.index)
 
-    return max([sentence, *copies], key=after)
+def _read_in(ranked: Sequence[CandidateSentence], sentence: CandidateSentence) -> CandidateSentence:
+    """``sentence`` as it stands in whichever retrieved passage holds the most sentences on its shorter side."""
+    return max(_copies(ranked, sentence), key=lambda copy: min(_around(ranked, copy)))
+
+
+def _copies(ranked: Sequence[CandidateSentence], sentence: CandidateSentence) -> list[CandidateSentence]:
+    """``sentence`` first, then the same sentence in the other retrieved passages (passages overlap)."""
+    return [sentence, *(c for c in ranked if c.article == sentence.article and c.start == sentence.start)]
+
+
+def _around(ranked: Sequence[CandidateSentence], sentence: CandidateSentence) -> tuple[int, int]:
+    """How many sentences of its passage come before and after ``sentence``."""
+    same = [c.index for c in ranked if c.passage.id == sentence.passage.id]
+    return sum(1 for i in same if i < sentence.index), sum(1 for i in same if i > sentence.index)
 
 
 def _after_and_before(ranked: Sequence[CandidateSentence], candidate: CandidateSentence) -> list[CandidateSentence]:
