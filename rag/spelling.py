@@ -76,8 +76,8 @@ WORD = re.compile(r"[^\W\d_]+")
 def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = lambda word: False) -> str:
     """``question`` with each word that ``text`` lacks but holds in another spelling written as ``text`` writes it
     (lowercased): "who took raqa" against a text on Raqqa reads "who took raqqa". A reader compares word pieces,
-    and to it a name typed another way is a name the text never mentions. A word the reader ``known``s whole is
-    taken as meant ("fall" is not a misspelling of "fell")."""
+    and to it a name typed another way is a name the text never mentions. A word that is ``known`` (the reader has
+    it whole) is taken as meant: "fall" is not a misspelling of "fell"."""
     variants = SpellingVariants({word.lower() for word in WORD.findall(text)})
 
     def respelled(match: re.Match[str]) -> str:

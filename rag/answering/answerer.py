@@ -168,14 +168,14 @@ class Answerer:
             if any(c.passage.id == candidate.passage.id and start <= candidate.start < end for c, start, end in chosen):
                 continue
             # Passages overlap: a sentence that ends (or opens) its passage is read in the one that goes on past it.
-            candidate = _read_in(ranked, candidate)
-            parts, size = [candidate], tokens(candidate.text)
-            for extra in _after_and_before(ranked, candidate):
+            read = _read_in(ranked, candidate)
+            parts, size = [read], tokens(read.text)
+            for extra in _after_and_before(ranked, read):
                 extra_size = tokens(extra.text)
                 if size + extra_size <= min(WINDOW_TOKENS, budget - question_tokens):
                     parts.append(extra)
                     size += extra_size
-            chosen.append((candidate, min(p.start for p in parts), max(p.end for p in parts)))
+            chosen.append((read, min(p.start for p in parts), max(p.end for p in parts)))
             budget -= question_tokens + size
         return chosen
 
