@@ -385,6 +385,13 @@ def test_chain_sends_the_conversation_and_retrieves_the_follow_up(assistant: Ass
     assert "Question: When did Raqqa fall?" in model.seen[3].content
 
 
+def test_the_chain_rewrites_a_follow_up_as_the_extractive_answer_does(assistant: Assistant) -> None:
+    # Typed in lowercase, the previous question's subject is its rarest word in the index ("afar"), not its longest.
+    model = Scripted("Iraqi forces freed it [{n:Iraqi}].")
+    _, done = run_chain(assistant, model, "who freed it", [("when was tal afar liberated", "On Aug. 31 [1].")])
+    assert done.answer.asked == assistant.ask("who freed it", ["when was tal afar liberated"]).asked == "who freed afar"
+
+
 def test_settings_default_keeps_answers_extractive(assistant: Assistant) -> None:
     assert assistant.settings.llm == ""
     answer = assistant.ask("When did Raqqa fall?")
