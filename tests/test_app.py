@@ -306,7 +306,7 @@ def test_respond_reports_unexpected_failures_in_one_line(assistant: Assistant,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     handlers = ui.ChatHandlers(assistant)
 
-    def broken(question: str, history: Any = (), scope: Any = None) -> Answer:
+    def broken(question: str, history: Any = (), scope: Any = None, previous_answer: Any = None) -> Answer:
         raise RuntimeError("index <unavailable>")
 
     monkeypatch.setattr(handlers.assistant, "ask", broken)
