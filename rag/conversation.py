@@ -27,11 +27,12 @@ QUESTION_WORD = re.compile(r"\b(?:(?:who|what|when|where|how)(?:['’]?s)?|whom|
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
-# The pronouns that stand for the answer to a question asking for a person, a place or an organisation.
+# The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
+# after "where is the plant" or "which firm makes the drug", "it" is as likely the plant or the drug.
 ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
     "person": frozenset({"he", "him", "she", "her", "they", "them"}),
-    "place": frozenset({"there", "it"}),
-    "organization": frozenset({"it", "they", "them"}),
+    "place": frozenset({"there"}),
+    "organization": frozenset({"they", "them"}),
 }
 
 

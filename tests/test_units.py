@@ -130,8 +130,10 @@ def test_a_full_question_is_left_alone(question: str) -> None:
     [
         ("why was he sacked", "who did the club replace", "Dave Jones", "why was Dave Jones sacked"),
         ("how long was she there", "who chairs the committee now", "Ann Smith", "how long was Ann Smith there"),
-        ("how far is it from the border", "where did the army cross", "Al Qaim",
-         "how far is Al Qaim from the border"),
+        ("what happened there", "where did the army cross", "Al Qaim", "what happened Al Qaim"),
+        ("how much did they pay", "which company bought the firm", "Acme", "how much did Acme pay"),
+        # "it" may as well be the plant as the town it is in.
+        ("when did it open", "where is the plant", "Leeds", "when did plant open"),
         # A date or a figure is not what "it" or "he" stands for: the previous question's subject is.
         ("who took it", "when did raqqa fall", "Oct. 17", "who took raqqa"),
         ("how old is he", "how many votes did Galloway get", "4,000", "how old is Galloway"),
