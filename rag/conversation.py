@@ -15,15 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.answering.questions import AnswerKind, analyse, content_terms
+from rag.answering.questions import AnswerKind, analyse, as_said, content_terms
 
 FOLLOW_UP = re.compile(
     r"^\s*(?:and what about|and how about|what about|how about|same for|what of|and)\b[\s,]*(.*?)[\s?.!]*$",
     re.IGNORECASE,
 )
-# "whats" and "hows" as typed count too.
-QUESTION_WORD = re.compile(r"\b(?:(?:who|what|when|where|how)(?:['’]?s)?|whom|whose|which|why|did|does|do|is|are|was|"
-                           r"were|can)\b", re.IGNORECASE)
+# Matched against ``as_said`` text, so "whats" and "hows" count too.
+QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b")
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
@@ -77,9 +76,9 @@ def _follow_up_subject(question: str) -> str | None:
     match = FOLLOW_UP.match(question)
     if match and match.group(1):
         # "And when did the port fall?" is a question of its own.
-        return None if QUESTION_WORD.search(match.group(1)) else match.group(1)
+        return None if QUESTION_WORD.search(as_said(match.group(1))) else match.group(1)
     words = question.strip(" ?.!").split()
-    if 0 < len(words) <= 3 and not QUESTION_WORD.search(question):
+    if 0 < len(words) <= 3 and not QUESTION_WORD.search(as_said(question)):
         return question.strip(" ?.!")
     return None
 

@@ -81,10 +81,12 @@ def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = la
     variants = SpellingVariants({word.lower() for word in WORD.findall(text)})
 
     def respelled(match: re.Match[str]) -> str:
-        word = match.group()
-        found = [] if known(word.lower()) else variants.of(word.lower())
+        word = match.group().lower()
+        found = [] if known(word) else variants.of(word)
+        if not found:
+            return match.group()
         # The nearest spelling; between equally near ones, a name the reader does not know ("thanu": "thanou",
         # not "than").
-        return min(found, key=lambda variant: (edit_distance(variant, word.lower()), known(variant))) if found else word
+        return min(found, key=lambda variant: (edit_distance(variant, word), known(variant)))
 
     return WORD.sub(respelled, question)

@@ -132,7 +132,7 @@ class Answerer:
         spans = self.windows(question, ranked)
         texts = window_texts(spans)
         # The reader reads the question in the articles' spelling; the other signals fold spellings themselves.
-        as_read = in_text_spelling(question, "\n".join(texts), self.reader.tokenizer.is_word)
+        as_read = in_text_spelling(question, "\n".join(texts), self.reader.tokenizer.is_word) if texts else question
         found = self.reader.read(as_read, texts) if texts else []
         keys = text_keys(question)
         windows = []

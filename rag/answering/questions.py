@@ -105,9 +105,15 @@ KINDS: list[tuple[str, AnswerKind]] = [
 CONTRACTED = re.compile(r"\b(what|how|who|where|when)'?s\b")
 
 
+def as_said(question: str) -> str:
+    """``question`` lowercased, its apostrophes straight, its spaces single, and a question word typed together with
+    "is" spelled out ("whats" -> "what is")."""
+    return CONTRACTED.sub(r"\1 is", " ".join(question.lower().replace("’", "'").split()))
+
+
 def analyse(question: str) -> QuestionForm:
     """The kind of answer the question wants, its content words and its names."""
-    text = CONTRACTED.sub(r"\1 is", " ".join(question.lower().replace("’", "'").split()))
+    text = as_said(question)
     words = question.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
     return QuestionForm(_kind(text), tuple(content_terms(text)), tuple(dict.fromkeys(names)),
