@@ -2,20 +2,46 @@
 took it" after "when did the city fall" means "who took the city".
 
 A follow-up is a short question that starts with "and" / "what about" / "how about", or has no question word of its
-own: its new subject replaces the previous question's subject. A short question whose subject is a pronoun (it,
-they, she...) gets the previous question's subject in its place, or the previous answer when the previous question
-asked for what the pronoun stands for: "who did he replace" then "why was he sacked" asks about the man replaced
-(``ANSWER_PRONOUNS``). The subject is the previous question's last capitalised name, or, in a question typed all in
-lowercase, its rarest content word (``rarity``: the index's inverse document frequency, so a place name beats
-"fall"). Anything else is asked as it stands.
+own: its new subject replaces the word of the previous question that is most like it ("and russia" after "how many
+pcs will china add by 2010" replaces "china", not the rarer "add"): among the previous question's capitalised names
+if it has any, else among its content words, weighed by their rarity in the index so that a common verb is not
+taken for a subject (``Words``). A question whose subject is a pronoun (it, they, she...) gets the previous
+question's subject in its place (its last capitalised name, or its rarest content word), or the previous answer
+when the previous question asked for what the pronoun stands for: "who did he replace" then "why was he sacked"
+asks about the man replaced (``ANSWER_PRONOUNS``); "and X, how old is he" asks about X. Anything else is asked as
+it stands.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from rag.answering.questions import AnswerKind, analyse, as_said, content_terms
+
+
+class Words(Protocol):
+    """What the index knows of words (``rag.retrieval.HybridRetriever`` is one)."""
+
+    def rarity(self, word: str) -> float:
+        """Inverse document frequency: a place name is rarer than "fall"."""
+        ...
+
+    def likeness(self, phrase: str, others: Sequence[str]) -> list[float]:
+        """How alike in meaning ``phrase`` is to each of ``others`` (cosine of their vectors)."""
+        ...
+
+
+class PlainWords:
+    """``Words`` without an index: longer words count as rarer, and no two words as alike."""
+
+    def rarity(self, word: str) -> float:
+        return float(len(word))
+
+    def likeness(self, phrase: str, others: Sequence[str]) -> list[float]:
+        return [0.0] * len(others)
+
 
 FOLLOW_UP = re.compile(
     r"^\s*(?:and what about|and how about|what about|how about|same for|what of|and)\b[\s,]*(.*?)[\s?.!]*$",
@@ -24,6 +50,7 @@ FOLLOW_UP = re.compile(
 # Matched against ``as_said`` text, so "whats" and "hows" count too.
 QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b")
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
+NAMED_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about)\s+([^,]+?)\s*,\s*(.+)$", re.IGNORECASE)
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 # The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
@@ -35,41 +62,68 @@ ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
 }
 
 
-def contextualize(question: str, history: Sequence[str], rarity: Callable[[str], float] = len,
+def contextualize(question: str, history: Sequence[str], words: Words | None = None,
                   previous_answer: str | None = None) -> str:
     """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``.
     ``previous_answer``: the short answer given to the last question of ``history``, if it had one."""
     if not history:
         return question
+    words = words or PlainWords()
     # The previous question may itself have been a follow-up ("And the port?"): read it in its own context first.
-    previous = contextualize(history[-1], history[:-1], rarity)
-    subject_span = _subject(previous, rarity)
+    previous = contextualize(history[-1], history[:-1], words)
     subject = _follow_up_subject(question)
-    if subject is None:
-        pronoun = PRONOUN.search(question)
-        if not pronoun or NAME.search(question, 1) or len(question.split()) > MAX_PRONOUN_FOLLOW_UP_WORDS:
-            return question
-        if previous_answer and pronoun.group().lower() in ANSWER_PRONOUNS.get(analyse(previous).kind, ()):
-            meant = previous_answer
-        elif subject_span:
-            meant = previous[subject_span[0] : subject_span[1]]
-        else:
-            return question
-        return question[: pronoun.start()] + meant + question[pronoun.end() :]
+    if subject is not None:
+        replaced = _most_like(previous, subject, words)
+        return _in_place(previous, replaced, subject) if replaced else f"{previous.rstrip(' ?.')} {subject}?"
+    named = NAMED_FOLLOW_UP.match(question)
+    if named and (own := PRONOUN.search(named.group(2))):
+        # "and tyndall, how old is he": the pronoun stands for the name the question opens with.
+        return _in_place(named.group(2), own.span(), named.group(1))
+    pronoun = PRONOUN.search(question)
+    if not pronoun or NAME.search(question, 1) or len(question.split()) > MAX_PRONOUN_FOLLOW_UP_WORDS:
+        return question
+    subject_span = _subject(previous, words)
+    if previous_answer and pronoun.group().lower() in ANSWER_PRONOUNS.get(analyse(previous).kind, ()):
+        return _in_place(question, pronoun.span(), previous_answer)
     if subject_span:
-        return previous[: subject_span[0]] + subject + previous[subject_span[1] :]
-    return f"{previous.rstrip(' ?.')} {subject}?"
+        return _in_place(question, pronoun.span(), previous[slice(*subject_span)])
+    return question
 
 
-def _subject(question: str, rarity: Callable[[str], float]) -> tuple[int, int] | None:
-    """Where the question's subject is: its last capitalised name, or its rarest content word."""
-    names = [match for match in NAME.finditer(question) if match.start() > 0]
+def _in_place(text: str, span: tuple[int, int], meant: str) -> str:
+    return text[: span[0]] + meant + text[span[1] :]
+
+
+def _subject(question: str, words: Words) -> tuple[int, int] | None:
+    """Where the question's subject is: its last capitalised name, or its rarest content word (the last on a tie)."""
+    names = _names(question)
     if names:
-        return names[-1].span()
-    words = [m for m in re.finditer(r"[\w’'-]+", question) if content_terms(m.group())]
-    if not words:
+        return names[-1]
+    content = _content_words(question)
+    return max(reversed(content), key=lambda span: words.rarity(question[slice(*span)].lower()), default=None)
+
+
+def _most_like(question: str, subject: str, words: Words) -> tuple[int, int] | None:
+    """Where the word of ``question`` is that ``subject`` takes the place of: of its capitalised names (or, without
+    any, of its content words) the one most like ``subject`` in meaning, weighed by its rarity in the index so that
+    a common verb is not taken for a subject; on a tie, the last name or the rarest word, as ``_subject``."""
+    names = _names(question)
+    candidates = names or _content_words(question)
+    if not candidates:
         return None
-    return max(reversed(words), key=lambda m: rarity(m.group().lower())).span()
+    texts = [question[start:end] for start, end in candidates]
+    rarity = [words.rarity(text.lower()) for text in texts]
+    weighed = [max(alike, 0.0) * rare for alike, rare in zip(words.likeness(subject, texts), rarity, strict=True)]
+    return candidates[max(range(len(candidates)), key=lambda i: (weighed[i], 0.0 if names else rarity[i], i))]
+
+
+def _names(question: str) -> list[tuple[int, int]]:
+    """The capitalised names after the question's first word."""
+    return [match.span() for match in NAME.finditer(question) if match.start() > 0]
+
+
+def _content_words(question: str) -> list[tuple[int, int]]:
+    return [match.span() for match in re.finditer(r"[\w’'-]+", question) if content_terms(match.group())]
 
 
 def _follow_up_subject(question: str) -> str | None:

@@ -192,7 +192,7 @@ def run(assistant: Assistant, questions: Sequence[Question],
     for done, question in enumerate(questions, start=1):
         previous_answer = (assistant.ask(question.history[-1], question.history[:-1]).short_answer
                            if question.history else None)
-        asked = contextualize(question.question, question.history, assistant.retriever.rarity, previous_answer)
+        asked = contextualize(question.question, question.history, assistant.retriever, previous_answer)
         vector = assistant.retriever.embed_question(asked)
         # Every candidate, not just the top 20: the plain-fusion baseline re-orders them (``fusion_relevance``).
         retrieved = assistant.retriever.retrieve(asked, vector, limit=assistant.settings.candidates)

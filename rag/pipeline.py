@@ -234,7 +234,7 @@ class Assistant:
         ``previous_answer``), from the articles ``scope`` allows (all of them when it is None or empty)."""
         question = check_question(question)
         self.follow_store()
-        asked = contextualize(question, history, self.retriever.rarity, previous_answer)
+        asked = contextualize(question, history, self.retriever, previous_answer)
         vector = self.retriever.embed_question(asked)
         passages = self.retriever.retrieve(asked, vector, scope=scope)
         answer = self.answer(question, asked, vector, passages)

@@ -352,6 +352,12 @@ class HybridRetriever:
     def embed_question(self, question: str) -> Vectors:
         return self.encoder.encode([question])[0]
 
+    def likeness(self, phrase: str, others: Sequence[str]) -> list[float]:
+        """Cosine of ``phrase``'s vector with each of ``others``' (the question encoder's: "russia" is like "china",
+        not like "add")."""
+        vectors = self.encoder.encode([phrase, *others])
+        return [float(vectors[0] @ vector) for vector in vectors[1:]]
+
     def scoped(self, scope: Scope | None) -> tuple[Any, Any]:
         """The dense and lexical retrievers kept to ``scope``: a Chroma ``where`` for the first, a weight mask over
         the BM25 corpus for the second (so the best in-scope passages are found, not the in-scope few of the best

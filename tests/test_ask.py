@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, SEEDS, run_module
 
+from rag.conversation import contextualize
 from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
 from rag.retrieval import Scope
 from rag.settings import load_settings
@@ -245,6 +246,20 @@ def test_follow_up_question_is_answered_in_context(assistant: Assistant) -> None
     assert answer.asked == "When did Raqqa fall?"
     assert answer.question == "And Raqqa?"
     assert answer.short_answer == "Oct. 17"
+
+
+@pytest.mark.parametrize(
+    "follow_up,previous,expected",
+    [
+        # The rarest word of the previous question is "lose" in the seed index: the place is the word most like the
+        # new one.
+        ("and tal afar", "when did the islamic state lose mosul", "when did the islamic state lose tal afar"),
+        ("and 2016", "how much territory did isis hold in 2014", "how much territory did isis hold in 2016"),
+    ],
+)
+def test_a_follow_up_replaces_the_word_most_like_its_subject(assistant: Assistant, follow_up: str, previous: str,
+                                                             expected: str) -> None:
+    assert contextualize(follow_up, [previous], assistant.retriever) == expected
 
 
 @pytest.mark.parametrize(

@@ -144,6 +144,11 @@ def test_a_pronoun_stands_for_the_previous_answer_when_the_previous_question_ask
     assert contextualize(follow_up, [previous], previous_answer=answer) == expected
 
 
+def test_a_pronoun_after_a_name_of_its_own_stands_for_that_name() -> None:
+    assert contextualize("and tyndall, how old is he", ["how old is nick griffin"]) == "how old is tyndall"
+    assert contextualize("What about Raqqa, who took it?", ["When did Mosul fall?"]) == "who took Raqqa?"
+
+
 def test_without_history_the_question_is_asked_as_it_stands() -> None:
     assert contextualize("And Raqqa?", []) == "And Raqqa?"
 

@@ -65,7 +65,7 @@ def generate(assistant: Assistant, model: ChatModel, question: str, history: Seq
              retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None
              ) -> Iterator[GenerationEvent]:
     question = check_question(question)
-    asked = contextualize(question, [earlier for earlier, _ in history], assistant.retriever.rarity)
+    asked = contextualize(question, [earlier for earlier, _ in history], assistant.retriever)
     if retrieved is None:
         vector = assistant.retriever.embed_question(asked)
         passages = assistant.retriever.retrieve(asked, vector, scope=scope)

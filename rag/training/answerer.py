@@ -125,7 +125,7 @@ def development_rows(path: Path, settings: Settings, answerer: Answerer,
         assistant.ensure_index(log)
     rows = []
     for question in load_questions(path):
-        asked = contextualize(question.question, question.history, assistant.retriever.rarity)
+        asked = contextualize(question.question, question.history, assistant.retriever)
         vector = assistant.retriever.embed_question(asked)
         passages = assistant.retriever.retrieve(asked, vector)[:ANSWER_POOL]
         reading = answerer.read(asked, vector, passages, assistant.retriever.rarity)
