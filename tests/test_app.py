@@ -24,7 +24,7 @@ from gradio_client import Client, handle_file
 
 import app
 from rag.citing import Citation, PassageHit, article_text
-from rag.pipeline import Answer, Assistant
+from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
 from rag.retrieval import RETRIEVER_FILE, Scope, current_lexical_version, lexical_index_current
 from rag.settings import Settings, load_settings
 from rag.ui import handlers as ui
@@ -253,6 +253,10 @@ def test_context_keeps_the_earlier_questions_as_typed() -> None:
     many = [f"question {n}" for n in range(40)]
     assert ui.parse_context(json.dumps({"earlier": many})).earlier == many[-ui.CONTEXT_QUESTIONS :]
     assert ui.parse_context(json.dumps({"previous_answer": "Oct. 17"})).previous_answer == "Oct. 17"
+    # Longer than any question may be: not context (the follow-up rewrite would read all of it).
+    long = "x " * MAX_QUESTION_CHARS
+    assert ui.parse_context(json.dumps({"earlier": [asked[0], long], "previous_answer": long})) == ui.AskContext(
+        earlier=[asked[0]])
     for broken in ("", "not json", "[1, 2]", '{"earlier": "x", "turn": -3, "scope": [1], "previous_answer": 4}'):
         assert ui.parse_context(broken) == ui.AskContext()
 

@@ -21,14 +21,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from rag.citing import article_text
 from rag.cli import log
 from rag.conversation import suggest_follow_ups
 from rag.loading import SUPPORTED_SUFFIXES
 from rag.manifest import ArticleRow
-from rag.pipeline import Answer, Assistant, QuestionError
+from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant, QuestionError
 from rag.retrieval import Scope
 from rag.ui.render import (
     is_upload,
@@ -85,12 +85,17 @@ def parse_context(raw: str | None) -> AskContext:
     def strings(values: Any) -> list[str]:
         return [value for value in values if isinstance(value, str)] if isinstance(values, list) else []
 
+    def asked(value: Any) -> TypeGuard[str]:
+        # What no question could have been (a question is refused past MAX_QUESTION_CHARS) is no context: the
+        # follow-up rewrite reads every word of it.
+        return isinstance(value, str) and len(value) <= MAX_QUESTION_CHARS
+
     turns = [(str(pair[0]), str(pair[1])) for pair in data.get("turns") or []
              if isinstance(pair, list) and len(pair) == 2]
     turn = data.get("turn")
     previous = data.get("previous_answer")
-    return AskContext(strings(data.get("earlier"))[-CONTEXT_QUESTIONS:], turns[-CONTEXT_TURNS:],
-                      previous if isinstance(previous, str) else "", strings(data.get("scope")),
+    return AskContext([q for q in strings(data.get("earlier")) if asked(q)][-CONTEXT_QUESTIONS:],
+                      turns[-CONTEXT_TURNS:], previous if asked(previous) else "", strings(data.get("scope")),
                       turn if isinstance(turn, int) and turn > 0 else 1, str(data.get("request") or ""))
 
 
