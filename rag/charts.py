@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from rag.evaluation import Graded
+from rag.evaluation import Graded, refusal_tradeoff
 from rag.metrics import mean, recall_at_k
 
 DEPTHS = list(range(1, 21))
@@ -38,6 +38,33 @@ def recall_chart(graded: Sequence[Graded], path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     axes.set_title(f"Retrieval recall@k ({sum(g.question.answerable for g in graded)} questions)")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def refusal_chart(graded: Sequence[Graded], threshold_label: str, path: Path) -> None:
+    """Share of unanswerable questions refused against share of answerable ones refused, as the refusal threshold
+    rises (``refusal_tradeoff``), with the point the run itself refused at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    answerable = [g for g in graded if g.question.answerable]
+    unanswerable = [g for g in graded if not g.question.answerable]
+    points = refusal_tradeoff([g.answer.support for g in answerable], [g.answer.support for g in unanswerable])
+    figure, axes = plt.subplots(figsize=(5, 4), dpi=110)
+    axes.step([p.false_rate for p in points], [p.refused for p in points], where="post", label="any threshold")
+    axes.plot([mean([float(g.refused) for g in answerable])], [mean([float(g.refused) for g in unanswerable])],
+              marker="o", color="black", linestyle="none", label=threshold_label)
+    axes.set_xlabel(f"answerable questions refused ({len(answerable)})")
+    axes.set_ylabel(f"unanswerable questions refused ({len(unanswerable)})")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    axes.set_title("Refusal trade-off")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -39,6 +39,7 @@ from rag.evaluation import (
     generation_metrics,
     load_questions,
     question_set_corpus,
+    ranks_refusals,
     summarize,
 )
 from rag.evaluation import run as run_questions
@@ -241,7 +242,7 @@ def render_failures(graded: list[Graded]) -> str:
 
 
 def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], settings: Settings) -> None:
-    from rag.charts import recall_chart
+    from rag.charts import recall_chart, refusal_chart
 
     command = "python -m rag.eval " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
     chart = path.with_suffix(".png")
@@ -267,9 +268,19 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
     for kind, row in metrics["by_type"].items():
         lines.append(f"| {kind} | {row['n']:.0f} | {row['recall@5']:.3f} | {row['accuracy']:.3f} | "
                      f"{row['exact_match']:.3f} | {row['f1']:.3f} |")
+    charts = [chart]
+    if ranks_refusals(graded):
+        refusals = path.with_name(f"{path.stem}-refusal.png")
+        refusal_chart(graded, f"this run ({settings.answerer})", refusals)
+        charts.append(refusals)
+        lines += ["", "## Refusal trade-off", "",
+                  "Each point is a refusal threshold on the answers' support: the share of unanswerable questions it "
+                  "refuses against the share of answerable ones. The dot is where this run refused; "
+                  "`refusal.refused_at_false_rate` reads the curve at fixed false-refusal rates.", "",
+                  f"![refusal trade-off]({refusals.name})"]
     lines += ["", "## Questions to look at", "", "```", render_failures(graded).strip(), "```"]
     path.write_text("\n".join(lines) + "\n")
-    log(f"report written to {path} and {chart}")
+    log(f"report written to {path} and {', '.join(map(str, charts))}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,10 @@ first, as in a conversation, since a pronoun may stand for its answer), and for 
 - ``citation.precision``: share of the citations of answered answerable questions whose quote contains, lies in, or
   overlaps at least half of an evidence quote (for ``gold_docs`` questions: cites one of those articles).
 - ``refusal.accuracy``: share of unanswerable questions refused; ``refusal.false_rate``: share of answerable ones
-  refused; ``refusal.by_kind.KIND``: refusal accuracy on the unanswerable questions of each kind.
+  refused; ``refusal.by_kind.KIND``: refusal accuracy on the unanswerable questions of each kind;
+  ``refusal.refused_at_false_rate.R``: the share of unanswerable questions the best support threshold refuses while
+  refusing at most R of the answerable ones (extractive answers only): the refusal score's ranking, whatever
+  threshold was shipped.
 - ``reader.f1`` / ``reader.exact_match`` (SQuAD only): the reader alone, given the gold paragraph.
 
 With a language model (``rag.eval --llm ...``) the same metrics grade the answers shown (generated, or extractive
@@ -73,6 +76,9 @@ from rag.settings import Settings
 MRR_DEPTH = 20
 RECALL_DEPTHS = (1, 2, 3, 5, 10, 20)
 ARTICLE_DEPTHS = (1, 3, 5)
+TRADEOFF_FALSE_RATES = (0.05, 0.10)
+"""Shares of answerable questions refused at which ``refusal.refused_at_false_rate`` reports the unanswerable ones
+refused (``refused_at``)."""
 
 
 class QuestionSetError(ValueError):
@@ -246,9 +252,20 @@ def summarize(graded: Sequence[Graded]) -> dict[str, Any]:
             "false_rate": mean([float(g.refused) for g in answerable]),
             "by_kind": {kind: mean([float(g.refused) for g in unanswerable if g.question.unanswerable_kind == kind])
                         for kind in sorted({g.question.unanswerable_kind or "" for g in unanswerable} - {""})},
+            **({"refused_at_false_rate": {
+                f"{rate:.2f}": refused_at([g.answer.support for g in answerable],
+                                          [g.answer.support for g in unanswerable], rate)
+                for rate in TRADEOFF_FALSE_RATES}} if ranks_refusals(graded) else {}),
         },
         **({"generation": generation_metrics(graded)} if any(g.answer.mode != "extractive" for g in graded) else {}),
     }
+
+
+def ranks_refusals(graded: Sequence[Graded]) -> bool:
+    """Whether the set holds both kinds of question and every answer's support is what decided it (an extractive
+    answer; a model decides for itself)."""
+    return (any(g.question.answerable for g in graded) and any(not g.question.answerable for g in graded)
+            and all(g.answer.mode == "extractive" for g in graded))
 
 
 def article_relevance(graded: Graded) -> list[bool]:
@@ -355,24 +372,57 @@ def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswera
     scores = sorted(set(supports_answerable) | set(supports_unanswerable))
     if not scores:
         raise ValueError("no scores to calibrate on")
-    candidates = [scores[0] - 1e-6] + [(a + b) / 2 for a, b in itertools.pairwise(scores)]
-    candidates.append(scores[-1] + 1e-6)
 
-    def balanced(threshold: float) -> float:
-        kept = mean([float(s >= threshold) for s in supports_answerable]) if supports_answerable else 1.0
-        refused = mean([float(s < threshold) for s in supports_unanswerable]) if supports_unanswerable else 1.0
-        return (kept + refused) / 2
+    def balanced(point: RefusalPoint) -> float:
+        kept = 1.0 - point.false_rate if supports_answerable else 1.0
+        return (kept + (point.refused if supports_unanswerable else 1.0)) / 2
 
-    allowed = [t for t in candidates
-               if not supports_answerable or mean([float(s < t) for s in supports_answerable]) <= max_false_refusal]
-    best = max(balanced(t) for t in allowed)
-    tied = [t for t in allowed if balanced(t) == best]
+    allowed = [point for point in refusal_tradeoff(supports_answerable, supports_unanswerable)
+               if point.false_rate <= max_false_refusal]
+    best = max(balanced(point) for point in allowed)
+    tied = [point.threshold for point in allowed if balanced(point) == best]
+
     def gap(threshold: float) -> float:
         below = max((s for s in scores if s < threshold), default=threshold)
         above = min((s for s in scores if s >= threshold), default=threshold)
         return above - below
 
     return max(tied, key=gap)
+
+
+@dataclass(frozen=True)
+class RefusalPoint:
+    threshold: float
+    """Questions whose support is below it are refused."""
+    false_rate: float
+    """Share of the answerable questions refused (0 when there are none)."""
+    refused: float
+    """Share of the unanswerable questions refused (0 when there are none)."""
+
+
+def refusal_tradeoff(supports_answerable: Sequence[float],
+                     supports_unanswerable: Sequence[float]) -> list[RefusalPoint]:
+    """What every refusal threshold does, from refusing nothing to refusing everything: one point below the lowest
+    support, one between each two neighbouring supports, one above the highest."""
+    scores = sorted(set(supports_answerable) | set(supports_unanswerable))
+    if not scores:
+        return []
+    thresholds = [scores[0] - 1e-6, *((a + b) / 2 for a, b in itertools.pairwise(scores)), scores[-1] + 1e-6]
+
+    def share_below(supports: Sequence[float], threshold: float) -> float:
+        return mean([float(s < threshold) for s in supports]) if supports else 0.0
+
+    return [RefusalPoint(t, share_below(supports_answerable, t), share_below(supports_unanswerable, t))
+            for t in thresholds]
+
+
+def refused_at(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float],
+               max_false_refusal: float) -> float:
+    """The largest share of unanswerable questions any threshold refuses while refusing at most
+    ``max_false_refusal`` of the answerable ones: how well the support ranks the two kinds, wherever the shipped
+    threshold sits (two refusal models compare on it even when their thresholds fell differently)."""
+    return max(point.refused for point in refusal_tradeoff(supports_answerable, supports_unanswerable)
+               if point.false_rate <= max_false_refusal)
 
 
 def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:

@@ -11,7 +11,7 @@ import pytest
 from rag.answering.questions import AnswerKind, analyse, fits_kind, typed_spans
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
-from rag.evaluation import calibrate_threshold
+from rag.evaluation import calibrate_threshold, refusal_tradeoff, refused_at
 from rag.retrieval import W_RERANK_LEXICAL, RetrievedPassage, rerank
 from rag.spelling import fold
 from rag.store import StoredSentence
@@ -373,6 +373,22 @@ def test_only_one_kind_of_score() -> None:
 def test_no_scores_at_all() -> None:
     with pytest.raises(ValueError):
         calibrate_threshold([], [])
+    assert refusal_tradeoff([], []) == []
+
+
+def test_the_tradeoff_runs_from_refusing_nothing_to_refusing_everything() -> None:
+    points = refusal_tradeoff([0.5, 0.9], [0.1, 0.6])
+    assert [(p.false_rate, p.refused) for p in points] == [(0, 0), (0, 0.5), (0.5, 0.5), (0.5, 1), (1, 1)]
+    assert [p.threshold for p in points] == pytest.approx([0.1 - 1e-6, 0.3, 0.55, 0.75, 0.9 + 1e-6])
+
+
+def test_refused_at_a_false_rate_reads_the_ranking_not_the_threshold() -> None:
+    answerable, unanswerable = [1.0, 1.1, 1.2, 2.0], [0.2, 0.3, 1.15]
+    assert refused_at(answerable, unanswerable, 0.0) == pytest.approx(2 / 3)
+    assert refused_at(answerable, unanswerable, 0.25) == pytest.approx(2 / 3)  # the 1.15 needs two of four refused
+    assert refused_at(answerable, unanswerable, 0.5) == 1.0
+    # Shifting every score (another threshold would be shipped) changes nothing.
+    assert refused_at([s + 3 for s in answerable], [s + 3 for s in unanswerable], 0.0) == pytest.approx(2 / 3)
 
 
 def test_span_features_say_what_the_question_already_holds_and_the_kind_asked_for() -> None:

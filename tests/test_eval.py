@@ -231,6 +231,8 @@ def test_summarize_by_hand(graded: list[Any]) -> None:
     # q4 refused, q5 not; q3 is the one answerable question refused.
     assert metrics["refusal"]["accuracy"] == pytest.approx(1 / 2)
     assert metrics["refusal"]["false_rate"] == pytest.approx(1 / 3)
+    # q3 and q4 share the lowest support: no threshold refuses q4 without q3 (a third of the answerable ones).
+    assert metrics["refusal"]["refused_at_false_rate"] == {"0.05": 0.0, "0.10": 0.0}
 
 
 def test_breakdown_groups_answerable_questions_by_type(graded: list[Any]) -> None:
@@ -529,6 +531,8 @@ def test_cli_json_has_every_metric_in_range(seed_metrics: dict[str, Any]) -> Non
     assert retrieval["recall@1"] <= retrieval["mrr"] <= retrieval["recall@20"]
     assert sum(row["n"] for row in seed_metrics["by_type"].values()) == 53
     assert isinstance(seed_metrics["refusal_threshold"], float)
+    at = seed_metrics["refusal"]["refused_at_false_rate"]
+    assert set(at) == {"0.05", "0.10"} and 0.0 <= at["0.05"] <= at["0.10"] <= 1.0
 
 
 def test_cli_threshold_below_the_value_exits_1(seed_index: Path) -> None:
@@ -625,6 +629,23 @@ def test_cli_report_writes_markdown_and_a_png_beside_it(
     assert "![recall@k](report.png)" in markdown
     assert "## By question type" in markdown and "| when | 1 | 1.000 |" in markdown
     assert f"report written to {report}" in done.stderr
+    # Every question answerable: no refusal trade-off to draw.
+    assert "## Refusal trade-off" not in markdown and not (directory / "report-refusal.png").exists()
+
+
+def test_cli_report_draws_the_refusal_tradeoff_when_some_questions_are_unanswerable(
+        seed_index: Path, tmp_path: Path) -> None:
+    unanswerable = {"id": "u1", "question": "What is the recipe for banana bread?", "answers": [],
+                    "answerable": False}
+    questions = write_lines(tmp_path / "questions.jsonl", *CUSTOM, unanswerable)
+    done = eval_cli("--questions", str(questions), "--index", str(seed_index), "--json",
+                    "--report", str(tmp_path / "report.md"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The two answerable questions are answered and the off-topic one refused: some threshold does both.
+    assert json.loads(done.stdout)["refusal"]["refused_at_false_rate"] == {"0.05": 1.0, "0.10": 1.0}
+    chart = tmp_path / "report-refusal.png"
+    assert chart.read_bytes()[:8] == PNG_MAGIC and chart.stat().st_size > 1000
+    assert "![refusal trade-off](report-refusal.png)" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 # --- --corpus -------------------------------------------------------------------------------------------------------
