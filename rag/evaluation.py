@@ -361,35 +361,6 @@ def failures(graded: Sequence[Graded]) -> list[Graded]:
     ]
 
 
-def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float],
-                        max_false_refusal: float = 1.0) -> float:
-    """The refusal threshold that best separates the two score distributions.
-
-    Maximises balanced accuracy (mean of the share of unanswerable questions refused and of answerable ones not
-    refused) among the thresholds that refuse at most ``max_false_refusal`` of the answerable ones; among equally
-    good thresholds, takes the middle of the widest gap between neighbouring scores.
-    """
-    scores = sorted(set(supports_answerable) | set(supports_unanswerable))
-    if not scores:
-        raise ValueError("no scores to calibrate on")
-
-    def balanced(point: RefusalPoint) -> float:
-        kept = 1.0 - point.false_rate if supports_answerable else 1.0
-        return (kept + (point.refused if supports_unanswerable else 1.0)) / 2
-
-    allowed = [point for point in refusal_tradeoff(supports_answerable, supports_unanswerable)
-               if point.false_rate <= max_false_refusal]
-    best = max(balanced(point) for point in allowed)
-    tied = [point.threshold for point in allowed if balanced(point) == best]
-
-    def gap(threshold: float) -> float:
-        below = max((s for s in scores if s < threshold), default=threshold)
-        above = min((s for s in scores if s >= threshold), default=threshold)
-        return above - below
-
-    return max(tied, key=gap)
-
-
 @dataclass(frozen=True)
 class RefusalPoint:
     threshold: float
@@ -423,6 +394,35 @@ def refused_at(supports_answerable: Sequence[float], supports_unanswerable: Sequ
     threshold sits (two refusal models compare on it even when their thresholds fell differently)."""
     return max(point.refused for point in refusal_tradeoff(supports_answerable, supports_unanswerable)
                if point.false_rate <= max_false_refusal)
+
+
+def calibrate_threshold(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float],
+                        max_false_refusal: float = 1.0) -> float:
+    """The refusal threshold that best separates the two score distributions.
+
+    Maximises balanced accuracy (mean of the share of unanswerable questions refused and of answerable ones not
+    refused) among the thresholds that refuse at most ``max_false_refusal`` of the answerable ones; among equally
+    good thresholds, takes the middle of the widest gap between neighbouring scores.
+    """
+    scores = sorted(set(supports_answerable) | set(supports_unanswerable))
+    if not scores:
+        raise ValueError("no scores to calibrate on")
+
+    def balanced(point: RefusalPoint) -> float:
+        kept = 1.0 - point.false_rate if supports_answerable else 1.0
+        return (kept + (point.refused if supports_unanswerable else 1.0)) / 2
+
+    allowed = [point for point in refusal_tradeoff(supports_answerable, supports_unanswerable)
+               if point.false_rate <= max_false_refusal]
+    best = max(balanced(point) for point in allowed)
+    tied = [point.threshold for point in allowed if balanced(point) == best]
+
+    def gap(threshold: float) -> float:
+        below = max((s for s in scores if s < threshold), default=threshold)
+        above = min((s for s in scores if s >= threshold), default=threshold)
+        return above - below
+
+    return max(tied, key=gap)
 
 
 def question_set_corpus(questions: Path, workdir: Path) -> list[Path] | None:
