@@ -73,7 +73,7 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     previous = contextualize(history[-1], history[:-1], words)
     subject = _follow_up_subject(question)
     if subject is not None:
-        replaced = _most_like(previous, subject, words)
+        replaced = _subject(previous, words, like=subject)
         return _in_place(previous, replaced, subject) if replaced else f"{previous.rstrip(' ?.')} {subject}?"
     named = NAMED_FOLLOW_UP.match(question)
     if named and (own := PRONOUN.search(named.group(2))):
@@ -82,9 +82,9 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     pronoun = PRONOUN.search(question)
     if not pronoun or NAME.search(question, 1) or len(question.split()) > MAX_PRONOUN_FOLLOW_UP_WORDS:
         return question
-    subject_span = _subject(previous, words)
     if previous_answer and pronoun.group().lower() in ANSWER_PRONOUNS.get(analyse(previous).kind, ()):
         return _in_place(question, pronoun.span(), previous_answer)
+    subject_span = _subject(previous, words)
     if subject_span:
         return _in_place(question, pronoun.span(), previous[slice(*subject_span)])
     return question
@@ -94,26 +94,19 @@ def _in_place(text: str, span: tuple[int, int], meant: str) -> str:
     return text[: span[0]] + meant + text[span[1] :]
 
 
-def _subject(question: str, words: Words) -> tuple[int, int] | None:
-    """Where the question's subject is: its last capitalised name, or its rarest content word (the last on a tie)."""
-    names = _names(question)
-    if names:
-        return names[-1]
-    content = _content_words(question)
-    return max(reversed(content), key=lambda span: words.rarity(question[slice(*span)].lower()), default=None)
-
-
-def _most_like(question: str, subject: str, words: Words) -> tuple[int, int] | None:
-    """Where the word of ``question`` is that ``subject`` takes the place of: of its capitalised names (or, without
-    any, of its content words) the one most like ``subject`` in meaning, weighed by its rarity in the index so that
-    a common verb is not taken for a subject; on a tie, the last name or the rarest word, as ``_subject``."""
+def _subject(question: str, words: Words, like: str | None = None) -> tuple[int, int] | None:
+    """Where the question's subject is, among its capitalised names (or, without any, its content words): the one
+    most like ``like`` in meaning, weighed by its rarity in the index so that a common verb is not taken for a
+    subject (the word a follow-up's new subject takes the place of); without ``like``, or on a tie, its last name or
+    its rarest content word (the last on a tie)."""
     names = _names(question)
     candidates = names or _content_words(question)
     if not candidates:
         return None
     texts = [question[start:end] for start, end in candidates]
     rarity = [words.rarity(text.lower()) for text in texts]
-    weighed = [max(alike, 0.0) * rare for alike, rare in zip(words.likeness(subject, texts), rarity, strict=True)]
+    alike = words.likeness(like, texts) if like else [0.0] * len(texts)
+    weighed = [max(a, 0.0) * rare for a, rare in zip(alike, rarity, strict=True)]
     return candidates[max(range(len(candidates)), key=lambda i: (weighed[i], 0.0 if names else rarity[i], i))]
 
 

@@ -46,6 +46,7 @@ where the model's answer fell back), and ``generation`` adds:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import itertools
@@ -379,12 +380,13 @@ def refusal_tradeoff(supports_answerable: Sequence[float],
     if not scores:
         return []
     thresholds = [scores[0] - 1e-6, *((a + b) / 2 for a, b in itertools.pairwise(scores)), scores[-1] + 1e-6]
+    answerable, unanswerable = sorted(supports_answerable), sorted(supports_unanswerable)
 
-    def share_below(supports: Sequence[float], threshold: float) -> float:
-        return mean([float(s < threshold) for s in supports]) if supports else 0.0
+    def share_below(supports: list[float], threshold: float) -> float:
+        # Sorted supports: a bisection per threshold, not a pass over every question (sets of thousands).
+        return bisect.bisect_left(supports, threshold) / len(supports) if supports else 0.0
 
-    return [RefusalPoint(t, share_below(supports_answerable, t), share_below(supports_unanswerable, t))
-            for t in thresholds]
+    return [RefusalPoint(t, share_below(answerable, t), share_below(unanswerable, t)) for t in thresholds]
 
 
 def refused_at(supports_answerable: Sequence[float], supports_unanswerable: Sequence[float],
