@@ -42,7 +42,7 @@ ingest: setup
 	$(PY) -m rag.ingest
 
 # Every test, then the quality gates: the seed questions (default answerer), and the held-out evals/open.jsonl for
-# both answerers (floors at the levels measured when the set was added: regressions fail). The generated-answer
+# the default and for each answerer alone (floors near the levels measured: regressions fail). The generated-answer
 # tests talk to a scripted model server through the llm extra, so it is installed first.
 test: setup setup-llm lint unit eval
 
@@ -52,7 +52,9 @@ unit: setup setup-llm setup-axe
 eval: setup
 	$(PY) -m rag.eval --questions evals/seeds.jsonl --min-answer.accuracy 0.9 --min-retrieval.recall@5 0.9 \
 		--min-refusal.accuracy 0.9 --min-citation.precision 0.9
-	$(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.38 --max-refusal.false_rate 0.27
+	$(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.55 --max-refusal.false_rate 0.18
+	RAG_ANSWERER=rules $(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.38 \
+		--max-refusal.false_rate 0.27
 	RAG_ANSWERER=reader $(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.60 \
 		--max-refusal.false_rate 0.09 --min-retrieval.recall@5 0.95
 

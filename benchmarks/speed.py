@@ -326,7 +326,7 @@ def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def bench_settings(index_dir: Path, answerer: str = "rules") -> Settings:
+def bench_settings(index_dir: Path, answerer: str = "hybrid") -> Settings:
     return load_settings({"index_dir": str(index_dir), "answerer": answerer}, environ={})
 
 
@@ -397,7 +397,7 @@ def watch_retrieval(assistant: Any) -> Stopwatch:
     return watch
 
 
-def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "rules") -> WarmLatency:
+def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "hybrid") -> WarmLatency:
     from rag.pipeline import Assistant
 
     if not questions:
@@ -405,7 +405,7 @@ def bench_warm(index_dir: Path, questions: Sequence[str], answerer: str = "rules
     assistant = Assistant(bench_settings(index_dir, answerer))
     assistant.ask(questions[0])  # warm-up: loads the encoder, Chroma and BM25, so that only answering is timed
     watch = watch_retrieval(assistant)
-    if answerer == "reader":
+    if answerer != "rules":
         watch.patch(assistant.answerer.reader, "read", READER_PART)
     latencies = []
     for question in questions:
@@ -676,7 +676,7 @@ def cold_section(cold: ColdStart) -> str:
     ])
 
 
-def warm_section(warm: WarmLatency, answerer: str = "`answerer=rules` (the default)") -> str:
+def warm_section(warm: WarmLatency, answerer: str = "`answerer=hybrid` (the default)") -> str:
     latency = markdown_table(["questions", "p50 ms", "p90 ms", "p95 ms", "max ms", "mean ms"], [
         [warm.questions, f"{warm.p50_ms:.1f}", f"{warm.p90_ms:.1f}", f"{warm.p95_ms:.1f}", f"{warm.max_ms:.1f}",
          f"{warm.mean_ms:.1f}"],

@@ -9,9 +9,9 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, get_args
 
-from rag.settings import Settings, SettingsError, load_settings
+from rag.settings import AnswererKind, Settings, SettingsError, load_settings
 
 
 def add_index_flags(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,9 @@ def add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chroma-url", dest="chroma_url", metavar="URL",
                         help="keep the passages on this Chroma server, shared with other clients (RAG_CHROMA_URL)")
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
-    parser.add_argument("--answerer", choices=("rules", "reader"),
-                        help="extractive answerer: hand-tuned rules (default) or the trained reader (RAG_ANSWERER)")
+    parser.add_argument("--answerer", choices=get_args(AnswererKind),
+                        help="extractive answerer: hybrid (default: open questions by the trained reader, factoid "
+                             "ones by the hand-tuned rules), rules or reader (RAG_ANSWERER)")
 
 
 def add_llm_flags(parser: argparse.ArgumentParser) -> None:

@@ -113,7 +113,9 @@ def main() -> int:
                            generated=bool(settings.llm))
     metrics = summarize(graded)
     metrics["by_type"] = breakdown(graded)
-    metrics["refusal_threshold"] = assistant.threshold
+    # One number when one answerer decided every question, else each answerer's (their units differ).
+    thresholds = {answerer: assistant.threshold(answerer) for answerer in sorted({g.answer.answerer for g in graded})}
+    metrics["refusal_threshold"] = next(iter(thresholds.values())) if len(thresholds) == 1 else thresholds
     if args.squad:
         log("reading each gold paragraph with the reader alone")
         metrics["reader"] = read_gold_paragraphs(assistant, args.squad, questions)
@@ -236,7 +238,8 @@ def render_failures(graded: list[Graded]) -> str:
         expected = "unanswerable" if not q.answerable else " | ".join(q.answers)
         rank = next((i for i, relevant in enumerate(g.relevance, start=1) if relevant), None)
         lines.append(f"- [{q.id}] {q.question}")
-        lines.append(f"    expected: {expected}; evidence rank: {rank or '-'}; support {g.answer.support:.3f}")
+        lines.append(f"    expected: {expected}; evidence rank: {rank or '-'}; "
+                     f"support {g.answer.support:.3f} ({g.answer.answerer})")
         lines.append(f"    answered: {g.answer.answer[:220]}")
     return "\n".join(lines)
 

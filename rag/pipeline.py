@@ -20,7 +20,7 @@ from rag.indexing import IngestReport, ingest, ingest_locked, remove_file
 from rag.integrity import IndexProblem, index_state, unusable_reason
 from rag.locking import IndexBusy, writable, writer_lock
 from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index, lexical_index_current
-from rag.settings import Settings
+from rag.settings import DecidingAnswerer, Settings
 from rag.store import CHROMA_DIR, PassageStore, open_store
 
 if TYPE_CHECKING:
@@ -88,6 +88,9 @@ class Answer:
     timing: Timing | None = None
     scope: Scope | None = None
     """The articles and files retrieval was kept to (None: the whole index)."""
+    answerer: DecidingAnswerer = "rules"
+    """The extractive answerer whose support and threshold decided the answer (``hybrid`` hands each question to
+    one); its units are that answerer's own."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,10 +143,19 @@ class Assistant:
                 return float(entry["threshold"])
         return UNCALIBRATED_THRESHOLD
 
-    @property
-    def threshold(self) -> float:
-        """The refusal threshold of the answerer in use."""
-        return self.answerer.threshold if self.settings.answerer == "reader" else self.rules_threshold
+    def threshold(self, answerer: DecidingAnswerer) -> float:
+        """The refusal threshold of an answerer, in its own units."""
+        return self.answerer.threshold if answerer == "reader" else self.rules_threshold
+
+    def deciding(self, asked: str) -> DecidingAnswerer:
+        """The answerer that decides this question: ``hybrid`` hands an open question to the reader (it composes the
+        few sentences that answer it, and its refusal was fitted on such questions; the rules quote one sentence,
+        and their threshold, set on factoid questions, refuses most open ones) and a factoid one to the rules."""
+        if self.settings.answerer != "hybrid":
+            return self.settings.answerer
+        from rag.answering.questions import analyse
+
+        return "reader" if analyse(asked).open else "rules"
 
     @cached_property
     def answerer(self) -> Answerer:
@@ -242,14 +254,15 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
-        if self.settings.answerer == "rules":
+        if self.deciding(asked) == "rules":
             return self._rules_answer(question, asked, vector, passages[:ANSWER_POOL], shown)
         composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL], self.retriever.rarity)
         if not composed.answerable:
-            return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked)
+            return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked, answerer="reader")
         citations = [cite(n, quote.passage, quote.start, quote.end, quote.score)
                      for n, quote in enumerate(composed.quotes, start=1)]
-        return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked)
+        return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked,
+                      answerer="reader")
 
     @cached_property
     def llm(self) -> ChatModel:

@@ -20,7 +20,9 @@ from typing import Literal, get_args, get_origin, get_type_hints
 
 QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
 PassageEncoder = Literal["auto", "onnx", "sentence-transformers"]
-AnswererKind = Literal["rules", "reader"]
+AnswererKind = Literal["hybrid", "rules", "reader"]
+DecidingAnswerer = Literal["rules", "reader"]
+"""The answerer that decides a question (``hybrid`` hands each question to one of them)."""
 LLM_BACKENDS = ("openai", "ollama", "gguf")
 
 # Bumped when loading, cleaning or splitting changes what a passage is, or the store's layout changes, so old
@@ -60,9 +62,11 @@ class Settings:
     """Passages each retriever (dense, lexical) proposes before fusion."""
     rrf_k: int = 60
     """Reciprocal-rank-fusion constant."""
-    answerer: AnswererKind = "rules"
-    """Who picks the answer: ``rules``, the hand-tuned sentence scorer (the default until the learned answerer passes
-    the seed gate), or ``reader``, the trained reader with a learned sentence ranker and refusal model."""
+    answerer: AnswererKind = "hybrid"
+    """Who picks the answer: ``rules``, the hand-tuned sentence scorer; ``reader``, the trained reader with a learned
+    sentence ranker and refusal model; or ``hybrid`` (the default): an open question (why, how, what happened, tell
+    me about...) to ``reader``, whose few composed sentences answer it and whose refusal was fitted on such
+    questions, a factoid one to ``rules``, until ``reader`` passes the seed gate on factoid questions too."""
     cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                                     / "rag")
     """Where compiled models are kept (the reader's int8 graph, built on first use from the shipped weights)."""

@@ -14,7 +14,7 @@ from conftest import ROOT, SEEDS, run_module
 from rag.conversation import contextualize
 from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
 from rag.retrieval import Scope
-from rag.settings import load_settings
+from rag.settings import Settings, load_settings
 
 pytestmark = pytest.mark.usefixtures("no_rag_env")
 
@@ -113,6 +113,20 @@ def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_se
     assert 1 <= len(opened["citations"]) <= 4
     assert any("foreign fighters flocked to Raqqa" in citation["quote"] for citation in opened["citations"])
     assert [c["n"] for c in opened["citations"]] == list(range(1, len(opened["citations"]) + 1))
+
+
+def test_the_default_hands_open_questions_to_the_reader_and_factoid_ones_to_the_rules(seed_settings: Settings) -> None:
+    hybrid, rules = Assistant(seed_settings), Assistant(seed_settings.with_overrides({"answerer": "rules"}))
+    factoid = hybrid.ask("when did mosul fall")
+    assert factoid.answerer == "rules" and factoid.short_answer == "July 10"
+    assert factoid.to_json() == rules.ask("when did mosul fall").to_json()
+    opened = hybrid.ask("why did foreign fighters go to raqqa")
+    assert opened.answerer == "reader" and opened.answerable and opened.short_answer is None
+    assert any("foreign fighters flocked to Raqqa" in citation.quote for citation in opened.citations)
+    assert opened.support >= hybrid.threshold("reader")
+    # The rules quote one sentence for it, or refuse it: their threshold was set on factoid questions.
+    by_rules = rules.ask("why did foreign fighters go to raqqa")
+    assert by_rules.answerer == "rules" and len(by_rules.citations) <= 1
 
 
 def test_cli_scope_keeps_retrieval_to_the_articles_named(seed_index: Path) -> None:

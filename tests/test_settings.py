@@ -120,7 +120,8 @@ def test_fingerprint_follows_the_model_directory(tmp_path: Path) -> None:
 
 
 def test_the_answerer_is_chosen_by_setting_and_checked() -> None:
-    assert load_settings({}, environ={}).answerer == "rules"
+    assert load_settings({}, environ={}).answerer == "hybrid"
+    assert load_settings({}, environ={"RAG_ANSWERER": "rules"}).answerer == "rules"
     assert load_settings({}, environ={"RAG_ANSWERER": "reader"}).answerer == "reader"
     assert load_settings({"answerer": "rules"}, environ={"RAG_ANSWERER": "reader"}).answerer == "rules"
     with pytest.raises(SettingsError, match="answerer"):

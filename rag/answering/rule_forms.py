@@ -1,8 +1,9 @@
 """The hand-tuned answerer's question forms: what kind of span a question wants (a date, a number, a person, a
 place, an organisation) and where such a span stands in a sentence, by patterns and word lists.
 
-Kept as the default answerer's (``answerer = "rules"``) until the learned answerer (``rag.answering.answerer``)
-passes the seed gate too; its word lists were set by hand on the seed articles.
+Kept for the default answerer's factoid questions (``answerer = "hybrid"`` hands them to ``rules``) until the learned
+answerer (``rag.answering.answerer``) passes the seed gate on them too; its word lists were set by hand on the seed
+articles.
 """
 
 from __future__ import annotations
