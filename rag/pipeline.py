@@ -148,14 +148,17 @@ class Assistant:
         return self.answerer.threshold if answerer == "reader" else self.rules_threshold
 
     def deciding(self, asked: str) -> DecidingAnswerer:
-        """The answerer that decides this question: ``hybrid`` hands an open question to the reader (it composes the
-        few sentences that answer it, and its refusal was fitted on such questions; the rules quote one sentence,
-        and their threshold, set on factoid questions, refuses most open ones) and a factoid one to the rules."""
+        """The answerer that decides this question. ``hybrid`` hands the rules only the factoid questions whose kind
+        of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
+        reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote one,
+        and their threshold, set on factoid questions, refuses most open ones) and questions the rules cannot type
+        ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence."""
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
         from rag.answering.questions import analyse
+        from rag.answering.rule_forms import analyse as rule_form
 
-        return "reader" if analyse(asked).open else "rules"
+        return "reader" if analyse(asked).open or rule_form(asked).kind == "other" else "rules"
 
     @cached_property
     def answerer(self) -> Answerer:

@@ -64,9 +64,10 @@ class Settings:
     """Reciprocal-rank-fusion constant."""
     answerer: AnswererKind = "hybrid"
     """Who picks the answer: ``rules``, the hand-tuned sentence scorer; ``reader``, the trained reader with a learned
-    sentence ranker and refusal model; or ``hybrid`` (the default): an open question (why, how, what happened, tell
-    me about...) to ``reader``, whose few composed sentences answer it and whose refusal was fitted on such
-    questions, a factoid one to ``rules``, until ``reader`` passes the seed gate on factoid questions too."""
+    sentence ranker and refusal model; or ``hybrid`` (the default): a factoid question whose kind of answer the
+    rules' patterns know (a date, a number, a name...) to ``rules``, every other one (open questions: why, how, what
+    happened, tell me about...; questions the patterns cannot type) to ``reader``, until ``reader`` passes the seed
+    gate on typed factoid questions too."""
     cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                                     / "rag")
     """Where compiled models are kept (the reader's int8 graph, built on first use from the shipped weights)."""

@@ -115,11 +115,15 @@ def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_se
     assert [c["n"] for c in opened["citations"]] == list(range(1, len(opened["citations"]) + 1))
 
 
-def test_the_default_hands_open_questions_to_the_reader_and_factoid_ones_to_the_rules(seed_settings: Settings) -> None:
+def test_the_default_hands_the_rules_only_the_questions_they_can_type(seed_settings: Settings) -> None:
     hybrid, rules = Assistant(seed_settings), Assistant(seed_settings.with_overrides({"answerer": "rules"}))
     factoid = hybrid.ask("when did mosul fall")
     assert factoid.answerer == "rules" and factoid.short_answer == "July 10"
     assert factoid.to_json() == rules.ask("when did mosul fall").to_json()
+    # No question word: the rules' patterns cannot tell that a date is asked for, and quote another sentence.
+    untyped = hybrid.ask("mosul fall date")
+    assert untyped.answerer == "reader" and untyped.short_answer == "July 10"
+    assert rules.ask("mosul fall date").short_answer is None
     opened = hybrid.ask("why did foreign fighters go to raqqa")
     assert opened.answerer == "reader" and opened.answerable and opened.short_answer is None
     assert any("foreign fighters flocked to Raqqa" in citation.quote for citation in opened.citations)

@@ -3,6 +3,7 @@ types, SQuAD as a corpus, and ``python -m rag.eval`` end to end (JSON, threshold
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -25,6 +26,7 @@ from rag.evaluation import (
     load_questions,
     question_set_corpus,
     question_type,
+    ranks_refusals,
     summarize,
 )
 from rag.pipeline import Answer
@@ -233,6 +235,14 @@ def test_summarize_by_hand(graded: list[Any]) -> None:
     assert metrics["refusal"]["false_rate"] == pytest.approx(1 / 3)
     # q3 and q4 share the lowest support: no threshold refuses q4 without q3 (a third of the answerable ones).
     assert metrics["refusal"]["refused_at_false_rate"] == {"0.05": 0.0, "0.10": 0.0}
+
+
+def test_no_refusal_tradeoff_over_supports_of_two_answerers(graded: list[Any]) -> None:
+    # The rules' scores and the reader's log-odds do not rank together: a threshold means nothing across them.
+    mixed = [dataclasses.replace(g, answer=dataclasses.replace(g.answer, answerer="reader")) if i % 2 else g
+             for i, g in enumerate(graded)]
+    assert ranks_refusals(graded) and not ranks_refusals(mixed)
+    assert "refused_at_false_rate" not in summarize(mixed)["refusal"]
 
 
 def test_breakdown_groups_answerable_questions_by_type(graded: list[Any]) -> None:
@@ -530,8 +540,17 @@ def test_cli_json_has_every_metric_in_range(seed_metrics: dict[str, Any]) -> Non
     assert retrieval["recall@1"] <= retrieval["recall@2"] <= retrieval["recall@5"] <= retrieval["recall@20"]
     assert retrieval["recall@1"] <= retrieval["mrr"] <= retrieval["recall@20"]
     assert sum(row["n"] for row in seed_metrics["by_type"].values()) == 53
-    assert isinstance(seed_metrics["refusal_threshold"], float)
-    at = seed_metrics["refusal"]["refused_at_false_rate"]
+    # The default hands most seed questions to the rules and a few to the reader: each one's threshold, in its units.
+    thresholds = seed_metrics["refusal_threshold"]
+    assert set(thresholds) == {"rules", "reader"} and all(isinstance(value, float) for value in thresholds.values())
+
+
+def test_cli_one_answerer_gives_one_threshold_and_the_refusal_tradeoff(seed_index: Path) -> None:
+    done = eval_cli("--index", str(seed_index), "--json", "--answerer", "rules")
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert isinstance(metrics["refusal_threshold"], float)
+    at = metrics["refusal"]["refused_at_false_rate"]
     assert set(at) == {"0.05", "0.10"} and 0.0 <= at["0.05"] <= at["0.10"] <= 1.0
 
 
@@ -638,7 +657,7 @@ def test_cli_report_draws_the_refusal_tradeoff_when_some_questions_are_unanswera
     unanswerable = {"id": "u1", "question": "What is the recipe for banana bread?", "answers": [],
                     "answerable": False}
     questions = write_lines(tmp_path / "questions.jsonl", *CUSTOM, unanswerable)
-    done = eval_cli("--questions", str(questions), "--index", str(seed_index), "--json",
+    done = eval_cli("--questions", str(questions), "--index", str(seed_index), "--json", "--answerer", "rules",
                     "--report", str(tmp_path / "report.md"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # The two answerable questions are answered and the off-topic one refused: some threshold does both.

@@ -1,9 +1,9 @@
 """The hand-tuned answerer's question forms: what kind of span a question wants (a date, a number, a person, a
 place, an organisation) and where such a span stands in a sentence, by patterns and word lists.
 
-Kept for the default answerer's factoid questions (``answerer = "hybrid"`` hands them to ``rules``) until the learned
-answerer (``rag.answering.answerer``) passes the seed gate on them too; its word lists were set by hand on the seed
-articles.
+Kept for the default answerer's typed factoid questions (``answerer = "hybrid"`` hands ``rules`` the questions whose
+kind this module names) until the learned answerer (``rag.answering.answerer``) passes the seed gate on them too; its
+word lists were set by hand on the seed articles.
 """
 
 from __future__ import annotations
