@@ -208,7 +208,8 @@ def run(assistant: Assistant, questions: Sequence[Question],
             from rag.generation.chain import Done
 
             history = [(earlier, "") for earlier in question.history]  # the earlier answers are not part of a set
-            last = [event for event in assistant.generate(question.question, history, retrieved=(vector, retrieved))
+            last = [event for event in assistant.generate(question.question, history, retrieved=(vector, retrieved),
+                                                          previous_answer=previous_answer)
                     if isinstance(event, Done)][-1]
             answer, error = last.answer, last.error
         else:

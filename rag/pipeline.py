@@ -276,17 +276,17 @@ class Assistant:
         return load_model(self.settings)
 
     def generate(self, question: str, history: Sequence[tuple[str, str]] = (),
-                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None
-                 ) -> Iterator[GenerationEvent]:
+                 retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None,
+                 previous_answer: str | None = None) -> Iterator[GenerationEvent]:
         """A generated answer from ``self.llm``, as events: each piece of text the model writes, each of its
         sentences once checked, and last the ``Answer``, which is the extractive ``answer(...)`` when the model
         fails or none of its sentences is supported by the passages it cites. ``history`` holds the earlier
         (question, answer) turns; ``retrieved`` is (question vector, passages) when already retrieved; ``scope``
-        keeps retrieval to some articles, as for ``ask``."""
+        keeps retrieval to some articles and ``previous_answer`` rewrites a follow-up, as for ``ask``."""
         from rag.generation.chain import Done, generate
 
         self.follow_store()
-        for event in generate(self, self.llm, question, history, retrieved, scope):
+        for event in generate(self, self.llm, question, history, retrieved, scope, previous_answer):
             if isinstance(event, Done) and scope:
                 event = dataclasses.replace(event, answer=dataclasses.replace(event.answer, scope=scope))
             yield event

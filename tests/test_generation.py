@@ -334,8 +334,9 @@ class Scripted:
 
 
 def run_chain(assistant: Assistant, model: Scripted, question: str = "When did Raqqa fall?",
-              history: Sequence[tuple[str, str]] = ()) -> tuple[list[object], Done]:
-    events = list(generate(assistant, model, question, history))
+              history: Sequence[tuple[str, str]] = (), previous_answer: str | None = None
+              ) -> tuple[list[object], Done]:
+    events = list(generate(assistant, model, question, history, previous_answer=previous_answer))
     done = events[-1]
     assert isinstance(done, Done)
     return events, done
@@ -390,6 +391,15 @@ def test_the_chain_rewrites_a_follow_up_as_the_extractive_answer_does(assistant:
     model = Scripted("Iraqi forces freed it [{n:Iraqi}].")
     _, done = run_chain(assistant, model, "who freed it", [("when was tal afar liberated", "On Aug. 31 [1].")])
     assert done.answer.asked == assistant.ask("who freed it", ["when was tal afar liberated"]).asked == "who freed afar"
+
+
+def test_the_chain_reads_a_pronoun_as_the_previous_answer_as_the_extractive_answer_does(assistant: Assistant) -> None:
+    # "they" after a who-question stands for who answered it, not for the previous question's subject.
+    model = Scripted("They took Raqqa on Oct. 17 [{n:on Oct. 17}].")
+    history = [("who took raqqa", "Kurdish-led forces [1].")]
+    _, done = run_chain(assistant, model, "when did they take it", history, "Kurdish-led forces")
+    expected = assistant.ask("when did they take it", ["who took raqqa"], previous_answer="Kurdish-led forces").asked
+    assert done.answer.asked == expected and "kurdish-led forces" in expected.lower()
 
 
 def test_settings_default_keeps_answers_extractive(assistant: Assistant) -> None:

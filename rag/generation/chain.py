@@ -62,10 +62,10 @@ GenerationEvent = Retrieved | Token | Checked | Done
 
 
 def generate(assistant: Assistant, model: ChatModel, question: str, history: Sequence[tuple[str, str]] = (),
-             retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None
-             ) -> Iterator[GenerationEvent]:
+             retrieved: tuple[Any, list[RetrievedPassage]] | None = None, scope: Scope | None = None,
+             previous_answer: str | None = None) -> Iterator[GenerationEvent]:
     question = check_question(question)
-    asked = contextualize(question, [earlier for earlier, _ in history], assistant.retriever)
+    asked = contextualize(question, [earlier for earlier, _ in history], assistant.retriever, previous_answer)
     if retrieved is None:
         vector = assistant.retriever.embed_question(asked)
         passages = assistant.retriever.retrieve(asked, vector, scope=scope)

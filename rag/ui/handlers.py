@@ -221,7 +221,8 @@ class ChatHandlers:
                 scope = self._scope(ask.scope)
                 checked: list[str] = []
                 pieces = 0
-                for event in self.assistant.generate(question or "", history=ask.turns, scope=scope):
+                for event in self.assistant.generate(question or "", history=ask.turns, scope=scope,
+                                                     previous_answer=ask.previous_answer or None):
                     if isinstance(event, Token):
                         pieces += 1
                     elif isinstance(event, Checked) and event.verdict.verified:
