@@ -20,8 +20,8 @@ def add_index_flags(parser: argparse.ArgumentParser) -> None:
                         help="keep the passages on this Chroma server, shared with other clients (RAG_CHROMA_URL)")
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
     parser.add_argument("--answerer", choices=get_args(AnswererKind),
-                        help="extractive answerer: hybrid (default: open questions by the trained reader, factoid "
-                             "ones by the hand-tuned rules), rules or reader (RAG_ANSWERER)")
+                        help="extractive answerer: hybrid (default: factoid questions of a kind the hand-tuned "
+                             "rules can type by them, the rest by the trained reader), rules or reader (RAG_ANSWERER)")
 
 
 def add_llm_flags(parser: argparse.ArgumentParser) -> None:

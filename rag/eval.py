@@ -114,7 +114,7 @@ def main() -> int:
     metrics = summarize(graded)
     metrics["by_type"] = breakdown(graded)
     # One number when one answerer decided every question, else each answerer's (their units differ).
-    thresholds = {answerer: assistant.threshold(answerer) for answerer in sorted({g.answer.answerer for g in graded})}
+    thresholds = {decider: assistant.threshold(decider) for decider in sorted({g.answer.decided_by for g in graded})}
     metrics["refusal_threshold"] = next(iter(thresholds.values())) if len(thresholds) == 1 else thresholds
     if args.squad:
         log("reading each gold paragraph with the reader alone")
@@ -239,7 +239,7 @@ def render_failures(graded: list[Graded]) -> str:
         rank = next((i for i, relevant in enumerate(g.relevance, start=1) if relevant), None)
         lines.append(f"- [{q.id}] {q.question}")
         lines.append(f"    expected: {expected}; evidence rank: {rank or '-'}; "
-                     f"support {g.answer.support:.3f} ({g.answer.answerer})")
+                     f"support {g.answer.support:.3f} ({g.answer.decided_by})")
         lines.append(f"    answered: {g.answer.answer[:220]}")
     return "\n".join(lines)
 

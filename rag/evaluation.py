@@ -267,7 +267,8 @@ def ranks_refusals(graded: Sequence[Graded]) -> bool:
     """Whether the set holds both kinds of question and every answer's support is what decided it (an extractive
     answer; a model decides for itself), in the units of one answerer (``hybrid`` hands questions to two)."""
     return (any(g.question.answerable for g in graded) and any(not g.question.answerable for g in graded)
-            and all(g.answer.mode == "extractive" for g in graded) and len({g.answer.answerer for g in graded}) == 1)
+            and all(g.answer.mode == "extractive" for g in graded)
+            and len({g.answer.decided_by for g in graded}) == 1)
 
 
 def article_relevance(graded: Graded) -> list[bool]:

@@ -88,9 +88,9 @@ class Answer:
     timing: Timing | None = None
     scope: Scope | None = None
     """The articles and files retrieval was kept to (None: the whole index)."""
-    answerer: DecidingAnswerer = "rules"
+    decided_by: DecidingAnswerer = "rules"
     """The extractive answerer whose support and threshold decided the answer (``hybrid`` hands each question to
-    one); its units are that answerer's own."""
+    one): ``support`` is in its units."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -147,7 +147,7 @@ class Assistant:
         """The refusal threshold of an answerer, in its own units."""
         return self.answerer.threshold if answerer == "reader" else self.rules_threshold
 
-    def deciding(self, asked: str) -> DecidingAnswerer:
+    def decider_for(self, asked: str) -> DecidingAnswerer:
         """The answerer that decides this question. ``hybrid`` hands the rules only the factoid questions whose kind
         of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
         reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote one,
@@ -257,15 +257,16 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
-        if self.deciding(asked) == "rules":
+        if self.decider_for(asked) == "rules":
             return self._rules_answer(question, asked, vector, passages[:ANSWER_POOL], shown)
         composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL], self.retriever.rarity)
         if not composed.answerable:
-            return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked, answerer="reader")
+            return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked,
+                          decided_by="reader")
         citations = [cite(n, quote.passage, quote.start, quote.end, quote.score)
                      for n, quote in enumerate(composed.quotes, start=1)]
         return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked,
-                      answerer="reader")
+                      decided_by="reader")
 
     @cached_property
     def llm(self) -> ChatModel:

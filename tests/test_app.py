@@ -567,14 +567,14 @@ def test_follow_ups_are_drawn_from_the_cited_text() -> None:
 
 def test_turn_says_how_the_answer_is_supported_and_copies_as_text(assistant: Assistant) -> None:
     answer = assistant.ask("When did Mosul fall?")
-    page = Page(render.render_turn(answer, 1, assistant.threshold(answer.answerer)))
+    page = Page(render.render_turn(answer, 1, assistant.threshold(answer.decided_by)))
     page.assert_inert()
     copy = next(attrs["data-copy"] for tag, attrs in page.tags if tag == "button" and attrs.get("class") == "rag-copy")
     assert copy and copy.startswith(answer.answer) and "Sources:" in copy and answer.citations[0].quote in copy
     assert "Quoted directly" in page.text
     refusal = assistant.ask("Who won the 2017 French presidential election?")
-    label, kind = render.support_words(refusal, assistant.threshold(refusal.answerer))
+    label, kind = render.support_words(refusal, assistant.threshold(refusal.decided_by))
     assert (label, kind) == ("No answer found · closest passages only", "none")
-    assert "rag-follow" not in render.render_turn(refusal, 1, assistant.threshold(refusal.answerer))
+    assert "rag-follow" not in render.render_turn(refusal, 1, assistant.threshold(refusal.decided_by))
     within = assistant.ask("When did Mosul fall?", scope=Scope(("000_ddbd021a6e61dfd0.txt",)))
     assert "Asked within 1 article chosen in the library." in Page(render.render_turn(within, 1, 0.0)).text

@@ -118,19 +118,19 @@ def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_se
 def test_the_default_hands_the_rules_only_the_questions_they_can_type(seed_settings: Settings) -> None:
     hybrid, rules = Assistant(seed_settings), Assistant(seed_settings.with_overrides({"answerer": "rules"}))
     factoid = hybrid.ask("when did mosul fall")
-    assert factoid.answerer == "rules" and factoid.short_answer == "July 10"
+    assert factoid.decided_by == "rules" and factoid.short_answer == "July 10"
     assert factoid.to_json() == rules.ask("when did mosul fall").to_json()
     # No question word: the rules' patterns cannot tell that a date is asked for, and quote another sentence.
     untyped = hybrid.ask("mosul fall date")
-    assert untyped.answerer == "reader" and untyped.short_answer == "July 10"
+    assert untyped.decided_by == "reader" and untyped.short_answer == "July 10"
     assert rules.ask("mosul fall date").short_answer is None
     opened = hybrid.ask("why did foreign fighters go to raqqa")
-    assert opened.answerer == "reader" and opened.answerable and opened.short_answer is None
+    assert opened.decided_by == "reader" and opened.answerable and opened.short_answer is None
     assert any("foreign fighters flocked to Raqqa" in citation.quote for citation in opened.citations)
     assert opened.support >= hybrid.threshold("reader")
     # The rules quote one sentence for it, or refuse it: their threshold was set on factoid questions.
     by_rules = rules.ask("why did foreign fighters go to raqqa")
-    assert by_rules.answerer == "rules" and len(by_rules.citations) <= 1
+    assert by_rules.decided_by == "rules" and len(by_rules.citations) <= 1
 
 
 def test_cli_scope_keeps_retrieval_to_the_articles_named(seed_index: Path) -> None:

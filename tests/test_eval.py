@@ -239,7 +239,7 @@ def test_summarize_by_hand(graded: list[Any]) -> None:
 
 def test_no_refusal_tradeoff_over_supports_of_two_answerers(graded: list[Any]) -> None:
     # The rules' scores and the reader's log-odds do not rank together: a threshold means nothing across them.
-    mixed = [dataclasses.replace(g, answer=dataclasses.replace(g.answer, answerer="reader")) if i % 2 else g
+    mixed = [dataclasses.replace(g, answer=dataclasses.replace(g.answer, decided_by="reader")) if i % 2 else g
              for i, g in enumerate(graded)]
     assert ranks_refusals(graded) and not ranks_refusals(mixed)
     assert "refused_at_false_rate" not in summarize(mixed)["refusal"]
