@@ -77,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             fail(str(error))
     note = prepare_index(assistant)
     assistant.retriever  # noqa: B018  (load the models now, not on the first question)
+    if assistant.settings.answerer != "rules":
+        from rag.answering.reader import ReaderUnavailable
+
+        try:
+            assistant.answerer.reader  # noqa: B018  (the reader's graph too: compiled once, then cached)
+        except ReaderUnavailable as error:
+            fail(str(error))
     assistant.stats()  # and the counts the page shows first (the library itself reads the catalogue per page)
     demo = build_app(assistant, note)
     _, local_url, share_url = launch(demo, host=args.host, port=args.port, auth=auth, share=args.share, block=False)

@@ -274,7 +274,7 @@ def write_report(path: Path, metrics: dict[str, Any], graded: list[Graded], sett
     charts = [chart]
     if ranks_refusals(graded):
         refusals = path.with_name(f"{path.stem}-refusal.png")
-        refusal_chart(graded, f"this run ({settings.answerer})", refusals)
+        refusal_chart(graded, f"this run ({graded[0].answer.decided_by})", refusals)
         charts.append(refusals)
         lines += ["", "## Refusal trade-off", "",
                   "Each point is a refusal threshold on the answers' support: the share of unanswerable questions it "

@@ -73,7 +73,8 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[PassageHit] = field(default_factory=list)
     support: float = 0.0
-    """The refusal model's log-odds that the articles answer the question (compared with its threshold)."""
+    """How well the articles support answering, in the units of the answerer that decided (``decided_by``): the
+    rules' sentence score, or the refusal model's log-odds; compared with that answerer's threshold."""
     asked: str = ""
     """The question as retrieved with (a follow-up rewritten with its context)."""
     mode: AnswerMode = "extractive"
@@ -90,7 +91,7 @@ class Answer:
     """The articles and files retrieval was kept to (None: the whole index)."""
     decided_by: DecidingAnswerer = "rules"
     """The extractive answerer whose support and threshold decided the answer (``hybrid`` hands each question to
-    one): ``support`` is in its units."""
+    one): ``support`` is in its units. For a model's answer, the one its extractive fallback would use."""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -72,7 +72,8 @@ class Settings:
                                                     / "rag")
     """Where compiled models are kept (the reader's int8 graph, built on first use from the shipped weights)."""
     refusal_threshold: float = 0.0
-    """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model."""
+    """Answers whose support score is below this are refused; 0.0 means use the value calibrated for the model. The
+    rules' scores and the reader's log-odds differ in units: set it with ``answerer`` ``rules`` or ``reader``."""
     embed_batch_size: int = 32
     """Passages per model batch at ingest."""
     max_article_mb: float = 4.0
