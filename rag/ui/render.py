@@ -301,23 +301,24 @@ def render_stats(stats: dict[str, int], note: str = "") -> str:
 # A whole turn: the question, the answer, how well it is supported, a copy button, questions to ask next
 
 
-def support_words(answer: Answer, threshold: float, answerer: str = "rules") -> tuple[str, str]:
-    """(how the answer is supported, in words; a class) instead of a raw score."""
+def support_words(answer: Answer, threshold: float) -> tuple[str, str]:
+    """(how the answer is supported, in words; a class) instead of a raw score; ``threshold`` is that of the answerer
+    that decided it (``answer.decided_by``), whose units its support is in."""
     if not answer.answerable:
         return "No answer found · closest passages only", "none"
     articles = len({citation.doc_id for citation in answer.citations})
     if answer.mode == "llm":
         return "Written by the model · every sentence checked against its source", "checked"
     agree = f" · {articles} articles say so" if articles > 1 else ""
-    if answer.support - threshold >= CLEAR_MARGIN.get(answerer, 0.0):
+    if answer.support - threshold >= CLEAR_MARGIN[answer.decided_by]:
         return f"Quoted directly · clear match{agree}", "strong"
     return f"Quoted directly · a weak match, check the source{agree}", "weak"
 
 
-def render_turn(answer: Answer, turn: int, threshold: float, answerer: str = "rules") -> str:
+def render_turn(answer: Answer, turn: int, threshold: float) -> str:
     """The assistant's side of a turn: the answer, then a bar with its support, a copy button (the answer and its
     sources as text) and follow-up questions drawn from the cited passages."""
-    label, kind = support_words(answer, threshold, answerer)
+    label, kind = support_words(answer, threshold)
     copy = plain_text(answer)
     tools = (f'<div class="rag-tools"><span class="rag-support rag-support-{kind}">{text_html(label)}</span>'
              f'<button type="button" class="rag-copy" data-copy="{text_html(copy)}">Copy answer</button></div>')
