@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -33,6 +35,10 @@ UNCALIBRATED_THRESHOLD = 1.0
 MAX_QUESTION_CHARS = 2000
 # Passages whose sentences compete for the answer; the rest only widen the list shown.
 ANSWER_POOL = 8
+READER_SURE = math.log(0.9 / 0.1)
+"""The reader's support (its refusal model's log-odds that the articles answer) at which ``hybrid`` lets the reader
+answer a question it hands the rules: the reader is at least 90% sure. The rules are right more often than that
+only on the questions their weights were set on."""
 
 
 class QuestionError(ValueError):
@@ -153,7 +159,8 @@ class Assistant:
         of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
         reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote one,
         and their threshold, set on factoid questions, refuses most open ones) and questions the rules cannot type
-        ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence."""
+        ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence. The reader
+        still reads a question handed to the rules, and answers it when it is sure (``READER_SURE``)."""
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
         from rag.answering.questions import analyse
@@ -258,9 +265,19 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
+        pool = passages[:ANSWER_POOL]
         if self.decider_for(asked) == "rules":
-            return self._rules_answer(question, asked, vector, passages[:ANSWER_POOL], shown)
-        composed = self.answerer.answer(asked, vector, passages[:ANSWER_POOL], self.retriever.rarity)
+            ruled = self._rules_answer(question, asked, vector, pool, shown)
+            if self.settings.answerer == "rules":
+                return ruled
+            composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
+            # The reader takes the question when it is sure, unless the rules found its answer in a tighter span
+            # ("Oct. 17" in "Oct. 17, four months").
+            if (not composed.answerable or composed.support < READER_SURE
+                    or narrows(ruled.short_answer, composed.short_answer)):
+                return ruled
+        else:
+            composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
         if not composed.answerable:
             return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked,
                           decided_by="reader")
@@ -318,6 +335,12 @@ class Assistant:
         """Articles (from the catalogue, without reading the store) and passages indexed; kept until the next
         ingest."""
         return dict(self._stats)
+
+
+def narrows(tighter: str | None, wider: str | None) -> bool:
+    """Whether ``tighter`` is a shorter answer found inside ``wider``, as whole words."""
+    return bool(tighter and wider and tighter != wider
+                and re.search(rf"(?<!\w){re.escape(tighter)}(?!\w)", wider))
 
 
 def refusal(question: str) -> str:

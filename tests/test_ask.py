@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SEEDS, run_module
 
 from rag.conversation import contextualize
-from rag.pipeline import MAX_QUESTION_CHARS, Answer, Assistant
+from rag.pipeline import MAX_QUESTION_CHARS, READER_SURE, Answer, Assistant
 from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
 
@@ -120,6 +120,12 @@ def test_the_default_hands_the_rules_only_the_questions_they_can_type(seed_setti
     factoid = hybrid.ask("when did mosul fall")
     assert factoid.decided_by == "rules" and factoid.short_answer == "July 10"
     assert factoid.to_json() == rules.ask("when did mosul fall").to_json()
+    assert "answerer" not in rules.__dict__  # the rules alone never load the reader
+    # A question the rules can type, but the reader is sure of its answer: the rules take the envoy's title for him.
+    envoy = "Which U.S. envoy said the Islamic State is now facing “annihilation”?"
+    sure = hybrid.ask(envoy)
+    assert sure.decided_by == "reader" and sure.short_answer == "Brett McGurk" and sure.support >= READER_SURE
+    assert rules.ask(envoy).short_answer == "U.S"
     # No question word: the rules' patterns cannot tell that a date is asked for, and quote another sentence.
     untyped = hybrid.ask("mosul fall date")
     assert untyped.decided_by == "reader" and untyped.short_answer == "July 10"

@@ -11,7 +11,7 @@ import pytest
 from rag.citing import source_of
 from rag.conversation import contextualize
 from rag.embedding import pool_spans
-from rag.pipeline import MAX_QUESTION_CHARS, QuestionError, check_question
+from rag.pipeline import MAX_QUESTION_CHARS, QuestionError, check_question, narrows
 from rag.retrieval import reciprocal_rank_fusion
 from rag.store import passage_id
 
@@ -168,6 +168,21 @@ def test_questions_are_normalised_and_the_limit_is_inclusive() -> None:
 
 
 # --- pool_spans -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tighter", "wider", "expected"), [
+    ("Oct. 17", "Oct. 17, four months", True),
+    ("Popular Mobilization Forces", "Iranian-backed Shia militias from the Popular Mobilization Forces", True),
+    ("IS", "Kurdish peshmerga", False),  # letters inside a word are not the word
+    ("three", "all three", True),
+    ("10", "110 stations", False),
+    ("July 10", "July 10", False),  # the same answer: nothing to narrow
+    (None, "July 10", False),
+    ("July 10", None, False),
+])
+def test_narrows_finds_a_shorter_answer_inside_a_longer_one_as_whole_words(tighter: str | None, wider: str | None,
+                                                                          expected: bool) -> None:
+    assert narrows(tighter, wider) is expected
 
 
 def test_pool_spans_averages_the_tokens_of_each_span() -> None:
