@@ -13,8 +13,8 @@ answer occurs as whole tokens in the normalised evidence; for an open question, 
 and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
 `unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl,
 t001 in tuning.jsonl); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case,
-punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl), so the test set and
-the development sets do not overlap.
+punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl, holdout.jsonl), so the
+test sets and the development sets do not overlap.
 Prints counts; exits 1 on any error. Standard library only.
 """
 
@@ -32,7 +32,7 @@ QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
 # The held-out sets that must not share a question: the test set and the development sets.
-HELD_OUT_SETS = [ROOT / "evals" / "open.jsonl", ROOT / "evals" / "dev.jsonl", ROOT / "evals" / "tuning.jsonl"]
+HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout")]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}
@@ -221,7 +221,7 @@ def main() -> int:
                 error(where, "factoid without answers")
             elif not contains_tokens(joined, answers[0]):
                 error(where, f"normalised first answer {answers[0]!r} not in the evidence")
-            if "key_facts" in r and r["key_facts"]:
+            if r.get("key_facts"):
                 error(where, "factoid with key_facts")
         elif kind == "open":
             kf = r.get("key_facts")

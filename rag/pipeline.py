@@ -97,7 +97,7 @@ class Answer:
     """The articles and files retrieval was kept to (None: the whole index)."""
     decided_by: DecidingAnswerer = "rules"
     """The extractive answerer whose support and threshold decided the answer (``hybrid`` hands each question to
-    one): ``support`` is in its units. For a model's answer, the one its extractive fallback would use."""
+    one): ``support`` is in its units. For a model's answer, the one its form hands it to (``decider_for``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
