@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
-# The held-out sets that must not share a question: the test set and the development sets.
+# The held-out sets that must not share a question: the test sets and the development sets.
 HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout")]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}

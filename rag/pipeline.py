@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rag.answering.answerer import Answerer
+from rag.answering.answerer import Answerer, Composed
 from rag.citing import Citation, PassageHit, cite, passage_hit
 from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, ingest_locked, remove_file
@@ -97,7 +97,7 @@ class Answer:
     """The articles and files retrieval was kept to (None: the whole index)."""
     decided_by: DecidingAnswerer = "rules"
     """The extractive answerer whose support and threshold decided the answer (``hybrid`` hands each question to
-    one): ``support`` is in its units. For a model's answer, the one its form hands it to (``decider_for``)."""
+    one): ``support`` is in its units. For a model's answer, the one its form hands it to (``handed_to``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,13 +154,13 @@ class Assistant:
         """The refusal threshold of an answerer, in its own units."""
         return self.answerer.threshold if answerer == "reader" else self.rules_threshold
 
-    def decider_for(self, asked: str) -> DecidingAnswerer:
-        """The answerer that decides this question. ``hybrid`` hands the rules only the factoid questions whose kind
-        of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
+    def handed_to(self, asked: str) -> DecidingAnswerer:
+        """The answerer the question's form hands it to. ``hybrid`` hands the rules only the factoid questions whose
+        kind of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
         reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote one,
         and their threshold, set on factoid questions, refuses most open ones) and questions the rules cannot type
         ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence. The reader
-        still reads a question handed to the rules, and answers it when it is sure (``READER_SURE``)."""
+        still reads a question handed to the rules, and may take it (``answer``, ``READER_SURE``)."""
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
         from rag.answering.questions import analyse
@@ -266,18 +266,12 @@ class Assistant:
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
         pool = passages[:ANSWER_POOL]
-        if self.decider_for(asked) == "rules":
-            ruled = self._rules_answer(question, asked, vector, pool, shown)
-            if self.settings.answerer == "rules":
-                return ruled
-            composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
-            # The reader takes the question when it is sure, unless the rules found its answer in a tighter span
-            # ("Oct. 17" in "Oct. 17, four months").
-            if (not composed.answerable or composed.support < READER_SURE
-                    or narrows(ruled.short_answer, composed.short_answer)):
-                return ruled
-        else:
-            composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
+        ruled = self._rules_answer(question, asked, vector, pool, shown) if self.handed_to(asked) == "rules" else None
+        if ruled is not None and self.settings.answerer == "rules":
+            return ruled
+        composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
+        if ruled is not None and not self._reader_takes_over(ruled, composed):
+            return ruled
         if not composed.answerable:
             return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked,
                           decided_by="reader")
@@ -285,6 +279,19 @@ class Assistant:
                      for n, quote in enumerate(composed.quotes, start=1)]
         return Answer(question, composed.text, composed.short_answer, True, citations, shown, composed.support, asked,
                       decided_by="reader")
+
+    @staticmethod
+    def _reader_takes_over(ruled: Answer, composed: Composed) -> bool:
+        """Whether the reader answers a question handed to the rules: it is sure of a short answer, and the rules
+        did not find that answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four months")."""
+        if not composed.answerable or composed.short_answer is None or composed.support < READER_SURE:
+            return False
+        if not (ruled.citations and composed.quotes):
+            return True
+        cited, quoted = ruled.citations[0], composed.quotes[0]
+        same_sentence = (cited.doc_id == quoted.passage.metadata["article_id"]
+                         and cited.start < quoted.end and quoted.start < cited.end)
+        return not (same_sentence and narrows(ruled.short_answer, composed.short_answer))
 
     @cached_property
     def llm(self) -> ChatModel:
@@ -339,8 +346,9 @@ class Assistant:
 
 def narrows(tighter: str | None, wider: str | None) -> bool:
     """Whether ``tighter`` is a shorter answer found inside ``wider``, as whole words."""
+    # Not a number's first digits either: "2" is not in "2.5 million", nor "10" in "10,000".
     return bool(tighter and wider and tighter != wider
-                and re.search(rf"(?<!\w){re.escape(tighter)}(?!\w)", wider))
+                and re.search(rf"(?<!\w){re.escape(tighter)}(?!\w|[.,]\d)", wider))
 
 
 def refusal(question: str) -> str:

@@ -402,8 +402,8 @@ def test_the_chain_reads_a_pronoun_as_the_previous_answer_as_the_extractive_answ
     assert done.answer.asked == expected and "kurdish-led forces" in expected.lower()
 
 
-def test_a_model_answer_names_the_answerer_its_fallback_would_use(assistant: Assistant) -> None:
-    # No question word: the default hands it to the reader, so a fallback would be the reader's, in its units.
+def test_a_model_answer_names_the_answerer_its_question_is_handed_to(assistant: Assistant) -> None:
+    # No question word: the default hands it to the reader.
     _, done = run_chain(assistant, Scripted("Raqqa fell on Oct. 17 [{n:on Oct. 17}]."), "raqqa fall date")
     assert done.answer.mode == "llm" and done.answer.decided_by == "reader"
 

@@ -167,15 +167,19 @@ def test_questions_are_normalised_and_the_limit_is_inclusive() -> None:
     assert check_question("x" * MAX_QUESTION_CHARS) == "x" * MAX_QUESTION_CHARS
 
 
-# --- pool_spans -----------------------------------------------------------------------------------------------------
+# --- narrows --------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("tighter", "wider", "expected"), [
     ("Oct. 17", "Oct. 17, four months", True),
     ("Popular Mobilization Forces", "Iranian-backed Shia militias from the Popular Mobilization Forces", True),
-    ("IS", "Kurdish peshmerga", False),  # letters inside a word are not the word
+    ("is", "Kurdish peshmerga", False),  # letters inside a word are not the word
     ("three", "all three", True),
     ("10", "110 stations", False),
+    ("10", "100 stations", False),
+    ("2", "2.5 million", False),  # nor a number's first digits
+    ("10", "10,000 troops", False),
+    ("july 10", "July 10, 2017", False),  # both are spans of the articles' text: case is kept
     ("July 10", "July 10", False),  # the same answer: nothing to narrow
     (None, "July 10", False),
     ("July 10", None, False),
@@ -183,6 +187,9 @@ def test_questions_are_normalised_and_the_limit_is_inclusive() -> None:
 def test_narrows_finds_a_shorter_answer_inside_a_longer_one_as_whole_words(tighter: str | None, wider: str | None,
                                                                           expected: bool) -> None:
     assert narrows(tighter, wider) is expected
+
+
+# --- pool_spans -----------------------------------------------------------------------------------------------------
 
 
 def test_pool_spans_averages_the_tokens_of_each_span() -> None:
