@@ -21,6 +21,7 @@ from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, ingest_locked, remove_file
 from rag.integrity import IndexProblem, index_state, unusable_reason
 from rag.locking import IndexBusy, writable, writer_lock
+from rag.metrics import overlap_fraction
 from rag.retrieval import HybridRetriever, RetrievedPassage, Scope, build_lexical_index, lexical_index_current
 from rag.settings import DecidingAnswerer, Settings
 from rag.store import CHROMA_DIR, PassageStore, open_store
@@ -290,7 +291,7 @@ class Assistant:
             return True
         cited, quoted = ruled.citations[0], composed.quotes[0]
         same_sentence = (cited.doc_id == quoted.passage.metadata["article_id"]
-                         and cited.start < quoted.end and quoted.start < cited.end)
+                         and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0)
         return not (same_sentence and narrows(ruled.short_answer, composed.short_answer))
 
     @cached_property
