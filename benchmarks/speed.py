@@ -495,7 +495,7 @@ def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     """The real ingest into a fresh index, timed whole and in parts (the parts are wrapped, not changed)."""
     imports = import_libraries(INGEST_LIBRARIES)
     import rag.indexing
-    from rag.embedding import OnnxPassageEmbedder, SentenceTransformersEmbedder
+    from rag.embedding import OnnxEmbedder, SentenceTransformersEmbedder
     from rag.onnx_bert import CompiledBert
     from rag.splitting import PassageSplitter
     from rag.store import PassageStore
@@ -503,7 +503,7 @@ def ingest_worker(corpus: Path, index_dir: Path) -> dict[str, Any]:
     watch = Stopwatch()
     watch.patch(PassageSplitter, "split", "split (incl. token counting)")
     watch.patch(rag.indexing, "make_passage_embedder", "model load")
-    for embedder in (OnnxPassageEmbedder, SentenceTransformersEmbedder):
+    for embedder in (OnnxEmbedder, SentenceTransformersEmbedder):
         watch.patch(embedder, "embed_passages", "embed")
     watch.patch(CompiledBert, "run", "model forward (inside embed)")
     watch.patch(PassageStore, "add", "store writes (Chroma)")

@@ -27,7 +27,8 @@ from tokenizers import Tokenizer
 from tokenizers.normalizers import Lowercase
 from tokenizers.normalizers import Sequence as NormalizerSequence
 
-__all__ = ["BertNumpyEncoder", "BertParts", "UnsupportedModel", "erf", "gelu", "pool_tokens"]
+__all__ = ["BertNumpyEncoder", "BertParts", "ModelDescription", "UnsupportedModel", "describe_model", "erf", "gelu",
+           "pool_tokens"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -191,6 +192,112 @@ def _pooling_mode(config: dict[str, Any], source: Path) -> PoolingMode:
     raise UnsupportedModel(f"{source}: pooling mode {mode!r} is not supported (only mean, cls)")
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a sentence-transformers BERT directory says besides its weights: enough to tokenise and pool, and to
+    run a compiled copy of the model (``rag.onnx_bert``) without reading the weights again."""
+
+    weights_path: Path
+    config: dict[str, Any]
+    tokenizer: Tokenizer
+    """Cutting at the model's window, as sentence-transformers does."""
+    max_seq_length: int
+    pooling: PoolingMode
+    normalize: bool
+
+    @property
+    def dimension(self) -> int:
+        return int(self.config["hidden_size"])
+
+
+def describe_model(model_dir: Path, max_length: int | None = None) -> ModelDescription:
+    """Read and check a sentence-transformers model directory's configuration and tokenizer (see
+    ``BertNumpyEncoder.load``); raises ``UnsupportedModel`` for anything the numpy port cannot match."""
+    model_dir = Path(model_dir)
+    modules_path = model_dir / "modules.json"
+    modules: list[dict[str, Any]] = _read_json(modules_path) if modules_path.is_file() else []
+    # The Transformer module's files live at its "path" ("" for the usual
+    # flat layout); checking its config first gives the most useful error
+    # (e.g. "model_type 'roberta'") when the architecture is the problem.
+    transformer_dir = model_dir / str(modules[0].get("path", "")) if modules else model_dir
+
+    config_path = transformer_dir / "config.json"
+    if not config_path.is_file():
+        raise UnsupportedModel(f"{transformer_dir}: no config.json")
+    config: dict[str, Any] = _read_json(config_path)
+    model_type = config.get("model_type")
+    if model_type != "bert":
+        raise UnsupportedModel(
+            f"{transformer_dir}: model_type {model_type!r} is not supported; "
+            "the numpy encoder only implements 'bert'"
+        )
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise UnsupportedModel(f"{transformer_dir}: hidden_act {config['hidden_act']!r} not supported")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise UnsupportedModel(
+            f"{transformer_dir}: position_embedding_type {config['position_embedding_type']!r} not supported"
+        )
+    if config.get("is_decoder", False):
+        raise UnsupportedModel(f"{transformer_dir}: decoder (causal) BERT not supported")
+
+    if not modules:
+        # Without modules.json sentence-transformers guesses a pipeline;
+        # better to let it do that than to guess differently here.
+        raise UnsupportedModel(f"{model_dir}: no modules.json (not a sentence-transformers model)")
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]):
+        raise UnsupportedModel(
+            f"{model_dir}: module pipeline {kinds} is not supported (need Transformer, Pooling[, Normalize])"
+        )
+    pooling_dir = model_dir / str(modules[1].get("path", ""))
+
+    st_config_path = transformer_dir / "sentence_bert_config.json"
+    st_config: dict[str, Any] = _read_json(st_config_path) if st_config_path.is_file() else {}
+    max_positions = int(config.get("max_position_embeddings", _DEFAULT_MAX_POSITIONS))
+    if max_length is not None:
+        if not 2 <= max_length <= max_positions:
+            raise ValueError(f"max_length must be in [2, {max_positions}], got {max_length}")
+        max_seq_length = max_length
+    elif st_config.get("max_seq_length") is not None:
+        max_seq_length = int(st_config["max_seq_length"])
+    else:
+        # Mirrors sentence-transformers: tokenizer limit capped by the
+        # position table.
+        tok_config_path = transformer_dir / "tokenizer_config.json"
+        tok_config: dict[str, Any] = _read_json(tok_config_path) if tok_config_path.is_file() else {}
+        model_max = tok_config.get("model_max_length")
+        limit = int(model_max) if isinstance(model_max, int) else max_positions
+        max_seq_length = min(limit, max_positions)
+
+    weights_path = transformer_dir / "model.safetensors"
+    if not weights_path.is_file():
+        # Reading pytorch_model.bin needs torch, which is what we avoid.
+        raise UnsupportedModel(f"{transformer_dir}: no model.safetensors")
+    tokenizer_path = transformer_dir / "tokenizer.json"
+    if not tokenizer_path.is_file():
+        raise UnsupportedModel(f"{transformer_dir}: no tokenizer.json")
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    # tokenizer.json often carries export-time settings (e.g. truncate at
+    # 128, pad to fixed 128) that sentence-transformers overrides; do the
+    # same. Padding is done per batch in numpy.
+    tokenizer.enable_truncation(max_length=max_seq_length)
+    tokenizer.no_padding()
+    if st_config.get("do_lower_case"):
+        # Same normalizer sentence-transformers installs for do_lower_case.
+        current = tokenizer.normalizer
+        tokenizer.normalizer = NormalizerSequence([Lowercase(), current]) if current is not None else Lowercase()
+
+    pooling_config_path = pooling_dir / "config.json"
+    pooling_config: dict[str, Any] = _read_json(pooling_config_path) if pooling_config_path.is_file() else {}
+    pooling = _pooling_mode(pooling_config, pooling_config_path)
+
+    dimension = int(config["hidden_size"])
+    pooled_dim = pooling_config.get("embedding_dimension", pooling_config.get("word_embedding_dimension"))
+    if pooled_dim is not None and int(pooled_dim) != dimension:
+        raise UnsupportedModel(f"{pooling_config_path}: pooling dimension {pooled_dim} != hidden size {dimension}")
+    return ModelDescription(weights_path, config, tokenizer, max_seq_length, pooling, normalize=len(kinds) == 3)
+
+
 class BertNumpyEncoder:
     """Encodes texts like ``SentenceTransformer(model_dir).encode`` using numpy only.
 
@@ -272,108 +379,18 @@ class BertNumpyEncoder:
         (without the checkpoint's prefix): fine-tuned layers laid over the packaged model.
         Raises ``UnsupportedModel`` for anything the numpy port cannot match.
         """
-        model_dir = Path(model_dir)
-        modules_path = model_dir / "modules.json"
-        modules: list[dict[str, Any]] = _read_json(modules_path) if modules_path.is_file() else []
-        # The Transformer module's files live at its "path" ("" for the usual
-        # flat layout); checking its config first gives the most useful error
-        # (e.g. "model_type 'roberta'") when the architecture is the problem.
-        transformer_dir = model_dir / str(modules[0].get("path", "")) if modules else model_dir
-
-        config_path = transformer_dir / "config.json"
-        if not config_path.is_file():
-            raise UnsupportedModel(f"{transformer_dir}: no config.json")
-        config: dict[str, Any] = _read_json(config_path)
-        model_type = config.get("model_type")
-        if model_type != "bert":
-            raise UnsupportedModel(
-                f"{transformer_dir}: model_type {model_type!r} is not supported; "
-                "the numpy encoder only implements 'bert'"
-            )
-        if config.get("hidden_act", "gelu") != "gelu":
-            raise UnsupportedModel(f"{transformer_dir}: hidden_act {config['hidden_act']!r} not supported")
-        if config.get("position_embedding_type", "absolute") != "absolute":
-            raise UnsupportedModel(
-                f"{transformer_dir}: position_embedding_type {config['position_embedding_type']!r} not supported"
-            )
-        if config.get("is_decoder", False):
-            raise UnsupportedModel(f"{transformer_dir}: decoder (causal) BERT not supported")
-
-        if not modules:
-            # Without modules.json sentence-transformers guesses a pipeline;
-            # better to let it do that than to guess differently here.
-            raise UnsupportedModel(f"{model_dir}: no modules.json (not a sentence-transformers model)")
-        kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
-        if kinds not in ([_TRANSFORMER, _POOLING], [_TRANSFORMER, _POOLING, _NORMALIZE]):
-            raise UnsupportedModel(
-                f"{model_dir}: module pipeline {kinds} is not supported (need Transformer, Pooling[, Normalize])"
-            )
-        pooling_dir = model_dir / str(modules[1].get("path", ""))
-
-        st_config_path = transformer_dir / "sentence_bert_config.json"
-        st_config: dict[str, Any] = _read_json(st_config_path) if st_config_path.is_file() else {}
-        max_positions = int(config.get("max_position_embeddings", _DEFAULT_MAX_POSITIONS))
-        if max_length is not None:
-            if not 2 <= max_length <= max_positions:
-                raise ValueError(f"max_length must be in [2, {max_positions}], got {max_length}")
-            max_seq_length = max_length
-        elif st_config.get("max_seq_length") is not None:
-            max_seq_length = int(st_config["max_seq_length"])
-        else:
-            # Mirrors sentence-transformers: tokenizer limit capped by the
-            # position table.
-            tok_config_path = transformer_dir / "tokenizer_config.json"
-            tok_config: dict[str, Any] = _read_json(tok_config_path) if tok_config_path.is_file() else {}
-            model_max = tok_config.get("model_max_length")
-            limit = int(model_max) if isinstance(model_max, int) else max_positions
-            max_seq_length = min(limit, max_positions)
-
-        weights_path = transformer_dir / "model.safetensors"
-        if not weights_path.is_file():
-            # Reading pytorch_model.bin needs torch, which is what we avoid.
-            raise UnsupportedModel(f"{transformer_dir}: no model.safetensors")
+        model = describe_model(model_dir, max_length)
         if overrides:
             # Only what the overrides do not replace is read from the base model (a reader replaces all but the
             # word embeddings).
-            with safe_open(str(weights_path), "numpy") as handle:
+            with safe_open(str(model.weights_path), "numpy") as handle:
                 base = {key: handle.get_tensor(key) for key in handle.keys()  # noqa: SIM118 (safe_open is no dict)
                         if not any(key.endswith(name) for name in overrides)}
         else:
-            base = load_file(str(weights_path))
-        weights = _Weights(base, weights_path, overrides)
-
-        tokenizer_path = transformer_dir / "tokenizer.json"
-        if not tokenizer_path.is_file():
-            raise UnsupportedModel(f"{transformer_dir}: no tokenizer.json")
-        tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        # tokenizer.json often carries export-time settings (e.g. truncate at
-        # 128, pad to fixed 128) that sentence-transformers overrides; do the
-        # same. Padding is done per batch in numpy.
-        tokenizer.enable_truncation(max_length=max_seq_length)
-        tokenizer.no_padding()
-        if st_config.get("do_lower_case"):
-            # Same normalizer sentence-transformers installs for do_lower_case.
-            current = tokenizer.normalizer
-            tokenizer.normalizer = NormalizerSequence([Lowercase(), current]) if current is not None else Lowercase()
-
-        pooling_config_path = pooling_dir / "config.json"
-        pooling_config: dict[str, Any] = _read_json(pooling_config_path) if pooling_config_path.is_file() else {}
-        pooling = _pooling_mode(pooling_config, pooling_config_path)
-
-        encoder = cls(
-            tokenizer=tokenizer,
-            weights=weights,
-            config=config,
-            max_seq_length=max_seq_length,
-            pooling=pooling,
-            normalize=len(kinds) == 3,
-        )
-        pooled_dim = pooling_config.get("embedding_dimension", pooling_config.get("word_embedding_dimension"))
-        if pooled_dim is not None and int(pooled_dim) != encoder.dimension:
-            raise UnsupportedModel(
-                f"{pooling_config_path}: pooling dimension {pooled_dim} != hidden size {encoder.dimension}"
-            )
-        return encoder
+            base = load_file(str(model.weights_path))
+        return cls(tokenizer=model.tokenizer, weights=_Weights(base, model.weights_path, overrides),
+                   config=model.config, max_seq_length=model.max_seq_length, pooling=model.pooling,
+                   normalize=model.normalize)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> F32:
         """Embed ``texts``; returns float32 ``(len(texts), dimension)``."""

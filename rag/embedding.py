@@ -6,8 +6,9 @@ characters. Sentence scores at question time are then dot products, with the nei
 (a sentence that says "the town" was read next to the one that names it).
 
 For BERT models neither side imports torch: passages go through the model's forward pass as an ONNX graph in ONNX
-Runtime (``rag.onnx_bert``, float32 on all cores), questions through a numpy copy of it (``rag.bert_numpy``); the
-tests check both give sentence-transformers' vectors. Other models run in sentence-transformers.
+Runtime (``rag.onnx_bert``, float32 on all cores), questions through the same graph on one thread (or, when it is
+not compiled, a numpy copy of the model: ``rag.bert_numpy``); the tests check each gives sentence-transformers'
+vectors. Other models run in sentence-transformers.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+from tokenizers import Tokenizer
 
 from rag.bert_numpy import pool_tokens
 from rag.cleaning import Span
@@ -68,7 +71,7 @@ def make_passage_embedder(settings: Settings) -> PassageEmbedder:
     model is no BERT or the ONNX graph cannot be built or run here."""
     if settings.passage_encoder != "sentence-transformers":
         try:
-            return OnnxPassageEmbedder(settings.model_path, settings.cache_dir)
+            return OnnxEmbedder(settings.model_path, settings.cache_dir)
         except Exception as error:  # UnsupportedModel, or ONNX Runtime's own errors building or opening the graph
             if settings.passage_encoder == "onnx":
                 raise
@@ -76,26 +79,33 @@ def make_passage_embedder(settings: Settings) -> PassageEmbedder:
     return SentenceTransformersEmbedder(settings.model_path, settings.embed_batch_size)
 
 
-class OnnxPassageEmbedder:
-    """The model's forward pass compiled to ONNX (float32), one unpadded passage a run on all cores."""
+class OnnxEmbedder:
+    """The model's forward pass compiled to ONNX (float32), one unpadded text a run: passages at ingest on every
+    core, questions on one thread (``make_query_encoder``)."""
 
-    def __init__(self, model_path: Path, cache_dir: Path) -> None:
-        from tokenizers import Tokenizer
-
-        from rag.bert_numpy import BertNumpyEncoder
+    def __init__(self, model_path: Path, cache_dir: Path, threads: int | None = None, build: bool = True) -> None:
+        """Without ``build`` the compiled graph must be in ``cache_dir`` already (``rag.onnx_bert.NotCompiled``
+        otherwise), and the model's weights are never read: only its tokenizer and configuration."""
+        from rag.bert_numpy import BertNumpyEncoder, describe_model
         from rag.onnx_bert import bert_graph, compiled_bert
         from rag.settings import model_identity
 
-        encoder = BertNumpyEncoder.load(model_path)
-        self.tokenizer, self.pooling, self.normalize = encoder.tokenizer, encoder.pooling, encoder.normalize
-        self.dimension = encoder.dimension
-        # The splitter measures whole sentences and articles: a copy of the tokenizer that does not cut at the window.
-        self.counter = Tokenizer.from_str(self.tokenizer.to_str())
-        self.counter.no_truncation()
-        threads = len(os.sched_getaffinity(0))
-        self.model = compiled_bert(lambda: bert_graph(encoder), f"passages:{model_identity(model_path)}", cache_dir,
-                                   quantise=False, threads=threads)
+        model = describe_model(model_path)
+        self.tokenizer, self.pooling, self.normalize = model.tokenizer, model.pooling, model.normalize
+        self.dimension = model.dimension
+        threads = threads or len(os.sched_getaffinity(0))
+        self.model = compiled_bert(lambda: bert_graph(BertNumpyEncoder.load(model_path)),
+                                   f"passages:{model_identity(model_path)}", cache_dir, quantise=False,
+                                   threads=threads, build=build)
         self.engine = f"ONNX Runtime float32, {threads} thread(s)"
+
+    @cached_property
+    def counter(self) -> Tokenizer:
+        """The splitter measures whole sentences and articles: a copy of the tokenizer that does not cut at the
+        window (made when first needed: questions never need it)."""
+        counter = Tokenizer.from_str(self.tokenizer.to_str())
+        counter.no_truncation()
+        return counter
 
     def count_tokens(self, text: str) -> list[int]:
         ids: list[int] = self.counter.encode(text, add_special_tokens=False).ids
@@ -185,21 +195,33 @@ def pool_spans(tokens: Vectors, offsets: Sequence[tuple[int, int]], spans: Seque
 
 
 def make_query_encoder(settings: Settings) -> QueryEncoder:
-    """The fastest encoder that gives the ingest model's vectors: numpy for BERT models, else sentence-transformers."""
+    """The fastest encoder that gives the ingest model's vectors (the tests hold each to sentence-transformers'):
+    ingest's ONNX graph on one thread (``auto`` takes it when ingest has compiled it: 5 ms a question here against
+    14 ms in numpy, and opening it costs about what reading numpy's weights does), else numpy for BERT models, else
+    sentence-transformers."""
+    from threadpoolctl import threadpool_limits
+
     from rag.bert_numpy import BertNumpyEncoder, UnsupportedModel
+    from rag.onnx_bert import NotCompiled
 
-    if settings.query_encoder != "sentence-transformers":
+    # One thread, for numpy's products at question time too. A question is a few dozen tokens: on an idle 2-core
+    # machine two threads embed one in ~6 ms and one thread in ~9 ms; with the cores busy (concurrent users, an
+    # ingest) two threads took ~700 ms and one ~8 ms. Predictable wins.
+    threadpool_limits(limits=1, user_api="blas")
+    mode = settings.query_encoder
+    if mode in ("auto", "onnx"):
         try:
-            encoder = BertNumpyEncoder.load(settings.model_path)
-            # A question is a few dozen tokens. On an idle 2-core machine two BLAS threads embed one in ~6 ms and
-            # one thread in ~9 ms; with the cores busy (concurrent users, an ingest) two threads took ~700 ms and
-            # one ~8 ms. Predictable wins.
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=1, user_api="blas")
-            return encoder
+            return OnnxEmbedder(settings.model_path, settings.cache_dir, threads=1, build=mode == "onnx")
+        except Exception as error:  # UnsupportedModel, NotCompiled, or ONNX Runtime's own errors opening the graph
+            if mode == "onnx":
+                raise
+            if not isinstance(error, NotCompiled | UnsupportedModel):
+                print(f"note: {error}; embedding questions in numpy", file=sys.stderr)
+    if mode != "sentence-transformers":
+        try:
+            return BertNumpyEncoder.load(settings.model_path)
         except UnsupportedModel as error:
-            if settings.query_encoder == "numpy":
+            if mode == "numpy":
                 raise
             print(f"note: {error}; embedding questions with sentence-transformers", file=sys.stderr)
     return SentenceTransformersEmbedder(settings.model_path, settings.embed_batch_size)

@@ -129,17 +129,23 @@ class CompiledBert:
         return outputs
 
 
+class NotCompiled(LookupError):
+    """The graph asked for is not in the cache, and building it was not allowed."""
+
+
 def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path, quantise: bool = True,
-                  threads: int = 1) -> CompiledBert:
+                  threads: int = 1, build: bool = True) -> CompiledBert:
     """The session (int8 if ``quantise``) for the weights ``identity`` names: from ``cache_dir`` when it was built
     before, else ``graph()`` is built (a few seconds), quantised and stored there; written aside and renamed, so
     concurrent first runs never see half a file. An unwritable cache directory only costs the build on every
-    start."""
+    start. Without ``build``, a graph not in the cache raises ``NotCompiled``."""
     precision = "int8" if quantise else "fp32"
     key = hashlib.sha256(f"{GRAPH_VERSION}\0{identity}".encode()).hexdigest()[:16]
     cached = cache_dir / f"bert-{precision}-{key}.onnx"
     if cached.is_file():
         return CompiledBert(cached, threads)
+    if not build:
+        raise NotCompiled(f"no compiled graph for {identity} in {cache_dir}")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))

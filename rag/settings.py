@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal, get_args, get_origin, get_type_hints
 
-QueryEncoder = Literal["auto", "numpy", "sentence-transformers"]
+QueryEncoder = Literal["auto", "onnx", "numpy", "sentence-transformers"]
 PassageEncoder = Literal["auto", "onnx", "sentence-transformers"]
 AnswererKind = Literal["hybrid", "rules", "reader"]
 DecidingAnswerer = Literal["rules", "reader"]
@@ -47,8 +47,10 @@ class Settings:
     embed_model: str = ""
     """A local sentence-transformers model directory; empty means the all-MiniLM-L6-v2 shipped on PyPI."""
     query_encoder: QueryEncoder = "auto"
-    """How questions are embedded: ``numpy`` avoids importing torch (fast start) and gives the same vectors for
-    BERT models; ``auto`` uses it when the model allows and falls back to sentence-transformers."""
+    """How questions are embedded, each giving the same vectors for BERT models without importing torch: ``onnx``
+    runs ingest's compiled graph (the fastest; compiled first if need be), ``numpy`` a copy of the model in numpy;
+    ``auto`` takes ``onnx`` when ingest has compiled the graph, else ``numpy``, and sentence-transformers for
+    other models."""
     passage_encoder: PassageEncoder = "auto"
     """How ingest embeds passages: ``onnx`` runs BERT models in ONNX Runtime without torch (faster, same vectors);
     ``auto`` uses it when the model allows and falls back to sentence-transformers."""

@@ -1,5 +1,5 @@
 """Ingest's passage encoder in ONNX Runtime must give sentence-transformers' token counts and vectors, and ingest
-must not import torch for a BERT model."""
+must not import torch for a BERT model. Questions go through the same compiled graph once ingest has built it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import OnnxPassageEmbedder, SentenceTransformersEmbedder, make_passage_embedder
+from rag.bert_numpy import BertNumpyEncoder
+from rag.embedding import OnnxEmbedder, SentenceTransformersEmbedder, make_passage_embedder, make_query_encoder
+from rag.onnx_bert import NotCompiled
 from rag.settings import load_settings
 from tests.conftest import run_code
 from tests.test_bert_numpy import LONG_PARAGRAPH, MODEL_DIR, TEXTS
@@ -31,8 +33,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxPassageEmbedder:
-    return OnnxPassageEmbedder(MODEL_DIR, tmp_path_factory.mktemp("cache"))
+def onnx_embedder(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
+    return OnnxEmbedder(MODEL_DIR, tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +42,14 @@ def st_embedder() -> SentenceTransformersEmbedder:
     return SentenceTransformersEmbedder(MODEL_DIR, 32)
 
 
-def test_token_counts_are_sentence_transformers_and_never_cut(onnx_embedder: OnnxPassageEmbedder,
+def test_token_counts_are_sentence_transformers_and_never_cut(onnx_embedder: OnnxEmbedder,
                                                               st_embedder: SentenceTransformersEmbedder) -> None:
     for text in [*TEXTS, LONG_PARAGRAPH * 3]:
         assert onnx_embedder.count_tokens(text) == st_embedder.count_tokens(text), text
     assert len(onnx_embedder.count_tokens(LONG_PARAGRAPH * 3)) > 3 * 256
 
 
-def test_passage_and_sentence_vectors_are_sentence_transformers(onnx_embedder: OnnxPassageEmbedder,
+def test_passage_and_sentence_vectors_are_sentence_transformers(onnx_embedder: OnnxEmbedder,
                                                                 st_embedder: SentenceTransformersEmbedder) -> None:
     spans = [sentence_spans(text) for text in PASSAGES]
     ours, theirs = onnx_embedder.embed_passages(PASSAGES, spans), st_embedder.embed_passages(PASSAGES, spans)
@@ -62,9 +64,24 @@ def test_passage_and_sentence_vectors_are_sentence_transformers(onnx_embedder: O
 
 def test_the_setting_chooses_the_encoder(tmp_path: Path) -> None:
     settings = load_settings({"cache_dir": str(tmp_path)}, environ={})
-    assert isinstance(make_passage_embedder(settings), OnnxPassageEmbedder)
+    assert isinstance(make_passage_embedder(settings), OnnxEmbedder)
     chosen = make_passage_embedder(settings.with_overrides({"passage_encoder": "sentence-transformers"}))
     assert isinstance(chosen, SentenceTransformersEmbedder) and chosen.engine.startswith("sentence-transformers")
+
+
+def test_questions_go_through_ingests_graph_once_it_is_compiled(tmp_path: Path,
+                                                                st_embedder: SentenceTransformersEmbedder) -> None:
+    settings = load_settings({"cache_dir": str(tmp_path)}, environ={})
+    # Before ingest compiled the graph, ``auto`` embeds questions in numpy rather than compile it for one question.
+    with pytest.raises(NotCompiled):
+        OnnxEmbedder(settings.model_path, tmp_path, threads=1, build=False)
+    assert isinstance(make_query_encoder(settings), BertNumpyEncoder)
+    make_passage_embedder(settings)
+    encoder = make_query_encoder(settings)
+    assert isinstance(encoder, OnnxEmbedder) and encoder.engine == "ONNX Runtime float32, 1 thread(s)"
+    questions = ["When did Iraqi forces declare victory in Mosul?", "raqa fall date", "who"]
+    np.testing.assert_allclose(encoder.encode(questions), st_embedder.encode(questions), atol=1e-5)
+    assert isinstance(make_query_encoder(settings.with_overrides({"query_encoder": "numpy"})), BertNumpyEncoder)
 
 
 def test_ingest_of_a_bert_model_does_not_import_torch(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_reads_os_environ_only_when_no_environ_is_given(monkeypatch: pytest.Monk
         ({"chunk_overlap": 80}, {}, "chunk_overlap"),
         ({"chunk_overlap": -1}, {}, "chunk_overlap"),
         ({"candidates": 3}, {}, "candidates"),
-        ({}, {"RAG_QUERY_ENCODER": "onnx"}, "query_encoder"),
+        ({}, {"RAG_QUERY_ENCODER": "tensorflow"}, "query_encoder"),
         ({}, {"RAG_REFUSAL_THRESHOLD": "high"}, "refusal_threshold"),
         ({}, {"RAG_EMBED_MODEL": "/no/such/model"}, "embed_model"),
         ({}, {"RAG_RRF_K": "-5"}, "rrf_k"),
