@@ -283,16 +283,20 @@ class Assistant:
 
     @staticmethod
     def _reader_takes_over(ruled: Answer, composed: Composed) -> bool:
-        """Whether the reader answers a question handed to the rules: it is sure of a short answer, and the rules
-        did not find that answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four months")."""
-        if not composed.answerable or composed.short_answer is None or composed.support < READER_SURE:
+        """Whether the reader answers a question handed to the rules, with a short answer: when both find their
+        answers in the same sentence, the trained reader picks the words if they differ (unless the rules found that
+        answer in a tighter span: "Oct. 17" in "Oct. 17, four months"); elsewhere, only when it is sure
+        (``READER_SURE``)."""
+        if not composed.answerable or composed.short_answer is None:
             return False
-        if not (ruled.citations and composed.quotes):
-            return True
-        cited, quoted = ruled.citations[0], composed.quotes[0]
-        same_sentence = (cited.doc_id == quoted.passage.metadata["article_id"]
-                         and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0)
-        return not (same_sentence and narrows(ruled.short_answer, composed.short_answer))
+        if ruled.citations and composed.quotes:
+            cited, quoted = ruled.citations[0], composed.quotes[0]
+            if (cited.doc_id == quoted.passage.metadata["article_id"]
+                    and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0
+                    and (ruled.short_answer or "") in quoted.text):
+                return ruled.short_answer != composed.short_answer and not narrows(ruled.short_answer,
+                                                                                    composed.short_answer)
+        return composed.support >= READER_SURE
 
     @cached_property
     def llm(self) -> ChatModel:

@@ -115,7 +115,8 @@ def test_cli_reader_answers_a_factoid_with_its_span_and_an_open_question_with_se
     assert [c["n"] for c in opened["citations"]] == list(range(1, len(opened["citations"]) + 1))
 
 
-def test_the_default_hands_the_rules_only_the_questions_they_can_type(seed_settings: Settings) -> None:
+def test_the_default_hands_typed_questions_to_the_rules_and_lets_the_reader_pick_its_words(
+        seed_settings: Settings) -> None:
     hybrid, rules = Assistant(seed_settings), Assistant(seed_settings.with_overrides({"answerer": "rules"}))
     factoid = hybrid.ask("when did mosul fall")
     assert factoid.decided_by == "rules" and factoid.short_answer == "July 10"
@@ -125,6 +126,14 @@ def test_the_default_hands_the_rules_only_the_questions_they_can_type(seed_setti
     sure = hybrid.ask(envoy)
     assert sure.decided_by == "reader" and sure.short_answer == "Brett McGurk" and sure.support >= READER_SURE
     assert rules.ask(envoy).short_answer != sure.short_answer
+    # Not sure, but it reads the sentence the rules quote and picks other words in it: the reader's stand.
+    belgian = "Planning for a 2016 attack in which Belgian city was traced to Raqqa?"
+    ruled, read = rules.ask(belgian), hybrid.ask(belgian)
+    assert ruled.short_answer == "Europe" and read.decided_by == "reader" and read.short_answer == "Brussels"
+    assert read.support < READER_SURE and read.citations[0].quote == ruled.citations[0].quote
+    # The rules quote two sentences and found their answer in the one the reader did not read: theirs stands.
+    territory = hybrid.ask("According to McGurk, how much territory did the Islamic State lose in the last year?")
+    assert territory.decided_by == "rules" and territory.short_answer == "over 90,000"
     # Sure too, but the rules found its answer in a tighter span of the same sentence: theirs stands.
     raqqa, reader = "When did Raqqa fall?", Assistant(seed_settings.with_overrides({"answerer": "reader"}))
     read = reader.ask(raqqa)

@@ -52,6 +52,10 @@ class Quote:
     """Offsets in the article text; ``start:end`` lies inside the passage."""
     score: float
 
+    @property
+    def text(self) -> str:
+        return self.passage.text[self.start - self.passage.start : self.end - self.passage.start]
+
 
 @dataclass(frozen=True)
 class ReadWindow:
@@ -339,8 +343,7 @@ def _span_text(passage: RetrievedPassage, start: int, end: int) -> str:
 
 
 def _quoted(quotes: Sequence[Quote]) -> str:
-    return " ".join(f"“{_squash(q.passage.text[q.start - q.passage.start : q.end - q.passage.start])}” [{n}]"
-                    for n, q in enumerate(quotes, start=1))
+    return " ".join(f"“{_squash(q.text)}” [{n}]" for n, q in enumerate(quotes, start=1))
 
 
 def _squash(text: str) -> str:
