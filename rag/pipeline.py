@@ -283,20 +283,24 @@ class Assistant:
 
     @staticmethod
     def _reader_takes_over(ruled: Answer, composed: Composed) -> bool:
-        """Whether the reader answers a question handed to the rules, with a short answer: when both find their
-        answers in the same sentence, the trained reader picks the words if they differ (unless the rules found that
-        answer in a tighter span: "Oct. 17" in "Oct. 17, four months"); elsewhere, only when it is sure
-        (``READER_SURE``)."""
+        """Whether the reader answers a question handed to the rules, with a short answer: when it is sure
+        (``READER_SURE``), and when both find their answers in the same sentence but pick other words there (the
+        trained reader picks them better); never when the rules found its answer in a tighter span of that sentence
+        ("Oct. 17" in "Oct. 17, four months")."""
         if not composed.answerable or composed.short_answer is None:
             return False
-        if ruled.citations and composed.quotes:
-            cited, quoted = ruled.citations[0], composed.quotes[0]
-            if (cited.doc_id == quoted.passage.metadata["article_id"]
-                    and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0
-                    and (ruled.short_answer or "") in quoted.text):
-                return ruled.short_answer != composed.short_answer and not narrows(ruled.short_answer,
-                                                                                    composed.short_answer)
-        return composed.support >= READER_SURE
+        sure = composed.support >= READER_SURE
+        if not (ruled.citations and composed.quotes):
+            return sure
+        cited, quoted = ruled.citations[0], composed.quotes[0]
+        same_sentence = (cited.doc_id == quoted.passage.metadata["article_id"]
+                         and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0
+                         and (ruled.short_answer or "") in quoted.text)
+        if not same_sentence:
+            return sure
+        if narrows(ruled.short_answer, composed.short_answer):
+            return False
+        return sure or ruled.short_answer != composed.short_answer
 
     @cached_property
     def llm(self) -> ChatModel:
