@@ -51,7 +51,7 @@ unit: setup setup-llm setup-axe
 
 eval: setup
 	$(PY) -m rag.eval --questions evals/seeds.jsonl --min-answer.accuracy 0.9 --min-retrieval.recall@5 0.9 \
-		--min-refusal.accuracy 0.9 --min-citation.precision 0.9
+		--min-refusal.accuracy 0.9 --min-citation.precision 0.9 --min-answer.f1 0.85
 	$(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.60 --max-refusal.false_rate 0.12
 	RAG_ANSWERER=rules $(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.38 \
 		--max-refusal.false_rate 0.27

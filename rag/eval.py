@@ -44,7 +44,7 @@ from rag.evaluation import (
 )
 from rag.evaluation import run as run_questions
 from rag.indexing import Progress
-from rag.pipeline import Assistant
+from rag.pipeline import READER_SURE, Assistant
 from rag.settings import Settings
 
 
@@ -116,6 +116,10 @@ def main() -> int:
     # One number when one answerer decided every question, else each answerer's (their units differ).
     thresholds = {decider: assistant.threshold(decider) for decider in sorted({g.answer.decided_by for g in graded})}
     metrics["refusal_threshold"] = next(iter(thresholds.values())) if len(thresholds) == 1 else thresholds
+    if settings.answerer == "hybrid":
+        # Which answerer decided how many, and the support at which the reader takes a question from the rules.
+        metrics["decided_by"] = dict(sorted(Counter(g.answer.decided_by for g in graded).items()))
+        metrics["reader_sure"] = READER_SURE
     if args.squad:
         log("reading each gold paragraph with the reader alone")
         metrics["reader"] = read_gold_paragraphs(assistant, args.squad, questions)

@@ -29,7 +29,7 @@ from rag.evaluation import (
     ranks_refusals,
     summarize,
 )
-from rag.pipeline import Answer
+from rag.pipeline import READER_SURE, Answer
 from rag.retrieval import RetrievedPassage
 from rag.settings import load_settings
 from rag.squad import squad_corpus
@@ -543,6 +543,9 @@ def test_cli_json_has_every_metric_in_range(seed_metrics: dict[str, Any]) -> Non
     # The default hands most seed questions to the rules and a few to the reader: each one's threshold, in its units.
     thresholds = seed_metrics["refusal_threshold"]
     assert set(thresholds) == {"rules", "reader"} and all(isinstance(value, float) for value in thresholds.values())
+    # And how many each decided, with the support at which the reader takes a typed question from the rules.
+    assert set(seed_metrics["decided_by"]) == {"rules", "reader"} and sum(seed_metrics["decided_by"].values()) == 67
+    assert seed_metrics["reader_sure"] == READER_SURE
 
 
 def test_cli_one_answerer_gives_one_threshold_and_the_refusal_tradeoff(seed_index: Path) -> None:
