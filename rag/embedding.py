@@ -83,9 +83,11 @@ class OnnxEmbedder:
     """The model's forward pass compiled to ONNX (float32), one unpadded text a run: passages at ingest on every
     core, questions on one thread (``make_query_encoder``)."""
 
-    def __init__(self, model_path: Path, cache_dir: Path, threads: int | None = None, build: bool = True) -> None:
+    def __init__(self, model_path: Path, cache_dir: Path, threads: int | None = None, build: bool = True,
+                 background: bool = False) -> None:
         """Without ``build`` the compiled graph must be in ``cache_dir`` already (``rag.onnx_bert.NotCompiled``
-        otherwise), and the model's weights are never read: only its tokenizer and configuration."""
+        otherwise), and the model's weights are never read: only its tokenizer and configuration. ``background``
+        opens the graph while the caller goes on (``rag.onnx_bert.CompiledBert``)."""
         from rag.bert_numpy import BertNumpyEncoder, describe_model
         from rag.onnx_bert import bert_graph, compiled_bert
         from rag.settings import model_identity
@@ -96,7 +98,7 @@ class OnnxEmbedder:
         threads = threads or len(os.sched_getaffinity(0))
         self.model = compiled_bert(lambda: bert_graph(BertNumpyEncoder.load(model_path)),
                                    f"passages:{model_identity(model_path)}", cache_dir, quantise=False,
-                                   threads=threads, build=build)
+                                   threads=threads, build=build, background=background)
         self.engine = f"ONNX Runtime float32, {threads} thread(s)"
 
     @cached_property
@@ -197,8 +199,8 @@ def pool_spans(tokens: Vectors, offsets: Sequence[tuple[int, int]], spans: Seque
 def make_query_encoder(settings: Settings) -> QueryEncoder:
     """The fastest encoder that gives the ingest model's vectors (the tests hold each to sentence-transformers'):
     ingest's ONNX graph on one thread (``auto`` takes it when ingest has compiled it: 5 ms a question here against
-    14 ms in numpy, and opening it costs about what reading numpy's weights does), else numpy for BERT models, else
-    sentence-transformers."""
+    14 ms in numpy, and it opens while the retriever loads its indexes, so a one-question ``rag.ask`` starts no
+    slower), else numpy for BERT models, else sentence-transformers."""
     from threadpoolctl import threadpool_limits
 
     from rag.bert_numpy import BertNumpyEncoder, UnsupportedModel
@@ -211,8 +213,10 @@ def make_query_encoder(settings: Settings) -> QueryEncoder:
     mode = settings.query_encoder
     if mode in ("auto", "onnx"):
         try:
-            return OnnxEmbedder(settings.model_path, settings.cache_dir, threads=1, build=mode == "onnx")
-        except Exception as error:  # UnsupportedModel, NotCompiled, or ONNX Runtime's own errors opening the graph
+            # Opened while the retriever loads its indexes, so a one-question process pays little for it.
+            return OnnxEmbedder(settings.model_path, settings.cache_dir, threads=1, build=mode == "onnx",
+                                background=True)
+        except Exception as error:  # UnsupportedModel, NotCompiled, or ONNX Runtime's own errors building the graph
             if mode == "onnx":
                 raise
             if not isinstance(error, NotCompiled | UnsupportedModel):

@@ -14,7 +14,9 @@ import hashlib
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +109,10 @@ def bert_graph(encoder: BertNumpyEncoder, head_weight: F32 | None = None, head_b
 class CompiledBert:
     """An ONNX Runtime session over ``bert_graph``: token ids in, head outputs per token out."""
 
-    def __init__(self, model: Path | bytes, threads: int = 1) -> None:
+    def __init__(self, model: Path | bytes, threads: int = 1, background: bool = False) -> None:
+        """With ``background`` the session opens on a thread of its own (ONNX Runtime lets go of the GIL while it
+        reads the graph: about 110 ms for a float32 MiniLM), and the first ``run`` waits for it; an error opening it
+        is raised there."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -119,7 +124,16 @@ class CompiledBert:
         if threads == 1:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self._session: Future[Any] = Future()
+        if background:
+            threading.Thread(target=_settle, args=(self._session, ort.InferenceSession, source, options),
+                             name="onnx-session").start()
+        else:
+            self._session.set_result(ort.InferenceSession(source, options, providers=["CPUExecutionProvider"]))
+
+    @property
+    def session(self) -> Any:
+        return self._session.result()
 
     def run(self, ids: Sequence[int], type_ids: Sequence[int]) -> F32:
         """Head outputs ``[seq, outputs]`` for one unpadded sequence."""
@@ -133,17 +147,24 @@ class NotCompiled(LookupError):
     """The graph asked for is not in the cache, and building it was not allowed."""
 
 
+def _settle(future: Future[Any], open_session: Callable[..., Any], source: str | bytes, options: Any) -> None:
+    try:
+        future.set_result(open_session(source, options, providers=["CPUExecutionProvider"]))
+    except BaseException as error:  # handed to whoever runs the model first
+        future.set_exception(error)
+
+
 def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path, quantise: bool = True,
-                  threads: int = 1, build: bool = True) -> CompiledBert:
+                  threads: int = 1, build: bool = True, background: bool = False) -> CompiledBert:
     """The session (int8 if ``quantise``) for the weights ``identity`` names: from ``cache_dir`` when it was built
     before, else ``graph()`` is built (a few seconds), quantised and stored there; written aside and renamed, so
     concurrent first runs never see half a file. An unwritable cache directory only costs the build on every
-    start. Without ``build``, a graph not in the cache raises ``NotCompiled``."""
+    start. Without ``build``, a graph not in the cache raises ``NotCompiled``; ``background``: see ``CompiledBert``."""
     precision = "int8" if quantise else "fp32"
     key = hashlib.sha256(f"{GRAPH_VERSION}\0{identity}".encode()).hexdigest()[:16]
     cached = cache_dir / f"bert-{precision}-{key}.onnx"
     if cached.is_file():
-        return CompiledBert(cached, threads)
+        return CompiledBert(cached, threads, background)
     if not build:
         raise NotCompiled(f"no compiled graph for {identity} in {cache_dir}")
     try:
@@ -155,7 +176,7 @@ def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path, quan
         built = _quantised(graph(), workdir) if quantise else _saved(graph(), workdir)
         try:
             os.replace(built, cached)
-            return CompiledBert(cached, threads)
+            return CompiledBert(cached, threads, background)
         except OSError:
             return CompiledBert(built, threads)
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from rag.bert_numpy import BertNumpyEncoder
 from rag.embedding import OnnxEmbedder, SentenceTransformersEmbedder, make_passage_embedder, make_query_encoder
-from rag.onnx_bert import NotCompiled
+from rag.onnx_bert import CompiledBert, NotCompiled
 from rag.settings import load_settings
 from tests.conftest import run_code
 from tests.test_bert_numpy import LONG_PARAGRAPH, MODEL_DIR, TEXTS
@@ -82,6 +82,14 @@ def test_questions_go_through_ingests_graph_once_it_is_compiled(tmp_path: Path,
     questions = ["When did Iraqi forces declare victory in Mosul?", "raqa fall date", "who"]
     np.testing.assert_allclose(encoder.encode(questions), st_embedder.encode(questions), atol=1e-5)
     assert isinstance(make_query_encoder(settings.with_overrides({"query_encoder": "numpy"})), BertNumpyEncoder)
+
+
+def test_a_graph_opened_in_the_background_raises_its_error_at_the_first_run() -> None:
+    broken = CompiledBert(b"not an ONNX graph", background=True)  # the caller goes on while it opens
+    with pytest.raises(Exception, match="INVALID_PROTOBUF"):
+        broken.run([101, 102], [0, 0])
+    with pytest.raises(Exception, match="INVALID_PROTOBUF"):
+        CompiledBert(b"not an ONNX graph")
 
 
 def test_ingest_of_a_bert_model_does_not_import_torch(tmp_path: Path) -> None:
