@@ -258,6 +258,8 @@ class Assistant:
         ``previous_answer``), from the articles ``scope`` allows (all of them when it is None or empty)."""
         question = check_question(question)
         self.follow_store()
+        if self.settings.answerer != "rules":
+            self.answerer.reader  # noqa: B018  (its graph opens in the background while the question is retrieved)
         asked = contextualize(question, history, self.retriever, previous_answer)
         vector = self.retriever.embed_question(asked)
         passages = self.retriever.retrieve(asked, vector, scope=scope)

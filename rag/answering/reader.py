@@ -151,7 +151,8 @@ class SpanReader:
         self.card: dict[str, Any] = json.loads((reader_dir / CONFIG_FILE).read_text())
         self.tokenizer = Tokenized(base_model / "tokenizer.json")
         identity = f"{hashlib.sha256(weights_path.read_bytes()).hexdigest()}:{base_model.resolve()}"
-        self.model = compiled_bert(lambda: reader_graph(base_model, weights_path), identity, cache_dir)
+        self.model = compiled_bert(lambda: reader_graph(base_model, weights_path), identity, cache_dir,
+                                   background=True)
 
     def read(self, question: str, contexts: Sequence[str]) -> list[SpanScore | None]:
         """For each context, its best answer span (over all its windows) with the no-answer score."""
