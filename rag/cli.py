@@ -21,7 +21,8 @@ def add_index_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", dest="top_k", type=int, metavar="N", help="passages to return (RAG_TOP_K)")
     parser.add_argument("--answerer", choices=get_args(AnswererKind),
                         help="extractive answerer: hybrid (default: factoid questions of a kind the hand-tuned "
-                             "rules can type by them unless the trained reader is sure, the rest by the reader), "
+                             "rules can type by them unless the trained reader is sure or picks other words in "
+                             "their sentence, the rest by the reader), "
                              "rules or reader (RAG_ANSWERER)")
 
 

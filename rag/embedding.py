@@ -213,7 +213,6 @@ def make_query_encoder(settings: Settings) -> QueryEncoder:
     mode = settings.query_encoder
     if mode in ("auto", "onnx"):
         try:
-            # Opened while the retriever loads its indexes, so a one-question process pays little for it.
             return OnnxEmbedder(settings.model_path, settings.cache_dir, threads=1, build=mode == "onnx",
                                 background=True)
         except Exception as error:  # UnsupportedModel, NotCompiled, or ONNX Runtime's own errors building the graph

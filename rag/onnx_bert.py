@@ -124,12 +124,15 @@ class CompiledBert:
         if threads == 1:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
+
+        def open_session() -> Any:
+            return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
         self._session: Future[Any] = Future()
         if background:
-            threading.Thread(target=_settle, args=(self._session, ort.InferenceSession, source, options),
-                             name="onnx-session").start()
+            threading.Thread(target=_settle, args=(self._session, open_session), name="onnx-session").start()
         else:
-            self._session.set_result(ort.InferenceSession(source, options, providers=["CPUExecutionProvider"]))
+            self._session.set_result(open_session())
 
     @property
     def session(self) -> Any:
@@ -147,9 +150,9 @@ class NotCompiled(LookupError):
     """The graph asked for is not in the cache, and building it was not allowed."""
 
 
-def _settle(future: Future[Any], open_session: Callable[..., Any], source: str | bytes, options: Any) -> None:
+def _settle(future: Future[Any], open_session: Callable[[], Any]) -> None:
     try:
-        future.set_result(open_session(source, options, providers=["CPUExecutionProvider"]))
+        future.set_result(open_session())
     except BaseException as error:  # handed to whoever runs the model first
         future.set_exception(error)
 
@@ -178,7 +181,7 @@ def compiled_bert(graph: Callable[[], Any], identity: str, cache_dir: Path, quan
             os.replace(built, cached)
             return CompiledBert(cached, threads, background)
         except OSError:
-            return CompiledBert(built, threads)
+            return CompiledBert(built, threads)  # opened now: the build directory is removed on return
     finally:
         for leftover in workdir.glob("*"):
             leftover.unlink(missing_ok=True)

@@ -67,9 +67,10 @@ class Settings:
     answerer: AnswererKind = "hybrid"
     """Who picks the answer: ``rules``, the hand-tuned sentence scorer; ``reader``, the trained reader with a learned
     sentence ranker and refusal model; or ``hybrid`` (the default): a factoid question whose kind of answer the
-    rules' patterns know (a date, a number, a name...) to ``rules`` unless ``reader`` is sure of its answer, every
-    other one (open questions: why, how, what happened, tell me about...; questions the patterns cannot type) to
-    ``reader``, until ``reader`` passes the seed gate on typed factoid questions too."""
+    rules' patterns know (a date, a number, a name...) to ``rules`` unless ``reader`` is sure of its answer or picks
+    other words in the sentence the rules answer from, every other one (open questions: why, how, what happened,
+    tell me about...; questions the patterns cannot type) to ``reader``, until ``reader`` passes the seed gate on
+    typed factoid questions too."""
     cache_dir: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                                     / "rag")
     """Where compiled models are kept (the reader's int8 graph, built on first use from the shipped weights)."""
