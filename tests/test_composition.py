@@ -94,6 +94,17 @@ def test_an_open_answer_takes_novel_sentences_and_skips_repeats_and_weak_ones() 
     assert composed.text == "“Fighters came for the caliphate. They came from Europe.” [1]"
 
 
+def test_an_open_answer_starts_at_the_readers_span_even_when_the_reader_prefers_no_answer() -> None:
+    passage, spans = article("a", "The swift victory in the town surprised the coalition.",
+                             "Rain is expected on Monday.", "Thousands of fighters surrendered as the town fell.")
+    ranked = candidates(passage, spans, [3.0, -5.0, -1.0])
+    unsure = span_in(ranked[2], "Thousands of fighters surrendered", margin=-2.0)
+    composed = compose_open(reading("what was different about the town", ranked, [unsure]))
+    # Anchored at the ranker's best sentence instead, the answer would stop before the surrenders.
+    assert composed.text == ("“The swift victory in the town surprised the coalition.” [1] “Thousands of fighters "
+                             "surrendered as the town fell.” [2]")
+
+
 def test_an_open_answer_runs_on_past_its_first_sentence_to_the_reply() -> None:
     passage, spans = article("a", "The minister was asked if troops had been in the country.",
                              "He said he never answers such questions.", "He added that this was no denial.",
