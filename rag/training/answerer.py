@@ -211,7 +211,7 @@ def main() -> int:
     for path in (path for path in DEV_QUESTIONS if path.is_file()):
         dev_rows += development_rows(path, settings, answerer, log)
     # The development questions are typed as people type and hold off-topic, near-topic and trap questions, which
-    # the SQuAD pairs lack: together they weigh half as much as the pairs.
+    # the SQuAD pairs lack: together they weigh DEV_WEIGHT times as much as the pairs.
     dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
     refusal = fit_logistic([*rows, *(r for r, _ in dev_rows)], [*labels, *(label for _, label in dev_rows)],
                            REFUSAL_FEATURES, sample_weights=[1.0] * len(rows) + [dev_weight] * len(dev_rows),
