@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from itertools import pairwise
 from pathlib import Path
 
@@ -71,6 +73,20 @@ def test_sentence_spans_of_the_seeds_slice_the_text() -> None:
     assert "Iraqi forces declared victory in Mosul on July 10." in found
     assert ("On Oct. 14, the Syrian government said its troops and allied fighters seized the town of Mayadeen, "
             "on the western bank of the Euphrates River.") in found
+
+
+def test_splitting_sentences_leaves_scipy_and_sklearn_unimported_but_importable() -> None:
+    # A fresh interpreter: NLTK's package init would import both (about 0.9 s of an ingest) for nothing Punkt uses.
+    script = (
+        "import sys\n"
+        "from rag.splitting import sentence_spans\n"
+        "assert sentence_spans('Gen. Ali left on Oct. 17. Then more.') == [(0, 25), (26, 36)]\n"
+        "assert 'sklearn' not in sys.modules and 'scipy.stats' not in sys.modules, 'imported'\n"
+        "import sklearn.feature_extraction, scipy.stats\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=SEEDS.parent, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 # --- locate_chunks --------------------------------------------------------------------------------------------------
