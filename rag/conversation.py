@@ -8,8 +8,9 @@ if it has any, else among its content words, weighed by their rarity in the inde
 taken for a subject (``Words``). A question whose subject is a pronoun (it, they, she...) gets the previous
 question's subject in its place (its last capitalised name, or its rarest content word), or the previous answer
 when the previous question asked for what the pronoun stands for: "who did he replace" then "why was he sacked"
-asks about the man replaced (``ANSWER_PRONOUNS``); "and X, how old is he" asks about X. Anything else is asked as
-it stands.
+asks about the man replaced (``ANSWER_PRONOUNS``); "and X, how old is he" asks about X. A count without its noun
+("how many were planned originally" after "how many new casinos will the uk allow") counts what the previous
+question counted. Anything else is asked as it stands.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\
 NAMED_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about)\s+([^,]+?)\s*,\s*(.+)$", re.IGNORECASE)
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
+AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
+# "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
+UNCOUNTED = re.compile(rf"^\s*(?:(?:and|so|but)\s+)?how many\s+(?={AUXILIARY})", re.IGNORECASE)
+# What a "how many" question counts: the words between "how many" and its verb ("new casinos").
+COUNTED = re.compile(rf"\bhow many ((?:[\w'’-]+ ){{0,3}}?[\w'’-]+) (?={AUXILIARY})", re.IGNORECASE)
 # The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
 # after "where is the plant" or "which firm makes the drug", "it" is as likely the plant or the drug.
 ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
@@ -79,6 +85,9 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     if named and (own := PRONOUN.search(named.group(2))):
         # "and tyndall, how old is he": the pronoun stands for the name the question opens with.
         return _in_place(named.group(2), own.span(), named.group(1))
+    uncounted = UNCOUNTED.match(question)
+    if uncounted and (counted := COUNTED.search(previous)):
+        return f"{question[: uncounted.end()]}{counted.group(1)} {question[uncounted.end() :]}"
     pronoun = PRONOUN.search(question)
     if not pronoun or NAME.search(question, 1) or len(question.split()) > MAX_PRONOUN_FOLLOW_UP_WORDS:
         return question

@@ -149,6 +149,24 @@ def test_a_pronoun_after_a_name_of_its_own_stands_for_that_name() -> None:
     assert contextualize("What about Raqqa, who took it?", ["When did Mosul fall?"]) == "who took Raqqa?"
 
 
+@pytest.mark.parametrize(
+    "follow_up,previous,expected",
+    [
+        ("how many were planned originally", "how many new casinos is the uk going to allow",
+         "how many new casinos were planned originally"),
+        ("And how many were wounded?", "How many French soldiers were killed in the attack?",
+         "And how many French soldiers were wounded?"),
+        # Nothing counted before: asked as it stands.
+        ("how many were killed", "when did the attack happen", "how many were killed"),
+        # A count with its own noun is a question of its own.
+        ("how many people were killed", "how many soldiers died", "how many people were killed"),
+    ],
+)
+def test_a_count_without_its_noun_counts_what_the_previous_question_counted(follow_up: str, previous: str,
+                                                                           expected: str) -> None:
+    assert contextualize(follow_up, [previous]) == expected
+
+
 def test_without_history_the_question_is_asked_as_it_stands() -> None:
     assert contextualize("And Raqqa?", []) == "And Raqqa?"
 
