@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from rag.answering.questions import AnswerKind, analyse, as_said, content_terms
+from rag.answering.questions import AUXILIARY, COUNTED, AnswerKind, analyse, as_said, content_terms
 
 
 class Words(Protocol):
@@ -54,11 +54,8 @@ NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\
 NAMED_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about)\s+([^,]+?)\s*,\s*(.+)$", re.IGNORECASE)
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
-AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
 # "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
 UNCOUNTED = re.compile(rf"^\s*(?:(?:and|so|but)\s+)?how many\s+(?={AUXILIARY})", re.IGNORECASE)
-# What a "how many" question counts: the words between "how many" and its verb ("new casinos").
-COUNTED = re.compile(rf"\bhow many ((?:[\w'’-]+ ){{0,3}}?[\w'’-]+) (?={AUXILIARY})", re.IGNORECASE)
 # The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
 # after "where is the plant" or "which firm makes the drug", "it" is as likely the plant or the drug.
 ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {

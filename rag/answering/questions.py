@@ -86,6 +86,9 @@ OPEN_FORMS = re.compile(
     r"(?:what|which) (?:are|were) (?:the|all|some)\b|"
     r"what(?:'?s| is| was| are| were) (?:.+\s)?about\W*$|what (?:is|was) (?:so )?(?:different|special|new) about\b)"
 )
+AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
+COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
+"""What a "how many" question counts: the words between "how many" and its verb ("new casinos", "French soldiers")."""
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
 KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.answering.questions import PATTERNS, STOPWORDS, AnswerKind, Span, _trim, content_terms, tokens
+from rag.answering.questions import COUNTED, PATTERNS, STOPWORDS, AnswerKind, Span, _trim, content_terms, tokens
 
 # Capitalised runs ("John Smith", "Gen. Ali Hassan", "National Defence Forces") for names of all kinds.
 NAME = re.compile(
@@ -65,8 +65,7 @@ def analyse(question: str) -> QuestionForm:
     words = unattributed.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
     # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
-    counted = re.search(r"\b[Hh]ow many ((?:[\w-]+ ){0,3}?[\w-]+)(?= (?:were|are|did|do|does|had|have|has|was|is|"
-                        r"will|would|could|can)\b)", " ".join(question.split()))
+    counted = COUNTED.search(" ".join(question.split()))
     kind, noun = _kind(text)
     return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
                         counted.group(1).split()[-1].lower() if counted else None,
