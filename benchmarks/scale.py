@@ -60,6 +60,7 @@ from benchmarks.speed import (
     current_commit,
     machine_info,
     markdown_table,
+    peak_rss_kib,
     percentile,
     python,
     ratio,
@@ -348,12 +349,8 @@ class ChromaServer:
 
     def peak_mb(self) -> float | None:
         """The server's peak RSS so far (VmHWM), while it runs."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
-        return mb(int(found.group(1))) if found else None
+        kib = peak_rss_kib(self.process.pid)
+        return mb(kib) if kib is not None else None
 
     def stop(self) -> None:
         self.process.terminate()

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -299,7 +300,10 @@ def child_env() -> dict[str, str]:
 
 
 def run_child(command: Sequence[str]) -> ChildRun:
-    """Run a command to completion: wall seconds, and this child's own peak RSS (not the max over all children)."""
+    """Run a command to completion: wall seconds, and this child's peak RSS (not the max over all children). On
+    Linux that peak is at least this process's own at the time of the spawn (exec carries the replaced image's
+    high-water mark over), so it is the child's only while this process is small; an ingest worker, spawned after
+    the warm benchmark loaded its models here, reports its own (``peak_rss_kib``)."""
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=ROOT, env=child_env(), stdin=subprocess.DEVNULL,
@@ -445,11 +449,23 @@ def write_sample(source: Path, count: int, target: Path) -> int:
     return written
 
 
+def peak_rss_kib(pid: int | str = "self") -> int | None:
+    """A running process's peak RSS in KiB (``VmHWM``, which exec resets), or None where ``/proc`` does not tell."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
 def run_worker(kind: str, corpus: Path, index_dir: Path, result: Path) -> IngestRun:
     child = checked(run_child(python("-m", "benchmarks.speed", "--worker", kind, "--corpus", str(corpus),
                                      "--index", str(index_dir), "--result", str(result))), f"{kind} worker")
     data = json.loads(result.read_text())
-    return IngestRun(data["seconds"], data["passages"], child.peak_mb, data["parts"], data["imports"])
+    own = data.get("peak_kib")
+    return IngestRun(data["seconds"], data["passages"], own / 1024 if own else child.peak_mb, data["parts"],
+                     data["imports"])
 
 
 def bench_ingest(source: Path, articles: int, repeat: int, workdir: Path) -> Ingest:
@@ -873,7 +889,8 @@ def main() -> int:
     if args.worker:
         if args.corpus is None or args.index is None or args.result is None:
             raise BenchError("a worker needs --corpus, --index and --result")
-        args.result.write_text(json.dumps(WORKERS[args.worker](args.corpus, args.index)))
+        done = WORKERS[args.worker](args.corpus, args.index)
+        args.result.write_text(json.dumps({**done, "peak_kib": peak_rss_kib()}))
         return 0
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as temporary:
         record = measure(args, argv, Path(temporary))

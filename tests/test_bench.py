@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from benchmarks.speed import (
     overhead,
     package_import_times,
     parse_importtime,
+    peak_rss_kib,
     percentile,
     ratio,
     read_history,
@@ -100,6 +102,18 @@ def test_cpu_and_memory_from_proc_text() -> None:
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n") == "AMD EPYC 7B13"
     assert memory_total_gib("MemTotal:       2097152 kB\n") == pytest.approx(2.0)
     assert memory_total_gib("") is None
+
+
+def test_a_spawned_process_reports_its_own_peak_not_its_parents() -> None:
+    # Linux hands a child spawned from a big process that process's peak as its ru_maxrss; VmHWM is its own.
+    ballast = bytearray(256 * 1024 * 1024)
+    ballast[::4096] = b"\1" * len(ballast[::4096])
+    own = subprocess.run([sys.executable, "-c", "from benchmarks.speed import peak_rss_kib; print(peak_rss_kib())"],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True)
+    assert 0 < int(own.stdout) < 128 * 1024
+    assert (peak_rss_kib() or 0) > 256 * 1024
+    assert peak_rss_kib(2**22 + 1) is None  # above Linux's largest pid: no such process
+    del ballast
 
 
 def test_metric_reads_nested_numbers_only() -> None:
