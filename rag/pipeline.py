@@ -83,7 +83,8 @@ class Answer:
     """How well the articles support answering, in the units of the answerer that decided (``decided_by``): the
     rules' sentence score, or the refusal model's log-odds; compared with that answerer's threshold."""
     asked: str = ""
-    """The question as retrieved with (a follow-up rewritten with its context)."""
+    """The question as answered: a follow-up rewritten with its context, initials written out as the passages write
+    the names they stand for."""
     mode: AnswerMode = "extractive"
     """``llm``: sentences a language model wrote, each checked against the passages it cites; ``extractive``: a
     quoted sentence; ``extractive-fallback``: the quoted sentence, because the model failed or nothing it wrote
@@ -224,7 +225,8 @@ class Assistant:
                     log(f"recording the manifest and article catalogue of {self.settings.index_dir} from the store")
                     ingest_locked([], self.settings, self.store, log)
                 elif not lexical_index_current(self.settings, self.store):
-                    log("the lexical index is behind the stored passages or damaged: rebuilding it")
+                    log("the lexical index is behind the stored passages, damaged, or from an earlier version: "
+                        "rebuilding it")
                     build_lexical_index(self.settings, self.store)
         except IndexBusy:
             log("another process is writing the index: answering from the lexical index as it was")
@@ -268,6 +270,11 @@ class Assistant:
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
+        # Every signal of the answerers matches the question's words in the passages: read initials as the names
+        # the passages write out.
+        written_out = self.retriever.written_out(asked, passages)
+        if written_out != asked:
+            asked, vector = written_out, self.retriever.embed_question(written_out)
         pool = passages[:ANSWER_POOL]
         ruled = self._rules_answer(question, asked, vector, pool, shown) if self.handed_to(asked) == "rules" else None
         if ruled is not None and self.settings.answerer == "rules":

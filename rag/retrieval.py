@@ -32,18 +32,22 @@ import numpy as np
 
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
-from rag.spelling import SpellingVariants
+from rag.spelling import SpellingVariants, initials_written_out, names_by_initials
 from rag.store import PassageStore, StoredSentence
 
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
 RERANK_DEPTH = 30
 W_RERANK_LEXICAL = 0.5
+# The passages whose names a question's initials are read as (``HybridRetriever.written_out``).
+WRITTEN_OUT_FROM = 3
 POINTER_FILE = "current.json"
 STAMP_FILE = "stamp.json"
 # The passage ids of a version's corpus, in corpus order: what a removal needs to know which entries to mask.
 IDS_FILE = "ids.json"
 # BM25Retriever's own settings file (similarity_top_k and corpus_weight_mask), read when it loads a version.
 RETRIEVER_FILE = "retriever.json"
+# The names the passages write out, by their initials (``rag.spelling.names_by_initials``).
+INITIALS_FILE = "initials.json"
 # Which of a version's files a reader found as stamped, and their inode state then: a later start whose stat of a file
 # is the same trusts it without reading it again. Not part of the stamp (readers write it after publication); its
 # temporary files share its prefix.
@@ -222,9 +226,11 @@ def store_generation(store: PassageStore) -> int:
 
 
 def lexical_index_current(settings: Settings, store: PassageStore) -> bool:
-    """Whether the BM25 index in use is whole and was built from the store as it is (same generation, same count)."""
+    """Whether the BM25 index in use is whole, has every file a build writes now, and was built from the store as it
+    is (same generation, same count)."""
     found = current_lexical_version(settings)
-    return found is not None and (found[1].generation, found[1].passages) == (store_generation(store), store.count())
+    return (found is not None and INITIALS_FILE in found[1].files
+            and (found[1].generation, found[1].passages) == (store_generation(store), store.count()))
 
 
 def build_lexical_index(settings: Settings, store: PassageStore) -> None:
@@ -244,6 +250,7 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
         top_k = min(settings.candidates, len(nodes))
         BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building), show_progress=False)
     (building / IDS_FILE).write_text(json.dumps([node.node_id for node in nodes]))
+    (building / INITIALS_FILE).write_text(json.dumps(names_by_initials(node.get_content() for node in nodes)))
     stamp = LexicalStamp(store_generation(store), len(nodes), file_stamps(building))
     _publish(building, stamp, previous[0] if previous else None)
 
@@ -314,17 +321,23 @@ class HybridRetriever:
         self.encoder = encoder
         self.index = VectorStoreIndex.from_vector_store(store.vector_store, embed_model=llama_embedding(encoder))
         self.dense = self.index.as_retriever(similarity_top_k=settings.candidates)
-        self.lexical = self._load_lexical()
-        self.spelling = SpellingVariants(self.lexical.bm25.vocab_dict) if self.lexical is not None else None
+        self.lexical, version = self._load_lexical()
+        self.spelling = None
+        if self.lexical is not None and version is not None:
+            from bm25s.stopwords import STOPWORDS_EN
 
-    def _load_lexical(self) -> Any:
+            self.spelling = SpellingVariants(self.lexical.bm25.vocab_dict, lambda: _read_initials(version),
+                                             STOPWORDS_EN)
+
+    def _load_lexical(self) -> tuple[Any, Path | None]:
+        """The BM25 retriever of the version in use, and that version's directory."""
         from llama_index.retrievers.bm25 import BM25Retriever
 
         # A writer may replace the version between reading current.json and opening its files: then read it again.
         for _ in range(2):
             found = current_lexical_version(self.settings)
-            if found is None or not (found[0] / "retriever.json").is_file():
-                return None
+            if found is None or not (found[0] / RETRIEVER_FILE).is_file():
+                return None, None
             try:
                 # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
                 retriever = BM25Retriever.from_persist_dir(str(found[0]), mmap=True)
@@ -332,9 +345,9 @@ class HybridRetriever:
             except (OSError, ValueError):
                 continue
         else:
-            return None
+            return None, None
         retriever.similarity_top_k = min(self.settings.candidates, int(retriever.bm25.scores["num_docs"]))
-        return retriever
+        return retriever, found[0]
 
     def rarity(self, word: str) -> float:
         """Inverse document frequency of ``word`` in the lexical index (a word it lacks is rarest of all)."""
@@ -348,6 +361,18 @@ class HybridRetriever:
         indptr = bm25.scores["indptr"]
         found = int(indptr[token + 1] - indptr[token])
         return math.log((documents + 1) / (found + 1))
+
+    def written_out(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
+        """``question`` with each word the index lacks that is the initials of a name the first passages found
+        write out, written as that name: "who dominates the sdf" reads "who dominates the syrian democratic forces".
+        The passages were found with the names of those initials in the lexical query (``retrieve``) and ranked by
+        the question's other words too: they choose between names with the same initials, and leave a typo that
+        happens to be some name's initials ("kgs") as typed, unless that name is what the question is about."""
+        if self.spelling is None or self.lexical is None:
+            return question
+        stem, spelling = self.lexical.stemmer.stemWord, self.spelling
+        text = "\n".join(passage.text for passage in passages[:WRITTEN_OUT_FROM])
+        return initials_written_out(question, text, lambda word: spelling.lacks(word, stem))
 
     def embed_question(self, question: str) -> Vectors:
         return self.encoder.encode([question])[0]
@@ -408,6 +433,16 @@ class HybridRetriever:
         sentences = self.store.sentences_of([passage.id for passage in head])
         reranked = rerank(head, sentences, vector)
         return (reranked + tail)[: limit or self.settings.candidates]
+
+
+def _read_initials(version: Path) -> dict[str, list[str]]:
+    """A lexical version's names by their initials (none for a version built before it had them, or removed since
+    it was opened: a writer keeps only the version before the one in use)."""
+    try:
+        table = json.loads((version / INITIALS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
 
 
 def rerank(passages: Sequence[RetrievedPassage], sentences: dict[str, list[StoredSentence]],

@@ -1,15 +1,17 @@
 """Spelling variants: the same name typed or transliterated differently (Mohammed / Muhammad, a doubled letter typed
-once, a final h dropped).
+once, a final h dropped), or typed as its initials ("sdf" for the Syrian Democratic Forces).
 
 BM25 matches exact tokens, so a question that misspells a name finds nothing lexically; the words of the index's
-vocabulary with the same consonant skeleton and a small edit distance are added to its lexical query.
+vocabulary with the same consonant skeleton and a small edit distance are added to its lexical query. A word the
+vocabulary lacks that is the initials of a name its articles write out gets that name added instead: people type
+"pmf" or "lwj" where the articles write "Popular Mobilization Forces" and "Long War Journal".
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from functools import cached_property
 
 VOWELS = str.maketrans("", "", "aeiou")
@@ -39,16 +41,79 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+# A capitalised word: a hyphen or an apostrophe stays inside it only before a small letter ("Kurdish-led",
+# "O'neill"), a full stop only before a capital ("U.S"), so a run of them stops at a sentence's end and at a
+# possessive, and "Force-Operation" is two words.
+CAPITALISED = r"[A-Z](?:\w|-(?=[a-z])|['’.](?=[A-Z]))*"
+# Capitalised words in a row, with the small words names keep between them ("Organization of Petroleum Exporting
+# Countries"; not "and", which mostly joins two names).
+NAME_RUN = re.compile(rf"{CAPITALISED}(?:(?:[ \t]+(?:(?:of|the|for|de)[ \t]+)*|-){CAPITALISED})+")
+CAPITALISED_WORD = re.compile(CAPITALISED)
+# Capitalised because they open a sentence ("The Prime Minister said"), not because they are part of a name.
+FUNCTION_WORDS = frozenset("a an and as at but by for from in it its of on or the this that these to with".split())
+MAX_INITIALS = 6
+NAMES_PER_INITIALS = 3
+
+
+def initialisms(text: str) -> Iterator[tuple[str, str, str | None, str | None]]:
+    """(initials, name, the capitalised word before it, the one after it) for every run of two to ``MAX_INITIALS``
+    capitalised words in ``text``, and every shorter run inside a longer one ("Prime Minister" in "Iraqi Prime
+    Minister Haider"): ("pm", "Prime Minister", "Iraqi", "Haider")."""
+    for run in NAME_RUN.finditer(text):
+        words = [word for word in CAPITALISED_WORD.finditer(run.group()) if word.group().lower() not in FUNCTION_WORDS]
+        for first in range(len(words)):
+            for last in range(first + 1, min(len(words), first + MAX_INITIALS)):
+                name = run.group()[words[first].start() : words[last].end()]
+                initials = "".join(word.group()[0] for word in words[first : last + 1]).lower()
+                yield (initials, name, words[first - 1].group() if first else None,
+                       words[last + 1].group() if last + 1 < len(words) else None)
+
+
+def names_by_initials(texts: Iterable[str]) -> dict[str, list[str]]:
+    """The names ``texts`` write out, by their initials, most frequent first (at most ``NAMES_PER_INITIALS``).
+
+    A name seen twice or more, always beside the same capitalised word, is part of a longer name, not a name:
+    "Popular Mobilization" of "Popular Mobilization Forces" does not stand for "pm".
+    """
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    neighbours: dict[str, tuple[Counter[str | None], Counter[str | None]]] = defaultdict(lambda: (Counter(), Counter()))
+    for text in texts:
+        for initials, name, before, after in initialisms(text):
+            counts[initials][name] += 1
+            neighbours[name][0][before] += 1
+            neighbours[name][1][after] += 1
+
+    def part_of_a_longer_name(name: str, seen: int) -> bool:
+        return seen >= 2 and any(len(side) == 1 and None not in side for side in neighbours[name])
+
+    table = {}
+    for initials, names in counts.items():
+        kept = [name for name, seen in names.most_common() if not part_of_a_longer_name(name, seen)]
+        if kept:
+            table[initials] = kept[:NAMES_PER_INITIALS]
+    return table
+
+
 class SpellingVariants:
-    """Words of a vocabulary that a word absent from it may be a spelling of.
+    """Words of a vocabulary that a word absent from it may be a spelling of, or the initials of.
 
     The vocabulary is kept as given (the lexical index's own dictionary, not a copy), and the words are grouped by
     skeleton on the first word that needs it: its cost grows with the vocabulary (about 80 ms for BBC News' 20,000
-    words), and a question whose words are all in the vocabulary never pays it.
+    words), and a question whose words are all in the vocabulary never pays it. So are the names by their initials
+    (``names_by_initials``), which ``read_initials`` gives; ``stopwords`` are words the vocabulary lacks because
+    they are left out, not because they are misspelt.
     """
 
-    def __init__(self, vocabulary: Collection[str]) -> None:
+    def __init__(self, vocabulary: Collection[str],
+                 read_initials: Callable[[], Mapping[str, Sequence[str]]] = dict,
+                 stopwords: Collection[str] = ()) -> None:
         self.vocabulary = vocabulary
+        self.read_initials = read_initials
+        self.stopwords = stopwords
+
+    @cached_property
+    def initials(self) -> Mapping[str, Sequence[str]]:
+        return self.read_initials()
 
     @cached_property
     def _by_skeleton(self) -> dict[str, list[str]]:
@@ -65,9 +130,17 @@ class SpellingVariants:
         return sorted(w for w in self._by_skeleton.get(fold(word), []) if edit_distance(w, word) <= limit)
 
     def expand(self, query: str, stem: Callable[[str], str] = lambda word: word) -> str:
-        """``query`` with the variants of each of its words the vocabulary lacks appended."""
-        added = [variant for word in re.findall(r"\w\w+", query.lower()) for variant in self.of(stem(word))]
+        """``query`` with the variants of each of its words the vocabulary lacks appended: its spellings, else the
+        names it is the initials of."""
+        added: list[str] = []
+        for word in re.findall(r"\w\w+", query.lower()):
+            spellings = self.of(stem(word))
+            added += spellings or (self.initials.get(word, ()) if self.lacks(word, stem) else ())
         return " ".join([query, *dict.fromkeys(added)])
+
+    def lacks(self, word: str, stem: Callable[[str], str] = lambda word: word) -> bool:
+        """Whether ``word`` (lowercase) is a word the vocabulary lacks: not in it, and not a stopword left out."""
+        return word.isalpha() and word not in self.stopwords and stem(word) not in self.vocabulary
 
 
 WORD = re.compile(r"[^\W\d_]+")
@@ -90,3 +163,25 @@ def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = la
         return min(found, key=lambda variant: (edit_distance(variant, word), known(variant)))
 
     return WORD.sub(respelled, question)
+
+
+def initials_written_out(question: str, text: str, unknown: Callable[[str], bool]) -> str:
+    """``question`` with each ``unknown`` word that is the initials of a name ``text`` writes out written as that
+    name (the most frequent there): "who dominates the sdf" against a text on the Syrian Democratic Forces reads
+    "who dominates the syrian democratic forces", and "SDF" reads "Syrian Democratic Forces". In the case typed:
+    a question's capitals mark the names it asks about, and a name that is not in the sentence holding the answer
+    ("Kurdish-led forces took Raqqa") is evidence against that sentence."""
+    names: dict[str, list[str]] = {}
+
+    def written(match: re.Match[str]) -> str:
+        word = match.group().lower()
+        if len(word) < 2 or not unknown(word):
+            return match.group()
+        if not names:
+            names.update(names_by_initials([text]))
+        found = names.get(word)
+        if not found:
+            return match.group()
+        return found[0].lower() if match.group().islower() else found[0]
+
+    return WORD.sub(written, question)

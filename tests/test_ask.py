@@ -332,6 +332,18 @@ def test_both_spellings_of_mayadin_have_the_same_top_passage(assistant: Assistan
     assert first.short_answer == second.short_answer == "Oct. 14"
 
 
+def test_initials_are_read_as_the_names_the_articles_write_out(assistant: Assistant) -> None:
+    typed = assistant.ask("what does the lwj say about the sdf")
+    # Neither "lwj" nor "sdf" is a word of the seed articles: the question finds its passage by the names.
+    assert typed.asked == "what does the long war journal say about the syrian democratic forces"
+    assert "Syrian Democratic Forces" in typed.passages[0].text and typed.answerable
+    assert any("dominated by the Kurdistan Workers Party" in citation.quote for citation in typed.citations)
+    pm = assistant.ask("who is the iraqi pm")
+    assert pm.asked == "who is the iraqi prime minister" and pm.short_answer == "Haider al-Abadi"
+    # A word of the articles is asked as typed, though it is the initials of one of their names ("Islamic State").
+    assert assistant.ask("is it over").asked == "is it over"
+
+
 def comment_section() -> tuple[int, int]:
     text = (SEEDS / LWJ).read_text(encoding="utf-8")
     return text.index("Tags:"), len(text)

@@ -315,6 +315,29 @@ def test_a_removal_builds_the_lexical_index_whole_when_its_version_cannot_be_mas
     assert not answer.answerable and not any(hit.source.endswith("dam.txt") for hit in answer.passages)
 
 
+def test_a_lexical_index_from_before_initials_is_rebuilt_with_them(seed_copy: Path) -> None:
+    from rag.retrieval import INITIALS_FILE, STAMP_FILE, lexical_index_current
+
+    settings = settings_for(seed_copy)
+    # A lexical version as a build before names by their initials wrote it: whole and current otherwise.
+    found = current_lexical_version(settings)
+    assert found is not None
+    (found[0] / INITIALS_FILE).unlink()
+    stamp = json.loads((found[0] / STAMP_FILE).read_text())
+    del stamp["files"][INITIALS_FILE]
+    (found[0] / STAMP_FILE).write_text(json.dumps(stamp))
+    assistant = Assistant(settings)
+    assert current_lexical_version(settings) is not None and not lexical_index_current(settings, assistant.store)
+    messages: list[str] = []
+    assert assistant.ensure_index(messages.append) is None
+    assert messages == ["the lexical index is behind the stored passages, damaged, or from an earlier version: "
+                        "rebuilding it"]
+    rebuilt = current_lexical_version(settings)
+    assert rebuilt is not None and lexical_index_current(settings, assistant.store)
+    assert json.loads((rebuilt[0] / INITIALS_FILE).read_text())["sdf"] == ["Syrian Democratic Forces"]
+    assert assistant.ask("who dominates the SDF").asked == "who dominates the Syrian Democratic Forces"
+
+
 def test_a_removal_killed_halfway_is_finished_by_removing_again(seed_copy: Path, tmp_path: Path) -> None:
     from rag.indexing import index_versions
     from rag.integrity import check_index
