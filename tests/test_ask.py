@@ -344,6 +344,12 @@ def test_initials_are_read_as_the_names_the_articles_write_out(assistant: Assist
     assert assistant.ask("is it over").asked == "is it over"
 
 
+def test_who_someone_is_is_answered_with_what_the_articles_say_they_are(assistant: Assistant) -> None:
+    answer = assistant.ask("who is brett mcgurk")
+    assert answer.short_answer == "the U.S. envoy for the fight against the Islamic State"
+    assert not assistant.ask("who is john smith").answerable
+
+
 def comment_section() -> tuple[int, int]:
     text = (SEEDS / LWJ).read_text(encoding="utf-8")
     return text.index("Tags:"), len(text)

@@ -86,6 +86,14 @@ OPEN_FORMS = re.compile(
     r"(?:what|which) (?:are|were) (?:the|all|some)\b|"
     r"what(?:'?s| is| was| are| were) (?:.+\s)?about\W*$|what (?:is|was) (?:so )?(?:different|special|new) about\b)"
 )
+# "who is bill roggio": asked what someone is (a description), not who holds some role ("who is the envoy", "who is
+# snow patrol's bassist", "who is directing the film"), which a name answers.
+DESCRIPTION = re.compile(
+    r"^(?:(?:and|so|but|ok|okay)\s+)?who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+"
+    r"(?!(?:the|a|an|this|that|these|those|his|her|its|their|our|your|my|he|she|it|they|him|them|you|we|i|in|on|at|"
+    r"behind|responsible|now|still|currently|going|being)\b)(?:(?![\w.-]*(?:ing|'s?)\b)[\w.-]+\s*){1,4}\W*$"
+)
+"""Matched against ``as_said`` text."""
 AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
 COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
 """What a "how many" question counts: the words between "how many" and its verb ("new casinos", "French soldiers")."""
@@ -126,6 +134,8 @@ def analyse(question: str) -> QuestionForm:
 def _kind(text: str) -> AnswerKind:
     if OPEN_FORMS.search(text):
         return "open"
+    if DESCRIPTION.match(text):
+        return "other"
     for pattern, kind in KINDS:
         if re.search(pattern, text):
             return kind

@@ -11,7 +11,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.answering.questions import COUNTED, PATTERNS, STOPWORDS, AnswerKind, Span, _trim, content_terms, tokens
+from Stemmer import Stemmer
+
+from rag.answering.questions import (
+    AUXILIARY,
+    COUNTED,
+    DESCRIPTION,
+    PATTERNS,
+    STOPWORDS,
+    AnswerKind,
+    Span,
+    _trim,
+    content_terms,
+    tokens,
+)
 
 # Capitalised runs ("John Smith", "Gen. Ali Hassan", "National Defence Forces") for names of all kinds.
 NAME = re.compile(
@@ -44,8 +57,10 @@ class QuestionForm:
     """Content words of the question, lowercased, in order."""
     names: tuple[str, ...] = ()
     """Words the question capitalises mid-sentence (names: "Springfield", "Tiger", "Forces"), lowercased."""
-    counted: str | None = None
-    """The noun a "how many" question counts ("soldiers" in "how many French soldiers were killed")."""
+    counted: tuple[str, ...] = ()
+    """The noun a "how many" question counts ("soldiers" in "how many French soldiers were killed"); with no
+    auxiliary verb to end it, each content word of the three after "how many", one of which it is ("foreign",
+    "fighters", "went" in "how many foreign fighters went to isis")."""
     exact: bool = False
     """The question asks for an exact figure, which "thousands" or "hundreds" does not give."""
     noun: str | None = None
@@ -66,9 +81,11 @@ def analyse(question: str) -> QuestionForm:
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
     # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
     counted = COUNTED.search(" ".join(question.split()))
+    unended = None if counted else UNENDED_COUNT.search(text)
     kind, noun = _kind(text)
     return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
-                        counted.group(1).split()[-1].lower() if counted else None,
+                        (counted.group(1).split()[-1].lower(),) if counted else
+                        tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS) if unended else (),
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun,
                         bool(re.search(r"\bby how much\b|\bhow much (?:did|does|do|has|have|had|was|is|were|will)\b",
                                        text)))
@@ -76,6 +93,8 @@ def analyse(question: str) -> QuestionForm:
 
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
     """The kind of answer, and the noun the question names it by ("province" in "in which province ...")."""
+    if DESCRIPTION.match(text):
+        return "other", None
     # "What is the name of the border crossing ..." asks what "what border crossing ..." asks.
     text = re.sub(r"\bwhat (?:is|was|are|were) the names? of (?:the |a |an )?", "what ", text)
     # "which French border town", "which U.S. defense secretary", but not "what did the army ...".
@@ -107,6 +126,10 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     return "other", None
 
 
+# "how many" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
+UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+# The lexical index's stemmer: "fighters" and "fighter" are one word, "fighting" another.
+STEMMER = Stemmer("english")
 PERCENT_SIGN = re.compile(r"%|\bper ?cent\b", re.IGNORECASE)
 TIME_UNIT = re.compile(r"^[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?|minutes?)\b", re.IGNORECASE)
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens) of (?:thousands|millions)?|"
@@ -125,9 +148,9 @@ def answer_spans_for(sentence: str, form: QuestionForm) -> list[Span]:
             continue  # a share answers "how much did it rise", not "how many" or "how much territory"
         if form.exact and VAGUE_QUANTITY.match(sentence[start:end]):
             continue
-        following = [word[:5] for word in tokens(sentence[end:])[:4] if word not in STOPWORDS][:2]
-        if form.counted and following and form.counted[:5] not in following:
-            continue
+        following = [STEMMER.stemWord(word) for word in tokens(sentence[end:])[:4] if word not in STOPWORDS][:2]
+        if form.counted and following and not {STEMMER.stemWord(word) for word in form.counted} & set(following):
+            continue  # "two fighting positions" does not count fighters
         if TIME_UNIT.match(sentence[end:]):  # "four months" is a duration, not a count
             continue
         kept.append((start, end))
