@@ -116,6 +116,8 @@ def main() -> int:
     # One number when one answerer decided every question, else each answerer's (their units differ).
     thresholds = {decider: assistant.threshold(decider) for decider in sorted({g.answer.decided_by for g in graded})}
     metrics["refusal_threshold"] = next(iter(thresholds.values())) if len(thresholds) == 1 else thresholds
+    if "reader" in thresholds:
+        metrics["open_refusal_threshold"] = assistant.answerer.open_threshold
     if settings.answerer == "hybrid":
         # Which answerer decided how many, and the support at which the reader takes a question from the rules.
         metrics["decided_by"] = dict(sorted(Counter(g.answer.decided_by for g in graded).items()))

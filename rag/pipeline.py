@@ -152,9 +152,14 @@ class Assistant:
                 return float(entry["threshold"])
         return UNCALIBRATED_THRESHOLD
 
-    def threshold(self, answerer: DecidingAnswerer) -> float:
-        """The refusal threshold of an answerer, in its own units."""
-        return self.answerer.threshold if answerer == "reader" else self.rules_threshold
+    def threshold(self, answerer: DecidingAnswerer, asked: str = "") -> float:
+        """The refusal threshold of an answerer, in its own units, for the question ``asked`` (the reader's differs
+        for open questions)."""
+        if answerer == "rules":
+            return self.rules_threshold
+        from rag.answering.questions import analyse
+
+        return self.answerer.threshold_for(analyse(asked))
 
     def handed_to(self, asked: str) -> DecidingAnswerer:
         """The answerer the question's form hands it to. ``hybrid`` hands the rules only the factoid questions whose

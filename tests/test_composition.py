@@ -155,3 +155,15 @@ def test_a_quote_runs_on_to_the_neighbour_that_names_the_subject() -> None:
     composed = compose_factoid(reading("When was Tal Afar freed?", ranked, [span_in(ranked[0], "Aug. 30")]))
     assert composed.short_answer == "Aug. 30"
     assert composed.text == "Aug. 30: “The town was freed on Aug. 30. It was the swift victory in Tal Afar.” [1]"
+
+
+def test_open_questions_are_refused_below_a_threshold_of_their_own() -> None:
+    from rag.answering.linear import stored_models
+
+    shipped = Answerer(MODEL, Path("unused"))
+    open_form, factoid = analyse("how do i reset my passcode"), analyse("when did the town fall")
+    # Their support rests on retrieval alone (the reader's scores are left out), so it sits apart from a factoid's.
+    assert shipped.threshold_for(open_form) == stored_models()["open_refusal"]["threshold"] != shipped.threshold
+    assert shipped.threshold_for(factoid) == shipped.refusal.threshold
+    # A threshold the settings set holds for every question.
+    assert {Answerer(MODEL, Path("unused"), -2.5).threshold_for(form) for form in (open_form, factoid)} == {-2.5}

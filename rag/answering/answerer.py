@@ -129,6 +129,16 @@ class Answerer:
     def threshold(self) -> float:
         return self.refusal.threshold if self.refusal_threshold is None else self.refusal_threshold
 
+    @cached_property
+    def open_threshold(self) -> float:
+        """Open questions' threshold (``rag.training.answerer.open_refusal``): their support rests on retrieval
+        alone. The factoid threshold where none was set, or where the settings set one for all questions."""
+        record = stored_models().get("open_refusal")
+        return float(record["threshold"]) if record and self.refusal_threshold is None else self.threshold
+
+    def threshold_for(self, form: QuestionForm) -> float:
+        return self.open_threshold if form.open else self.threshold
+
     def read(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
              rarity: Callable[[str], float] = len) -> Reading:
         form = analyse(question)
@@ -186,7 +196,7 @@ class Answerer:
     def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
                rarity: Callable[[str], float] = len) -> Composed:
         reading = self.read(question, question_vector, passages, rarity)
-        if not reading.ranked or reading.support < self.threshold:
+        if not reading.ranked or reading.support < self.threshold_for(reading.form):
             return Composed(False, "", None, [], reading.support)
         if reading.form.open:
             return compose_open(reading)

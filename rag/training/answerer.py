@@ -54,6 +54,9 @@ FIT_SEED = 0
 """The train-half questions the models are fitted on by default (``make train-answerer``); the reader's run over
 the answerer's windows leaves them out (``rag.training.windows``)."""
 MAX_FALSE_REFUSAL = 0.05
+MAX_OPEN_FALSE_REFUSAL = 0.0
+"""Open questions' threshold refuses none of the answerable open-form readings: people's open questions are worded
+more loosely than SQuAD's, and their support runs lower."""
 DEV_WEIGHT = 2.0
 DEV_QUESTIONS = (Path("evals/dev.jsonl"), Path("evals/seeds.jsonl"))
 TYPED_SHARE = 0.5
@@ -133,12 +136,68 @@ def development_rows(path: Path, settings: Settings, answerer: Answerer,
     return rows
 
 
+def open_refusal(squad: Assistant, squad_file: Path, settings: Settings, answerer: Answerer, seed: int,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+    """The refusal threshold for open questions (why, how, what happened...), whose support the reader's scores do
+    not inform (``RefusalSignals``): it rests on retrieval alone, and sits apart from the factoid questions'.
+
+    Set on every open-form question of the SQuAD train half, read as retrieved (answerable when its paragraph is
+    among the passages read) and read again with its whole article out of the passages (off-topic: "how do I ..."
+    asked of news), together with the open-form development questions: the best balanced accuracy that refuses at
+    most ``MAX_OPEN_FALSE_REFUSAL`` of the answerable ones.
+    """
+    items = [item for item in train_questions(squad_file, sys.maxsize, seed) if analyse(item.question).open]
+    answerable, off_topic = [], []
+    for done, item in enumerate(items, start=1):
+        vector = squad.retriever.embed_question(item.question)
+        retrieved = squad.retriever.retrieve(item.question, vector, limit=settings.candidates)
+        if any(p.metadata.get("article_id") == item.doc_id for p in retrieved[:ANSWER_POOL]):
+            answerable.append(answerer.read(item.question, vector, retrieved[:ANSWER_POOL],
+                                            squad.retriever.rarity).support)
+        elsewhere = [p for p in retrieved if article_title(p.metadata.get("article_id", "")) != article_title(
+            item.doc_id)][:ANSWER_POOL]
+        if elsewhere:
+            off_topic.append(answerer.read(item.question, vector, elsewhere, squad.retriever.rarity).support)
+        if done % 100 == 0:
+            log(f"open questions: read {done}/{len(items)}")
+    development = []
+    for path in (path for path in DEV_QUESTIONS if path.is_file()):
+        forms = [analyse(question.question).open for question in load_questions(path)]
+        development += [(answerer.refusal.score(signals), label)
+                        for (signals, label), is_open in zip(development_rows(path, settings, answerer, log), forms,
+                                                             strict=True) if is_open]
+    supports = [*((s, 1) for s in answerable), *((s, 0) for s in off_topic), *development]
+    threshold = calibrate_threshold([s for s, label in supports if label], [s for s, label in supports if not label],
+                                    MAX_OPEN_FALSE_REFUSAL)
+    refused = [s < threshold for s in off_topic]
+    record = {"threshold": round(threshold, 6),
+              "data": f"{len(items)} open-form questions of the SQuAD v1.1 dev train half ({len(answerable)} with "
+                      f"their paragraph read, {len(off_topic)} with their article out) and {len(development)} "
+                      f"open-form questions of {', '.join(map(str, DEV_QUESTIONS))}",
+              "off_topic_refused": round(sum(refused) / max(len(refused), 1), 4)}
+    log(f"open questions' refusal threshold: {record}")
+    return record
+
+
+def provenance() -> dict[str, str]:
+    """The command and the day that fitted a stored model."""
+    return {"command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+
+
+def article_title(doc_id: str) -> str:
+    """The SQuAD article a paragraph id (``ARTICLE-INDEX``) belongs to."""
+    return doc_id.rsplit("-", 1)[0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.training.answerer", description=__doc__.split("\n")[0])
     parser.add_argument("--squad", type=Path, default=Path("../shared/data/squad-v1.1-dev.json"))
     parser.add_argument("--questions", type=int, default=FIT_QUESTIONS)
     parser.add_argument("--seed", type=int, default=FIT_SEED)
     parser.add_argument("--index", type=Path, default=Path(".rag"))
+    parser.add_argument("--open-threshold-only", action="store_true",
+                        help="keep the stored models and set only the open questions' refusal threshold with them")
     args = parser.parse_args()
     if not args.squad.is_file():
         print(f"error: {args.squad} not found (the SQuAD v1.1 dev file)", file=sys.stderr)
@@ -150,6 +209,13 @@ def main() -> int:
 
     settings = load_settings({"index_dir": str(args.index)})
     squad = squad_assistant(settings, args.squad, log)
+    if args.open_threshold_only:
+        shipped = Answerer(settings.model_path, settings.cache_dir)
+        updated = dict(stored_models()) | {
+            "open_refusal": open_refusal(squad, args.squad, settings, shipped, args.seed, log) | provenance()}
+        MODELS_FILE.write_text(json.dumps(updated, indent=1) + "\n")
+        log(f"wrote {MODELS_FILE}")
+        return 0
     items = train_questions(args.squad, args.questions, args.seed)
     answerer = Answerer(settings.model_path, settings.cache_dir, refusal_threshold=float("-inf"))
     # Readings only need the signals, not a verdict: stored weights of other features must not be loaded.
@@ -231,14 +297,15 @@ def main() -> int:
                 "refusal_accuracy": round(sum(s < threshold for s in unanswerable) / max(len(unanswerable), 1), 4),
                 "answerable": len(answerable), "unanswerable": len(unanswerable)}
 
+    answerer.__dict__["refusal"] = refusal
     models: dict[str, Any] = dict(stored_models())
     models.update({
         "ranker": ranker.to_json(),
         "selector": selector.to_json(),
         "refusal": refusal.to_json(),
+        "open_refusal": open_refusal(squad, args.squad, settings, answerer, args.seed, log) | provenance(),
         "trained": {
-            "command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            **provenance(),
             "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}), and for the "
                     f"refusal model {', '.join(map(str, DEV_QUESTIONS))} (weight {DEV_WEIGHT}), its threshold on "
                     "these",

@@ -248,7 +248,7 @@ class ChatHandlers:
         return Scope(tuple(row.key for row in rows))
 
     def _turn(self, ask: AskContext, question: str, answer: Answer) -> str:
-        html = render_turn(answer, ask.turn, self.assistant.threshold(answer.decided_by))
+        html = render_turn(answer, ask.turn, self.assistant.threshold(answer.decided_by, answer.asked))
         return self._payload(ask, question, html, final=True, text=answer.answer, short=answer.short_answer or "")
 
     @staticmethod
