@@ -161,19 +161,24 @@ class Assistant:
 
         return self.answerer.threshold_for(analyse(asked))
 
-    def handed_to(self, asked: str) -> DecidingAnswerer:
+    def handed_to(self, asked: str, passages: Sequence[RetrievedPassage] = ()) -> DecidingAnswerer:
         """The answerer the question's form hands it to. ``hybrid`` hands the rules only the factoid questions whose
         kind of answer their patterns know (a date, a number, a name...), the questions their weights were set on; the
         reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote one,
-        and their threshold, set on factoid questions, refuses most open ones) and questions the rules cannot type
-        ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence. The reader
-        still reads a question handed to the rules, and may take it (``answer``, ``READER_SURE``)."""
+        and their threshold, set on factoid questions, refuses most open ones), questions the rules cannot type
+        ("mosul fall date", "what did the spokesman call it"), for which they quote their best sentence, and
+        questions for what someone named is ("who are the pkk", when the passages the answerers read write it as a
+        name), which the rules answer with a name. The reader still reads a question handed to the rules, and may
+        take it (``answer``, ``READER_SURE``)."""
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
-        from rag.answering.questions import analyse
+        from rag.answering.questions import analyse, describes_a_name
         from rag.answering.rule_forms import analyse as rule_form
 
-        return "reader" if analyse(asked).open or rule_form(asked).kind == "other" else "rules"
+        if analyse(asked).open or rule_form(asked).kind == "other":
+            return "reader"
+        described = describes_a_name(asked, [passage.text for passage in passages[:ANSWER_POOL]])
+        return "reader" if described else "rules"
 
     @cached_property
     def answerer(self) -> Answerer:
@@ -281,7 +286,8 @@ class Assistant:
         if written_out != asked:
             asked, vector = written_out, self.retriever.embed_question(written_out)
         pool = passages[:ANSWER_POOL]
-        ruled = self._rules_answer(question, asked, vector, pool, shown) if self.handed_to(asked) == "rules" else None
+        handed = self.handed_to(asked, passages)
+        ruled = self._rules_answer(question, asked, vector, pool, shown) if handed == "rules" else None
         if ruled is not None and self.settings.answerer == "rules":
             return ruled
         composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)

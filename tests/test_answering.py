@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.answering.questions import AnswerKind, analyse, fits_kind, typed_spans
+from rag.answering.questions import AnswerKind, analyse, describes_a_name, fits_kind, typed_spans
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold, refusal_tradeoff, refused_at
@@ -452,3 +452,21 @@ def test_a_count_is_of_what_the_question_counts(question: str) -> None:
     spans = [sentence[start:end] for start, end in answer_spans_for(sentence, rule_form(question))]
     # Stems, not five-letter prefixes: "fighting" is not "fighters".
     assert spans == ["40,000"]
+
+
+TEXTS = ["The PKK, or Kurdistan Workers Party (PKK), is a US-listed group.",
+         "The winners were named; the pkk list grew.",
+         "Popular Mobilization Forces backed the army. Ten winners were named; the Winners' Cup is later."]
+
+
+@pytest.mark.parametrize("question,described", [
+    ("who is bill roggio", True),
+    ("who are the pkk", True),  # written "PKK" twice, "pkk" once
+    ("who are the popular mobilisation forces", True),
+    ("who are the winners", False),  # "winners" twice, "Winners'" once
+    ("who are the peshmerga", False),  # not in the texts at all
+    ("who is the spokesman for the army", False),
+])
+def test_a_question_for_what_a_name_is_reads_the_texts_for_whether_it_is_a_name(question: str,
+                                                                               described: bool) -> None:
+    assert describes_a_name(question, TEXTS) == described

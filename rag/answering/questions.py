@@ -10,6 +10,7 @@ for is one of the signals the learned sentence ranker and refusal weigh.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,6 +95,11 @@ DESCRIPTION = re.compile(
     r"behind|responsible|now|still|currently|going|being)\b)(?:(?![\w.-]*(?:ing|'s?)\b)[\w.-]+\s*){1,4}\W*$"
 )
 """Matched against ``as_said`` text."""
+# "who are the pkk" asks what a group is, "who are the winners" who won: the articles tell them apart
+# (``describes_a_name``).
+DESCRIPTION_OF_THE = re.compile(
+    r"^(?:(?:and|so|but|ok|okay)\s+)?who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+([\w.-]+)(?:\s+[\w.-]+){0,3}\W*$"
+)
 AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
 COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
 """What a "how many" question counts: the words between "how many" and its verb ("new casinos", "French soldiers")."""
@@ -120,6 +126,21 @@ def as_said(question: str) -> str:
     """``question`` lowercased, its apostrophes straight, its spaces single, and a question word typed together with
     "is" spelled out ("whats" -> "what is")."""
     return CONTRACTED.sub(r"\1 is", " ".join(question.lower().replace("’", "'").split()))
+
+
+def describes_a_name(question: str, texts: Sequence[str]) -> bool:
+    """Whether ``question`` asks what someone or something named is: "who is bill roggio" (``DESCRIPTION``), or
+    "who are the pkk" when ``texts`` mostly write its first word with a capital ("PKK"; "who are the winners"
+    asks for names)."""
+    said = as_said(question)
+    if DESCRIPTION.match(said):
+        return True
+    group = DESCRIPTION_OF_THE.match(said)
+    if group is None:
+        return False
+    found = [match.group() for text in texts for match in re.finditer(rf"\b{re.escape(group.group(1))}\b", text,
+                                                                     re.IGNORECASE)]
+    return sum(word[0].isupper() for word in found) * 2 > len(found)
 
 
 def analyse(question: str) -> QuestionForm:

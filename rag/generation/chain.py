@@ -132,7 +132,8 @@ def assemble(assistant: Assistant, model_name: str, question: str, asked: str, v
         checks.append(SentenceCheck(claim.text, "verified", verdict.reason, list(claim.cites), numbers))
     if parts and not failure:
         return Answer(question, " ".join(parts), None, True, citations, shown, 0.0, asked, mode="llm",
-                      model=model_name, sentences=checks, timing=timing, decided_by=assistant.handed_to(asked))
+                      model=model_name, sentences=checks, timing=timing,
+                      decided_by=assistant.handed_to(asked, passages))
     extractive = assistant.answer(question, asked, vector, passages)
     return dataclasses.replace(extractive, mode="extractive-fallback", model=model_name, sentences=checks,
                                fallback_reason=failure or nothing_verified(verdicts), timing=timing)
