@@ -470,3 +470,10 @@ TEXTS = ["The PKK, or Kurdistan Workers Party (PKK), is a US-listed group.",
 def test_a_question_for_what_a_name_is_reads_the_texts_for_whether_it_is_a_name(question: str,
                                                                                described: bool) -> None:
     assert describes_a_name(question, TEXTS) == described
+
+
+@pytest.mark.parametrize("sentence,durations", [("The 25-year-old was banned for two years.", ["two years"]),
+                                                ("A 50-year-old MP since 1997.", []),
+                                                ("Four months after it began.", ["Four months"])])
+def test_an_age_is_not_a_duration(sentence: str, durations: list[str]) -> None:
+    assert [sentence[start:end] for start, end in typed_spans(sentence, "duration")] == durations

@@ -38,8 +38,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         rf"|(?:a|one|two)[\s-](?:half|third|quarter|fifth|tenth)s?\b|half\b|two-thirds|three-quarters)",
         re.IGNORECASE,
     ),
+    # Not an age: "the 25-year-old" has been alive that long, not banned or in office.
     "duration": re.compile(
-        rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b", re.IGNORECASE
+        rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b(?!-old)", re.IGNORECASE
     ),
     "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?(?:percent\b|%))?",
                          re.IGNORECASE),
