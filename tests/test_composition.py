@@ -8,9 +8,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
-from rag.answering.answerer import Answerer, Reading, ReadWindow, compose_factoid, compose_open, window_texts
-from rag.answering.questions import analyse
+from rag.answering.answerer import (
+    Answerer,
+    Reading,
+    ReadWindow,
+    answer_only,
+    compose_factoid,
+    compose_open,
+    window_texts,
+)
+from rag.answering.questions import AnswerKind, analyse
 from rag.answering.reader import SpanScore, Tokenized
 from rag.answering.refusal import RefusalSignals
 from rag.answering.sentences import CandidateSentence
@@ -167,3 +176,15 @@ def test_open_questions_are_refused_below_a_threshold_of_their_own() -> None:
     assert shipped.threshold_for(factoid) == shipped.refusal.threshold
     # A threshold the settings set holds for every question.
     assert {Answerer(MODEL, Path("unused"), -2.5).threshold_for(form) for form in (open_form, factoid)} == {-2.5}
+
+
+
+@pytest.mark.parametrize("short,kind,answer", [
+    ("Oct. 17, four months", "date", "Oct. 17"),  # the reader ran on past the date
+    ("July 10, 2017", "date", "July 10, 2017"),  # the year is part of the date
+    ("late 2014", "date", "late 2014"),
+    ("40,000, the coalition said", "number", "40,000"),
+    ("Brett McGurk, the envoy", "person", "Brett McGurk, the envoy"),  # no pattern says where a name ends
+])
+def test_a_short_answer_stops_where_the_kind_asked_for_does(short: str, kind: AnswerKind, answer: str) -> None:
+    assert answer_only(short, kind) == answer

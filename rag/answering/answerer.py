@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from rag.answering.linear import LinearModel, stored_models
-from rag.answering.questions import QuestionForm, analyse, typed_spans
+from rag.answering.questions import AnswerKind, QuestionForm, analyse, typed_spans
 from rag.answering.reader import SpanReader, SpanScore, load_reader
 from rag.answering.refusal import REFUSAL_FEATURES, RefusalSignals
 from rag.answering.sentences import SENTENCE_FEATURES, CandidateSentence, candidate_sentences, neighbours
@@ -219,7 +219,7 @@ def compose_factoid(reading: Reading) -> Composed:
         return compose_open(reading)
     sentence = _sentence_holding(reading.ranked, best.candidate.passage, best.span.start)
     quote = _quote_for(reading, sentence, best.span)
-    short = _span_text(best.candidate.passage, best.span.start, best.span.end)
+    short = answer_only(_span_text(best.candidate.passage, best.span.start, best.span.end), reading.form.kind)
     quotes = [quote]
     key = f" {normalize_answer(short)} "
     agreeing = [c for c in reading.ranked[:AGREEMENT_DEPTH] if c.article != sentence.article and key.strip()
@@ -235,6 +235,15 @@ def compose_factoid(reading: Reading) -> Composed:
     quotes.append(other_quote)
     text = (f"{short} [1]; another article gives {other_short} [{len(quotes)}]. {_quoted(quotes)}")
     return Composed(True, text, short, quotes, reading.support)
+
+
+def answer_only(short: str, kind: AnswerKind) -> str:
+    """The short answer without the clause the reader ran on into after a comma ("Oct. 17, four months" for "when"
+    reads "Oct. 17"): what opens it before the comma is already of the kind asked for."""
+    opening = next(iter(typed_spans(short, kind)), None)
+    if opening is not None and opening[0] == 0 and short[opening[1] :].startswith(","):
+        return short[: opening[1]]
+    return short
 
 
 def _differing_figure(reading: Reading, best: ReadWindow, short: str) -> tuple[str, Quote] | None:
