@@ -282,12 +282,10 @@ class Assistant:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
         # Every signal of the answerers matches the question's words in the passages: read initials as the names
         # the passages write out.
-        written_out = self.retriever.written_out(asked, passages)
-        if written_out != asked:
-            asked, vector = written_out, self.retriever.embed_question(written_out)
+        asked, vector = self.retriever.written_out(asked, vector, passages)
         pool = passages[:ANSWER_POOL]
-        handed = self.handed_to(asked, passages)
-        ruled = self._rules_answer(question, asked, vector, pool, shown) if handed == "rules" else None
+        handed_to_rules = self.handed_to(asked, passages) == "rules"
+        ruled = self._rules_answer(question, asked, vector, pool, shown) if handed_to_rules else None
         if ruled is not None and self.settings.answerer == "rules":
             return ruled
         composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)

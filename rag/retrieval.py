@@ -362,17 +362,21 @@ class HybridRetriever:
         found = int(indptr[token + 1] - indptr[token])
         return math.log((documents + 1) / (found + 1))
 
-    def written_out(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
+    def written_out(self, question: str, vector: Vectors,
+                    passages: Sequence[RetrievedPassage]) -> tuple[str, Vectors]:
         """``question`` with each word the index lacks that is the initials of a name the first passages found
-        write out, written as that name: "who dominates the sdf" reads "who dominates the syrian democratic forces".
+        write out, written as that name ("who dominates the sdf" reads "who dominates the syrian democratic forces"),
+        and its vector (``vector``, the question's, when nothing was written out).
+
         The passages were found with the names of those initials in the lexical query (``retrieve``) and ranked by
         the question's other words too: they choose between names with the same initials, and leave a typo that
         happens to be some name's initials ("kgs") as typed, unless that name is what the question is about."""
         if self.spelling is None or self.lexical is None:
-            return question
+            return question, vector
         stem, spelling = self.lexical.stemmer.stemWord, self.spelling
         text = "\n".join(passage.text for passage in passages[:WRITTEN_OUT_FROM])
-        return initials_written_out(question, text, lambda word: spelling.lacks(word, stem))
+        written = initials_written_out(question, text, lambda word: spelling.lacks(word, stem))
+        return (question, vector) if written == question else (written, self.embed_question(written))
 
     def embed_question(self, question: str) -> Vectors:
         return self.encoder.encode([question])[0]

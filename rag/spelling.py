@@ -171,14 +171,15 @@ def initials_written_out(question: str, text: str, unknown: Callable[[str], bool
     "who dominates the syrian democratic forces", and "SDF" reads "Syrian Democratic Forces". In the case typed:
     a question's capitals mark the names it asks about, and a name that is not in the sentence holding the answer
     ("Kurdish-led forces took Raqqa") is evidence against that sentence."""
-    names: dict[str, list[str]] = {}
+    names: dict[str, list[str]] | None = None  # read from the text only when a question word needs them
 
     def written(match: re.Match[str]) -> str:
+        nonlocal names
         word = match.group().lower()
         if len(word) < 2 or not unknown(word):
             return match.group()
-        if not names:
-            names.update(names_by_initials([text]))
+        if names is None:
+            names = names_by_initials([text])
         found = names.get(word)
         if not found:
             return match.group()

@@ -131,6 +131,7 @@ def development_rows(path: Path, settings: Settings, answerer: Answerer,
         asked = contextualize(question.question, question.history, assistant.retriever)
         vector = assistant.retriever.embed_question(asked)
         passages = assistant.retriever.retrieve(asked, vector)[:ANSWER_POOL]
+        asked, vector = assistant.retriever.written_out(asked, vector, passages)  # as ``Assistant.answer`` reads it
         reading = answerer.read(asked, vector, passages, assistant.retriever.rarity)
         rows.append((reading.signals.values, int(question.answerable)))
     return rows
