@@ -135,11 +135,15 @@ def test_the_default_hands_typed_questions_to_the_rules_and_lets_the_reader_pick
     territory = hybrid.ask("According to McGurk, how much territory did the Islamic State lose in the last year?")
     assert territory.decided_by == "rules" and territory.short_answer == "over 90,000"
     # Sure too, but the rules found its answer in a tighter span of the same sentence: theirs stands.
-    raqqa, reader = "When did Raqqa fall?", Assistant(seed_settings.with_overrides({"answerer": "reader"}))
-    read = reader.ask(raqqa)
-    assert read.support >= READER_SURE and read.short_answer == "Oct. 17, four months"
-    tight = hybrid.ask(raqqa)
-    assert tight.decided_by == "rules" and tight.short_answer == "Oct. 17"
+    observer = "Which independent organization said Syrian forces had regained 95 percent of Deir el-Zour?"
+    read = Assistant(seed_settings.with_overrides({"answerer": "reader"})).ask(observer)
+    assert read.support >= READER_SURE
+    assert (read.short_answer or "").startswith("The Syrian Observatory for Human Rights, an independent")
+    tight = hybrid.ask(observer)
+    assert tight.decided_by == "rules" and tight.short_answer == "The Syrian Observatory for Human Rights"
+    # The reader's own answer stops where the date does ("Oct. 17", not "Oct. 17, four months"): the rules' span.
+    raqqa = hybrid.ask("When did Raqqa fall?")
+    assert raqqa.decided_by == "reader" and raqqa.short_answer == "Oct. 17"
     # No question word: the rules' patterns cannot tell that a date is asked for, and quote another sentence.
     untyped = hybrid.ask("mosul fall date")
     assert untyped.decided_by == "reader" and untyped.short_answer == "July 10"
