@@ -543,6 +543,8 @@ def test_cli_json_has_every_metric_in_range(seed_metrics: dict[str, Any]) -> Non
     # The default hands most seed questions to the rules and a few to the reader: each one's threshold, in its units.
     thresholds = seed_metrics["refusal_threshold"]
     assert set(thresholds) == {"rules", "reader"} and all(isinstance(value, float) for value in thresholds.values())
+    # The reader's open questions have a threshold of their own.
+    assert isinstance(seed_metrics["open_refusal_threshold"], float)
     # And how many each decided, with the support at which the reader takes a typed question from the rules.
     assert set(seed_metrics["decided_by"]) == {"rules", "reader"} and sum(seed_metrics["decided_by"].values()) == 67
     assert seed_metrics["reader_sure"] == READER_SURE
