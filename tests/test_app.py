@@ -203,6 +203,13 @@ def test_real_answer_highlights_its_citation(assistant: Assistant) -> None:
     assert citation.title in page.text and citation.source in page.text
 
 
+def test_a_question_read_with_a_name_written_out_says_how_it_was_read(assistant: Assistant) -> None:
+    answer = assistant.ask("who is the iraqi pm")
+    page = Page(render.render_answer(answer))
+    assert "Read as: “who is the iraqi prime minister”" in page.text and "Haider al-Abadi" in page.text
+    assert "Read as" not in Page(render.render_answer(assistant.ask("When did Mosul fall?"))).text
+
+
 def test_quote_across_paragraphs_keeps_its_line_breaks(tmp_path: Path) -> None:
     answer, _ = malicious_answer(tmp_path)
     citation = answer.citations[0]

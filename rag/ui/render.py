@@ -64,7 +64,8 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
              f'<p class="rag-text">{_answer_text_html(answer, turn)}</p>', render_mode(answer)]
     parts.append(render_dropped(answer))
     if answer.asked and answer.asked != answer.question:
-        parts.append(f'<p class="rag-asked">Read as a follow-up: “{text_html(answer.asked)}”</p>')
+        # A follow-up rewritten with its context, or initials written out as the articles write the name.
+        parts.append(f'<p class="rag-asked">Read as: “{text_html(answer.asked)}”</p>')
     parts.append(render_sources(answer, turn))
     parts.append("</div>")
     return "".join(parts)
