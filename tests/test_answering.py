@@ -477,3 +477,10 @@ def test_a_question_for_what_a_name_is_reads_the_texts_for_whether_it_is_a_name(
                                                 ("Four months after it began.", ["Four months"])])
 def test_an_age_is_not_a_duration(sentence: str, durations: list[str]) -> None:
     assert [sentence[start:end] for start, end in typed_spans(sentence, "duration")] == durations
+
+
+def test_a_long_question_is_typed_in_one_pass() -> None:
+    # Words were once matched by a repeated group whose separator could be empty: on one long word, every way of
+    # splitting it was tried (hours at the 2,000 characters a question may have).
+    long_word = "who is " + "a" * 1990 + " b c d e"
+    assert analyse(long_word).kind == "person" and not describes_a_name(long_word, [long_word])

@@ -90,10 +90,11 @@ OPEN_FORMS = re.compile(
 )
 # "who is bill roggio": asked what someone is (a description), not who holds some role ("who is the envoy", "who is
 # snow patrol's bassist", "who is directing the film"), which a name answers.
+NAME_WORD = r"(?![\w.-]*(?:ing|'s?)\b)[\w.-]+"
 DESCRIPTION = re.compile(
     r"^(?:(?:and|so|but|ok|okay)\s+)?who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+"
     r"(?!(?:the|a|an|this|that|these|those|his|her|its|their|our|your|my|he|she|it|they|him|them|you|we|i|in|on|at|"
-    r"behind|responsible|now|still|currently|going|being)\b)(?:(?![\w.-]*(?:ing|'s?)\b)[\w.-]+\s*){1,4}\W*$"
+    rf"behind|responsible|now|still|currently|going|being)\b){NAME_WORD}(?:\s+{NAME_WORD}){{0,3}}\W*$"
 )
 """Matched against ``as_said`` text."""
 # "who are the pkk" asks what a group is, "who are the winners" who won: the articles tell them apart
