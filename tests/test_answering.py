@@ -39,6 +39,7 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("territory lost %", "percent"),
         ("how soon will the plant open", "date"),
         ("album release date", "date"),
+        ("mosul fall date", "date"),
         ("How many days did it take to liberate Hawija?", "duration"),
         ("Who is the spokesman for the Syrian army?", "person"),
         # Asked what someone is, not for a name: the reader finds the description ("the U.S. envoy ...").
@@ -484,3 +485,10 @@ def test_a_long_question_is_typed_in_one_pass() -> None:
     # splitting it was tried (hours at the 2,000 characters a question may have).
     long_word = "who is " + "a" * 1990 + " b c d e"
     assert analyse(long_word).kind == "person" and not describes_a_name(long_word, [long_word])
+
+
+@pytest.mark.parametrize("question", ["mosul fall date", "album release date", "what date did the town fall"])
+def test_the_rules_type_a_keyword_date_question_as_the_reader_does(question: str) -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+
+    assert rule_form(question).kind == analyse(question).kind == "date"

@@ -144,10 +144,13 @@ def test_the_default_hands_typed_questions_to_the_rules_and_lets_the_reader_pick
     # The reader's own answer stops where the date does ("Oct. 17", not "Oct. 17, four months"): the rules' span.
     raqqa = hybrid.ask("When did Raqqa fall?")
     assert raqqa.decided_by == "reader" and raqqa.short_answer == "Oct. 17"
-    # No question word: the rules' patterns cannot tell that a date is asked for, and quote another sentence.
-    untyped = hybrid.ask("mosul fall date")
-    assert untyped.decided_by == "reader" and untyped.short_answer == "July 10"
-    assert rules.ask("mosul fall date").short_answer is None
+    # No question word, but "date" says what is asked for: the rules type it as "when did mosul fall".
+    dated = hybrid.ask("mosul fall date")
+    assert dated.decided_by == "rules" and dated.short_answer == "July 10"
+    # Nothing the rules' patterns can type ("%" alone): they quote a sentence with no short answer; the reader's.
+    untyped = hybrid.ask("isis territory lost %")
+    assert untyped.decided_by == "reader" and untyped.short_answer == "Over 96%"
+    assert rules.ask("isis territory lost %").short_answer is None
     opened = hybrid.ask("why did foreign fighters go to raqqa")
     assert opened.decided_by == "reader" and opened.answerable and opened.short_answer is None
     assert any("foreign fighters flocked to Raqqa" in citation.quote for citation in opened.citations)

@@ -103,7 +103,9 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b", "percent"),
         (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
          "duration"),
-        (r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b", "date"),
+        # "mosul fall date": no question word, but what is asked for.
+        (r"\bwhen\b|\bdate\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|"
+         r"\bsince when\b", "date"),
         (r"\bhow (many|much)\b|\bwhat (number|amount|total)\b|\bhow (large|big|far)\b|\bwhat (?:is|was|were|are) "
          r"the (?:\w+ )?(population|price|cost|size|area|length|height|weight|age|budget|toll|value|salary|revenue|"
          r"temperature|distance|speed|rate)\b", "number"),
