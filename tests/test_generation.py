@@ -403,9 +403,12 @@ def test_the_chain_reads_a_pronoun_as_the_previous_answer_as_the_extractive_answ
 
 
 def test_a_model_answer_names_the_answerer_its_question_is_handed_to(assistant: Assistant) -> None:
-    # No question word: the default hands it to the reader.
-    _, done = run_chain(assistant, Scripted("Raqqa fell on Oct. 17 [{n:on Oct. 17}]."), "raqqa fall date")
+    # Nothing the rules' patterns can type: the default hands it to the reader.
+    _, done = run_chain(assistant, Scripted("Raqqa fell on Oct. 17 [{n:on Oct. 17}]."), "raqqa fall")
     assert done.answer.mode == "llm" and done.answer.decided_by == "reader"
+    # A date asked for, even with no question word: the rules'.
+    _, done = run_chain(assistant, Scripted("Raqqa fell on Oct. 17 [{n:on Oct. 17}]."), "raqqa fall date")
+    assert done.answer.mode == "llm" and done.answer.decided_by == "rules"
 
 
 def test_settings_default_keeps_answers_extractive(assistant: Assistant) -> None:
