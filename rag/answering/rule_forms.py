@@ -144,6 +144,7 @@ def answer_spans_for(sentence: str, form: QuestionForm) -> list[Span]:
     spans = answer_spans(sentence, form.kind)
     if form.kind != "number":
         return spans
+    counted = {STEMMER.stemWord(word) for word in form.counted}
     kept = []
     for start, end in spans:
         if not form.share and PERCENT_SIGN.search(sentence[start:end]):
@@ -151,7 +152,7 @@ def answer_spans_for(sentence: str, form: QuestionForm) -> list[Span]:
         if form.exact and VAGUE_QUANTITY.match(sentence[start:end]):
             continue
         following = [STEMMER.stemWord(word) for word in tokens(sentence[end:])[:4] if word not in STOPWORDS][:2]
-        if form.counted and following and not {STEMMER.stemWord(word) for word in form.counted} & set(following):
+        if counted and following and not counted & set(following):
             continue  # "two fighting positions" does not count fighters
         if TIME_UNIT.match(sentence[end:]):  # "four months" is a duration, not a count
             continue

@@ -115,10 +115,17 @@ def squad_assistant(settings: Settings, squad_file: Path, log: Callable[[str], N
     return squad
 
 
+def development_readings(settings: Settings, answerer: Answerer,
+                         log: Callable[[str], None]) -> list[tuple[tuple[float, ...], int, bool]]:
+    """The refusal signals, whether it is answerable and whether it is open, for each development question
+    (``DEV_QUESTIONS``)."""
+    return [row for path in DEV_QUESTIONS if path.is_file() for row in development_rows(path, settings, answerer, log)]
+
+
 def development_rows(path: Path, settings: Settings, answerer: Answerer,
-                     log: Callable[[str], None]) -> list[tuple[tuple[float, ...], int]]:
-    """The refusal signals and whether it is answerable, for each question of a development set, asked over its
-    corpus (``NAME-corpus.json`` beside it) or the seeds."""
+                     log: Callable[[str], None]) -> list[tuple[tuple[float, ...], int, bool]]:
+    """The refusal signals, whether it is answerable and whether it is open (as read at question time), for each
+    question of a development set, asked over its corpus (``NAME-corpus.json`` beside it) or the seeds."""
     corpus = question_set_corpus(path, settings.index_dir / "samples")
     assistant = Assistant(settings.with_overrides({"index_dir": corpus_index_dir(settings, corpus)})
                           if corpus else settings)
@@ -133,19 +140,19 @@ def development_rows(path: Path, settings: Settings, answerer: Answerer,
         passages = assistant.retriever.retrieve(asked, vector)[:ANSWER_POOL]
         asked, vector = assistant.retriever.written_out(asked, vector, passages)  # as ``Assistant.answer`` reads it
         reading = answerer.read(asked, vector, passages, assistant.retriever.rarity)
-        rows.append((reading.signals.values, int(question.answerable)))
+        rows.append((reading.signals.values, int(question.answerable), reading.form.open))
     return rows
 
 
 def open_refusal(squad: Assistant, squad_file: Path, settings: Settings, answerer: Answerer, seed: int,
-                 log: Callable[[str], None]) -> dict[str, Any]:
+                 development: list[tuple[tuple[float, ...], int, bool]], log: Callable[[str], None]) -> dict[str, Any]:
     """The refusal threshold for open questions (why, how, what happened...), whose support the reader's scores do
     not inform (``RefusalSignals``): it rests on retrieval alone, and sits apart from the factoid questions'.
 
     Set on every open-form question of the SQuAD train half, read as retrieved (answerable when its paragraph is
     among the passages read) and read again with its whole article out of the passages (off-topic: "how do I ..."
-    asked of news), together with the open-form development questions: the best balanced accuracy that refuses at
-    most ``MAX_OPEN_FALSE_REFUSAL`` of the answerable ones.
+    asked of news), together with the open-form ``development`` readings (``development_readings``): the best
+    balanced accuracy that refuses at most ``MAX_OPEN_FALSE_REFUSAL`` of the answerable ones.
     """
     items = [item for item in train_questions(squad_file, sys.maxsize, seed) if analyse(item.question).open]
     answerable, off_topic = [], []
@@ -161,19 +168,14 @@ def open_refusal(squad: Assistant, squad_file: Path, settings: Settings, answere
             off_topic.append(answerer.read(item.question, vector, elsewhere, squad.retriever.rarity).support)
         if done % 100 == 0:
             log(f"open questions: read {done}/{len(items)}")
-    development = []
-    for path in (path for path in DEV_QUESTIONS if path.is_file()):
-        forms = [analyse(question.question).open for question in load_questions(path)]
-        development += [(answerer.refusal.score(signals), label)
-                        for (signals, label), is_open in zip(development_rows(path, settings, answerer, log), forms,
-                                                             strict=True) if is_open]
-    supports = [*((s, 1) for s in answerable), *((s, 0) for s in off_topic), *development]
+    developed = [(answerer.refusal.score(signals), label) for signals, label, is_open in development if is_open]
+    supports = [*((s, 1) for s in answerable), *((s, 0) for s in off_topic), *developed]
     threshold = calibrate_threshold([s for s, label in supports if label], [s for s, label in supports if not label],
                                     MAX_OPEN_FALSE_REFUSAL)
     refused = [s < threshold for s in off_topic]
     record = {"threshold": round(threshold, 6),
               "data": f"{len(items)} open-form questions of the SQuAD v1.1 dev train half ({len(answerable)} with "
-                      f"their paragraph read, {len(off_topic)} with their article out) and {len(development)} "
+                      f"their paragraph read, {len(off_topic)} with their article out) and {len(developed)} "
                       f"open-form questions of {', '.join(map(str, DEV_QUESTIONS))}",
               "off_topic_refused": round(sum(refused) / max(len(refused), 1), 4)}
     log(f"open questions' refusal threshold: {record}")
@@ -212,8 +214,10 @@ def main() -> int:
     squad = squad_assistant(settings, args.squad, log)
     if args.open_threshold_only:
         shipped = Answerer(settings.model_path, settings.cache_dir)
+        development = development_readings(settings, shipped, log)
         updated = dict(stored_models()) | {
-            "open_refusal": open_refusal(squad, args.squad, settings, shipped, args.seed, log) | provenance()}
+            "open_refusal": open_refusal(squad, args.squad, settings, shipped, args.seed, development, log)
+            | provenance()}
         MODELS_FILE.write_text(json.dumps(updated, indent=1) + "\n")
         log(f"wrote {MODELS_FILE}")
         return 0
@@ -274,9 +278,9 @@ def main() -> int:
                 traps += 1
         if done % 250 == 0:
             log(f"read {done}/{len(items)}")
-    dev_rows: list[tuple[tuple[float, ...], int]] = []
-    for path in (path for path in DEV_QUESTIONS if path.is_file()):
-        dev_rows += development_rows(path, settings, answerer, log)
+    # Read once: the refusal model is fitted on them, and the open questions' threshold set on the open ones.
+    development = development_readings(settings, answerer, log)
+    dev_rows = [(signals, label) for signals, label, _ in development]
     # The development questions are typed as people type and hold off-topic, near-topic and trap questions, which
     # the SQuAD pairs lack: together they weigh DEV_WEIGHT times as much as the pairs.
     dev_weight = DEV_WEIGHT * len(rows) / max(len(dev_rows), 1)
@@ -304,7 +308,8 @@ def main() -> int:
         "ranker": ranker.to_json(),
         "selector": selector.to_json(),
         "refusal": refusal.to_json(),
-        "open_refusal": open_refusal(squad, args.squad, settings, answerer, args.seed, log) | provenance(),
+        "open_refusal": open_refusal(squad, args.squad, settings, answerer, args.seed, development, log)
+        | provenance(),
         "trained": {
             **provenance(),
             "data": f"{len(items)} questions of the SQuAD v1.1 dev train half (seed {args.seed}), and for the "
