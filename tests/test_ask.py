@@ -359,6 +359,25 @@ def test_who_someone_is_is_answered_with_what_the_articles_say_they_are(assistan
     assert assistant.ask("who are the pkk").short_answer == "Kurdistan Workers Party"
 
 
+@pytest.mark.parametrize(
+    ("question", "described", "quoted"),
+    [
+        # Initials: the reader answered with a name from another sentence that also wrote them.
+        ("what is cjtf-oir", "Combined Joint Task Force Operation Inherent Resolve", "a statement issued by"),
+        # An appositive: the reader answered "foreign fighters", from "foreign fighters flocked to Raqqa".
+        ("what was raqqa", "the IS group’s de-facto capital", "fell to Kurdish-led forces"),
+        ("whats the syrian observatory", "an independent news gathering organization", "confirmed that"),
+    ],
+)
+def test_what_something_named_is_is_answered_with_the_articles_description(
+        assistant: Assistant, question: str, described: str, quoted: str) -> None:
+    answer = assistant.ask(question)
+    assert answer.short_answer == described
+    citation = answer.citations[0]
+    assert described in citation.quote and quoted in citation.quote
+    assert (SEEDS / citation.doc_id).read_text(encoding="utf-8")[citation.start : citation.end] == citation.quote
+
+
 def comment_section() -> tuple[int, int]:
     text = (SEEDS / LWJ).read_text(encoding="utf-8")
     return text.index("Tags:"), len(text)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from rag.answering.descriptions import describe, described_subject
 from rag.answering.linear import LinearModel, stored_models
 from rag.answering.questions import AnswerKind, QuestionForm, analyse, typed_spans
 from rag.answering.reader import SpanReader, SpanScore, load_reader
@@ -200,7 +201,7 @@ class Answerer:
             return Composed(False, "", None, [], reading.support)
         if reading.form.open:
             return compose_open(reading)
-        return compose_factoid(reading)
+        return compose_description(question, reading) or compose_factoid(reading)
 
 
 
@@ -235,6 +236,21 @@ def compose_factoid(reading: Reading) -> Composed:
     quotes.append(other_quote)
     text = (f"{short} [1]; another article gives {other_short} [{len(quotes)}]. {_quoted(quotes)}")
     return Composed(True, text, short, quotes, reading.support)
+
+
+def compose_description(question: str, reading: Reading) -> Composed | None:
+    """For a question asking what something named is, the description the articles give it (``descriptions``) as
+    the short answer, quoted in its sentence; ``None`` when the question asks something else or no sentence read
+    describes it."""
+    texts = [candidate.text for candidate in reading.ranked]
+    subject = described_subject(question, texts)
+    found = describe(subject, texts) if subject else None
+    if found is None:
+        return None
+    sentence = reading.ranked[found.sentence]
+    quote = Quote(sentence.passage, sentence.start, sentence.end, sentence.score)
+    short = sentence.text[found.start : found.end]
+    return Composed(True, f"{short}: {_quoted([quote])}", short, [quote], reading.support)
 
 
 def answer_only(short: str, kind: AnswerKind) -> str:

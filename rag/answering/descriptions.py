@@ -1,0 +1,216 @@
+"""Questions for what something named is ("who is mara quist", "what is the jrmn", "what does utc stand for"),
+answered the way news writing answers them: where a name is introduced, the text says what it is.
+
+- what initials stand for: the name they are the initials of ("the Joint Relief Mission for the North (JRMN)"), or
+  the name an alias follows ("the Coastal Workers Union, or the UTC");
+- an appositive: "Port Amery, the rebels' last stronghold, fell ...", "Col. Dana Vell, spokeswoman for the northern
+  army, called ...", "The country's second-largest port, Doria was ...";
+- a copula: "Mara Quist is a senior fellow at ...";
+- for a person, a title written before the name: "Northern Governor Alma Reyes".
+
+These are the patterns of English apposition and predication, not of any corpus. A span reader trained on SQuAD
+rarely meets such questions (asked what a town is, it answers with the participle after the town's name), so the
+answerer takes a description found this way as its short answer; whether to answer at all is still the refusal
+model's decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.answering.questions import DESCRIPTION, as_said
+from rag.spelling import CAPITALISED, FUNCTION_WORDS, in_text_spelling
+
+Span = tuple[int, int]
+
+# A name as written: capitalised words, with the small words names keep between them.
+NAME = rf"{CAPITALISED}(?:(?:[ \t]+(?:(?:of|the|for|de)[ \t]+)*|-){CAPITALISED})*"
+NAME_RUN = re.compile(NAME)
+SUBJECT_WORDS = r"[\w.&'-]+(?:\s+[\w.&'-]+){0,3}"
+DESCRIBED = re.compile(
+    r"^(?:(?:and|so|but|ok|okay)\s+)?(?P<wh>who|what)\s+(?:is|are|was|were)\s+(?:the\s+)?"
+    rf"(?P<subject>{SUBJECT_WORDS})\W*$"
+)
+STANDS_FOR = re.compile(
+    r"^(?:(?:and|so|but|ok|okay)\s+)?what\s+(?:does|did|do)\s+(?:the\s+)?"
+    rf"(?P<subject>{SUBJECT_WORDS})\s+(?:stand\s+for|mean)\W*$"
+)
+NOT_A_SUBJECT = frozenset("""a an this that these those his her its their our your my he she it they him them you we
+i there here""".split())
+
+# What a description never holds or opens with: a finite verb makes it a clause ("After Doria, the next target is
+# Kessa"), a conjunction, preposition or relative word makes it something else than a noun phrase.
+VERBS = frozenset("""is are was were be been being has have had will would can could shall should may might must do
+does did said says say told tells announced added""".split())
+NOT_AN_OPENING = frozenset("""which who whom whose where when while that and but or nor as after before according
+including because although though if so then now also not with without for from to in on at by into than he she it
+they we i you this these those there here""".split())
+# After these, a name is a complement ("the capture of Doria is a blow"), not the subject of a copula.
+PREPOSITIONS = frozenset("""of in at on to from for with by after before near over under into against about across
+during since until despite following within throughout""".split())
+MAX_DESCRIPTION_WORDS = 20
+
+APPOSITIVE = re.compile(r",\s+(?P<d>[^,;:()—–]+?)\s*(?=[,;:)—–]|\.?[\"”’]?\s*$)")
+COPULA = re.compile(r"\s+(?:is|was|are|were)\s+(?P<d>(?:a|an|the|one)\s[^,;:()—–]*?)\s*(?=[,;:)—–]|\.?[\"”’]?\s*$)")
+ALIAS = re.compile(rf"(?P<d>{NAME})\s*(?:,\s*(?:or|also known as|known as)\s+(?:the\s+)?|\(\s*(?:the\s+)?)$")
+FRONTED = re.compile(r"^\s*(?P<d>(?:[A-Z][\w.]*['’]s|[Tt]he|[Aa]n?)\s[^,;:]+?),\s+$")
+NAME_TAIL = re.compile(rf"(?:[ \t]+(?:(?:of|for|the|de)[ \t]+)*{CAPITALISED})*")
+# A title is a word or two of capitals before a person's name; "Gen." or "Lord" alone is a rank, not a description.
+MIN_TITLE_LETTERS = 5
+
+# Kinds of description, best first: what initials stand for names the thing; an appositive is how the writer
+# identifies it ("The country's second-largest port, Doria was a hub ..."), a copula may say only what it was then;
+# a title says only what a person's office is.
+ALIAS_OR_INITIALS, APPOSITION, COPULA_COMPLEMENT, TITLE = range(4)
+
+
+@dataclass(frozen=True)
+class Subject:
+    words: str
+    """As the texts spell it."""
+    person: bool
+    """Asked with "who": a title before the name describes it."""
+
+
+@dataclass(frozen=True)
+class Description:
+    sentence: int
+    """Index of the sentence (in the order given) that holds the description."""
+    start: int
+    end: int
+    """Offsets of the description in that sentence."""
+    kind: int
+
+
+def described_subject(question: str, texts: Sequence[str]) -> Subject | None:
+    """What ``question`` asks to be described, if it asks what something named is: "who is bill roggio" (any
+    "who is X" that ``DESCRIPTION`` takes for a name), "what is the jrmn" or "who are the utc" when ``texts`` write
+    it as a name (so "what is the population of doria" is not one), "what does utc stand for". In the spelling
+    ``texts`` use."""
+    said = as_said(question)
+    match = DESCRIBED.match(said) or STANDS_FOR.match(said)
+    if match is None:
+        return None
+    subject = match.group("subject")
+    if subject.split()[0] in NOT_A_SUBJECT:
+        return None
+    subject = in_text_spelling(subject, "\n".join(texts))
+    who = match.re is DESCRIBED and match.group("wh") == "who"
+    if who and DESCRIPTION.match(said):
+        return Subject(subject, person=True)
+    return Subject(subject, who) if _a_name(subject, texts) else None
+
+
+def _a_name(words: str, texts: Sequence[str]) -> bool:
+    """Whether ``texts`` write ``words`` as a name: each word (but the small words names keep) mostly with a capital,
+    and none with a possessive ("doria's mayor" asks for someone else)."""
+    if re.search(r"'s?\b", words):
+        return False
+    for word in re.findall(r"[^\W\d_]+", words):
+        if word in FUNCTION_WORDS or word == "de":
+            continue
+        found = [m.group() for text in texts for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text,
+                                                                 re.IGNORECASE)]
+        if not found or sum(form[0].isupper() for form in found) * 2 <= len(found):
+            return False
+    return True
+
+
+def describe(subject: Subject, texts: Sequence[str]) -> Description | None:
+    """The best description of ``subject`` in ``texts`` (sentences, best-ranked first): the best kind, then the
+    first sentence. A title counts only for a person; a subject stands for the names it is the initials of only
+    when the texts write it in capitals ("JRMN", "UTC")."""
+    words = subject.words.strip()
+    capitals = re.compile(rf"(?<![\w-]){re.escape(words.upper())}(?![\w-])")
+    initialism = " " not in words and any(capitals.search(text) for text in texts)
+    found = [Description(index, start, end, kind) for index, text in enumerate(texts)
+             for kind, (start, end) in descriptions_in(words, text, initialism) if subject.person or kind != TITLE]
+    return min(found, key=lambda d: (d.kind, d.sentence), default=None)
+
+
+def descriptions_in(subject: str, text: str, initialism: bool = False) -> list[tuple[int, Span]]:
+    """(kind, span) of every description of ``subject`` in one sentence ``text``; the names it is the initials of
+    too when it is an ``initialism``."""
+    found = [(ALIAS_OR_INITIALS, span) for span in _expansions(subject, text)] if initialism else []
+    words = [re.escape(word) for word in re.split(r"[\s-]+", subject) if word]
+    if not words:
+        return found
+    written = r"[\s-]+".join(words)
+    for match in re.finditer(rf"(?<![\w-]){written}(?![\w-])", text, re.IGNORECASE):
+        start = match.start()
+        tail = NAME_TAIL.match(text, match.end())
+        end = tail.end() if tail else match.end()  # "Joint Relief" goes on to "... Mission for the North"
+        before = text[:start]
+        alias = ALIAS.search(before)
+        if alias:
+            found.append((ALIAS_OR_INITIALS, alias.span("d")))
+        after_word = re.search(r"(\w+)\W*$", before)
+        copula = COPULA.match(text, end)
+        if copula and not (after_word and after_word.group(1).lower() in PREPOSITIONS) and _a_noun_phrase(
+                copula.group("d"), opening_checked=True):
+            found.append((COPULA_COMPLEMENT, copula.span("d")))
+        appositive = APPOSITIVE.match(text, end)
+        # "Near Al Qaim, four strikes ...": the first comma after an opening prepositional phrase ends it.
+        opening = re.match(r"\W*(\w+)", text)
+        introduced = opening is not None and opening.group(1).lower() in PREPOSITIONS and "," not in before
+        if appositive and not introduced and _a_noun_phrase(appositive.group("d")):
+            found.append((APPOSITION, appositive.span("d")))
+        fronted = FRONTED.match(before)
+        if fronted and _a_noun_phrase(fronted.group("d"), opening_checked=True):
+            found.append((APPOSITION, fronted.span("d")))
+        title = _title(text, start)
+        if title:
+            found.append((TITLE, title))
+    return found
+
+
+def _a_noun_phrase(words: str, opening_checked: bool = False) -> bool:
+    """Whether ``words`` read as a noun phrase that describes: no verb in them (in small letters: "IS" is a name),
+    and (unless the pattern that found them fixed their opening) opening with a determiner, a possessive or a small
+    word that is not a participle, an adverb, a conjunction or a preposition ("depriving the rebels of ..." is a
+    clause; "spokeswoman for the army" is not)."""
+    tokens = words.split()
+    if not 0 < len(tokens) <= MAX_DESCRIPTION_WORDS or any(token in VERBS for token in tokens):
+        return False
+    if opening_checked:
+        return True
+    first = tokens[0]
+    if re.fullmatch(r"[A-Z][\w.]*['’]s", first) or first.lower() in {"a", "an", "the", "one"}:
+        return True
+    return first.islower() and first not in NOT_AN_OPENING and not re.search(r"(?:ing|ed|ly)$", first)
+
+
+def _title(text: str, start: int) -> Span | None:
+    """The capitalised words written before a name in the same run ("Syrian President" of "Syrian President Bashar
+    Assad"), when they are more than a rank."""
+    for run in NAME_RUN.finditer(text):
+        if run.start() < start < run.end():
+            title = text[run.start() : start].strip()
+            words = [w for w in title.split() if w.lower() not in FUNCTION_WORDS]
+            if any(w.lower() in NOT_AN_OPENING or w.lower() in PREPOSITIONS for w in words):
+                return None
+            if len(words) >= 2 or (len(words) == 1 and len(words[0]) >= MIN_TITLE_LETTERS and "." not in words[0]):
+                return run.start(), run.start() + len(title)
+        if run.start() >= start:
+            break
+    return None
+
+
+def _expansions(subject: str, text: str) -> list[Span]:
+    """Names in ``text`` whose initials spell ``subject`` when it is one word ("jrmn": "Joint Relief Mission for the
+    North")."""
+    if " " in subject.strip():
+        return []
+    letters = re.sub(r"[^a-z]", "", subject.lower())
+    if len(letters) < 2:
+        return []
+    spans = []
+    for run in NAME_RUN.finditer(text):
+        words = [w for w in re.finditer(CAPITALISED, run.group()) if w.group().lower() not in FUNCTION_WORDS]
+        for first in range(len(words) - len(letters) + 1):
+            chosen = words[first : first + len(letters)]
+            if "".join(w.group()[0] for w in chosen).lower() == letters:
+                spans.append((run.start() + chosen[0].start(), run.start() + chosen[-1].end()))
+    return spans
