@@ -32,7 +32,7 @@ import numpy as np
 
 from rag.embedding import QueryEncoder, Vectors, llama_embedding
 from rag.settings import Settings
-from rag.spelling import SpellingVariants, initials_written_out, names_by_initials
+from rag.spelling import SpellingVariants, names_by_initials, shorthand_written_out
 from rag.store import PassageStore, StoredSentence
 
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
@@ -364,9 +364,10 @@ class HybridRetriever:
 
     def written_out(self, question: str, vector: Vectors,
                     passages: Sequence[RetrievedPassage]) -> tuple[str, Vectors]:
-        """``question`` with each word the index lacks that is the initials of a name the first passages found
-        write out, written as that name ("who dominates the sdf" reads "who dominates the syrian democratic forces"),
-        and its vector (``vector``, the question's, when nothing was written out).
+        """``question`` with each word the index lacks that is shorthand the first passages found write out,
+        written out: the initials of a name ("who dominates the sdf" reads "who dominates the syrian democratic
+        forces"), a word without its vowels ("ppl" reads "people"); and its vector (``vector``, the question's, when
+        nothing was written out).
 
         The passages were found with the names of those initials in the lexical query (``retrieve``) and ranked by
         the question's other words too: they choose between names with the same initials, and leave a typo that
@@ -375,7 +376,7 @@ class HybridRetriever:
             return question, vector
         stem, spelling = self.lexical.stemmer.stemWord, self.spelling
         text = "\n".join(passage.text for passage in passages[:WRITTEN_OUT_FROM])
-        written = initials_written_out(question, text, lambda word: spelling.lacks(word, stem))
+        written = shorthand_written_out(question, text, lambda word: spelling.lacks(word, stem))
         return (question, vector) if written == question else (written, self.embed_question(written))
 
     def embed_question(self, question: str) -> Vectors:

@@ -165,24 +165,39 @@ def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = la
     return WORD.sub(respelled, question)
 
 
-def initials_written_out(question: str, text: str, unknown: Callable[[str], bool]) -> str:
-    """``question`` with each ``unknown`` word that is the initials of a name ``text`` writes out written as that
-    name (the most frequent there): "who dominates the sdf" against a text on the Syrian Democratic Forces reads
-    "who dominates the syrian democratic forces", and "SDF" reads "Syrian Democratic Forces". In the case typed:
-    a question's capitals mark the names it asks about, and a name that is not in the sentence holding the answer
-    ("Kurdish-led forces took Raqqa") is evidence against that sentence."""
+# A word of consonants only, as people shorten words in a hurry: "ppl", "yrs", "msg".
+CONSONANTS_ONLY = re.compile(r"[b-df-hj-np-tv-z]{3,5}")
+
+
+def shorthand_written_out(question: str, text: str, unknown: Callable[[str], bool]) -> str:
+    """``question`` with each ``unknown`` word that is shorthand for words of ``text`` written as ``text`` writes
+    them:
+
+    - initials of a name ``text`` writes out (the most frequent there): "who dominates the sdf" against a text on
+      the Syrian Democratic Forces reads "who dominates the syrian democratic forces", and "SDF" reads "Syrian
+      Democratic Forces". In the case typed: a question's capitals mark the names it asks about, and a name that is
+      not in the sentence holding the answer ("Kurdish-led forces took Raqqa") is evidence against that sentence.
+    - a word typed in small letters without its vowels, as the most frequent word of ``text`` with the same first
+      letter and the same consonants: "how many ppl" reads "how many people", "yrs" reads "years"."""
     names: dict[str, list[str]] | None = None  # read from the text only when a question word needs them
+    spelled: Counter[str] | None = None
 
     def written(match: re.Match[str]) -> str:
-        nonlocal names
-        word = match.group().lower()
+        nonlocal names, spelled
+        typed, word = match.group(), match.group().lower()
         if len(word) < 2 or not unknown(word):
-            return match.group()
+            return typed
         if names is None:
             names = names_by_initials([text])
         found = names.get(word)
-        if not found:
-            return match.group()
-        return found[0].lower() if match.group().islower() else found[0]
+        if found:
+            return found[0].lower() if typed.islower() else found[0]
+        if typed.islower() and CONSONANTS_ONLY.fullmatch(word):
+            if spelled is None:
+                spelled = Counter(w.lower() for w in WORD.findall(text))
+            skeleton = fold(word)
+            return next((w for w, _ in spelled.most_common()
+                         if w[0] == word[0] and len(w) > len(word) and fold(w) == skeleton), typed)
+        return typed
 
     return WORD.sub(written, question)

@@ -351,6 +351,12 @@ def test_initials_are_read_as_the_names_the_articles_write_out(assistant: Assist
     assert assistant.ask("is it over").asked == "is it over"
 
 
+def test_a_word_typed_without_its_vowels_is_read_as_the_articles_write_it(assistant: Assistant) -> None:
+    typed = assistant.ask("how many ppl freed from isis according to mcgurk")
+    assert typed.asked == "how many people freed from isis according to mcgurk"
+    assert typed.short_answer == "6.6 million"
+
+
 def test_who_someone_is_is_answered_with_what_the_articles_say_they_are(assistant: Assistant) -> None:
     answer = assistant.ask("who is brett mcgurk")
     assert answer.short_answer == "the U.S. envoy for the fight against the Islamic State"

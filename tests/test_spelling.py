@@ -11,8 +11,8 @@ from rag.spelling import (
     fold,
     in_text_spelling,
     initialisms,
-    initials_written_out,
     names_by_initials,
+    shorthand_written_out,
 )
 
 
@@ -130,9 +130,20 @@ def test_initials_are_read_only_when_a_question_needs_them() -> None:
 
 def test_a_question_reads_initials_as_the_names_the_text_writes_out() -> None:
     unknown = {"pmf", "lwj", "pm", "kgs"}.__contains__
-    assert (initials_written_out("what does the lwj say about the pmf", ARTICLE, unknown)
+    assert (shorthand_written_out("what does the lwj say about the pmf", ARTICLE, unknown)
             == "what does the long war journal say about the popular mobilization forces")
     # In the case typed: capitals mark the names a question asks about.
-    assert initials_written_out("Who is the Iraqi PM?", ARTICLE, unknown) == "Who is the Iraqi Prime Minister?"
+    assert shorthand_written_out("Who is the Iraqi PM?", ARTICLE, unknown) == "Who is the Iraqi Prime Minister?"
     # Words that are not unknown, and initials the text has no name for, stay as typed.
-    assert initials_written_out("how many kgs did the boe weigh", ARTICLE, unknown) == "how many kgs did the boe weigh"
+    assert shorthand_written_out("how many kgs did the boe weigh", ARTICLE,
+                                 unknown) == "how many kgs did the boe weigh"
+
+
+def test_a_word_typed_without_its_vowels_reads_as_the_text_writes_it() -> None:
+    text = "Six million people were freed. People came home after years away; the pool reopened. Ask Ppl Corp."
+    unknown = {"ppl", "yrs", "pls", "zzq"}.__contains__
+    # The most frequent word of the text with the same first letter and consonants ("people", not "pool").
+    assert shorthand_written_out("how many ppl were freed after 3 yrs", text, unknown) == (
+        "how many people were freed after 3 years")
+    # Typed with capitals it is a name; without a match in the text, or with vowels, it stays as typed.
+    assert shorthand_written_out("is PPL open pls zzq", text, unknown) == "is PPL open pls zzq"
