@@ -97,3 +97,25 @@ def test_a_long_question_and_sentence_are_read_in_one_pass() -> None:
     assert described_subject(question, [question]) is None
     sentence = "Doria, " + "the port " * 200 + "a" * 1000
     assert descriptions_in("doria", sentence) == []  # too long to be a description
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "age"),
+    [
+        ("how old is mara quist", "Mara Quist, 45, said the talks would go on.", "45"),
+        ("whats mara quist's age", "The editor, Mara Quist (45), said so.", "45"),
+        ("what age was mara quist", "Mara Quist, aged 45, said so.", "45"),
+        # Not an age given after the name: the age at which she did something else.
+        ("how old is mara quist", "Mara Quist gave up ballet at the age of 10.", None),
+    ],
+)
+def test_how_old_someone_is_is_the_age_written_after_the_name(question: str, sentence: str, age: str | None) -> None:
+    subject = described_subject(question, [sentence])
+    assert subject is not None and subject.age and subject.words == "mara quist"
+    found = describe(subject, [sentence])
+    assert (sentence[found.start : found.end] if found else None) == age
+
+
+def test_an_age_question_about_something_else_than_a_name_is_not_one() -> None:
+    assert described_subject("how old was he when he won", ["He won at 45."]) is None
+    assert described_subject("how old is the bridge", ["The bridge is old."]) is None

@@ -6,7 +6,8 @@ answered the way news writing answers them: where a name is introduced, the text
 - an appositive: "Port Amery, the rebels' last stronghold, fell ...", "Col. Dana Vell, spokeswoman for the northern
   army, called ...", "The country's second-largest port, Doria was ...";
 - a copula: "Mara Quist is a senior fellow at ...";
-- for a person, a title written before the name: "Northern Governor Alma Reyes".
+- for a person, a title written before the name: "Northern Governor Alma Reyes";
+- asked how old someone is, the age written after the name: "Mara Quist, 45, said ...".
 
 These are the patterns of English apposition and predication, not of any corpus. A span reader trained on SQuAD
 rarely meets such questions (asked what a town is, it answers with the participle after the town's name), so the
@@ -17,7 +18,7 @@ model's decision.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.answering.questions import DESCRIPTION, as_said
@@ -37,6 +38,14 @@ STANDS_FOR = re.compile(
     r"^(?:(?:and|so|but|ok|okay)\s+)?what\s+(?:does|did|do)\s+(?:the\s+)?"
     rf"(?P<subject>{SUBJECT_WORDS})\s+(?:stand\s+for|mean)\W*$"
 )
+# "how old is mara quist", "whats mara quist's age": a person's age, which news writes after the name.
+AGE_FORMS = (
+    re.compile(rf"^(?:(?:and|so|but|ok|okay)\s+)?how\s+old\s+(?:is|was|are|were)\s+(?P<subject>{SUBJECT_WORDS})\W*$"),
+    re.compile(rf"^(?:(?:and|so|but|ok|okay)\s+)?what\s+(?:is|was)\s+(?P<subject>{SUBJECT_WORDS})'s?\s+age\W*$"),
+    re.compile(rf"^(?:(?:and|so|but|ok|okay)\s+)?what\s+age\s+(?:is|was)\s+(?P<subject>{SUBJECT_WORDS})\W*$"),
+)
+# "Mara Quist, 45, said", "Mara Quist (45)", "Mara Quist, aged 45,".
+AGE_AFTER_NAME = re.compile(r",\s*(?:aged\s+)?(?P<d>\d{1,3})\s*[,;.)]|\s*\((?:aged\s+)?(?P<p>\d{1,3})\)")
 NOT_A_SUBJECT = frozenset("""a an this that these those his her its their our your my he she it they him them you we
 i there here""".split())
 
@@ -64,6 +73,7 @@ MIN_TITLE_LETTERS = 5
 # identifies it ("The country's second-largest port, Doria was a hub ..."), a copula may say only what it was then;
 # a title says only what a person's office is.
 ALIAS_OR_INITIALS, APPOSITION, COPULA_COMPLEMENT, TITLE = range(4)
+AGE = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class Subject:
     """As the texts spell it."""
     person: bool
     """Asked with "who": a title before the name describes it."""
+    age: bool = False
+    """Asked how old the person is, not what they are."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,10 @@ def described_subject(question: str, texts: Sequence[str]) -> Subject | None:
     it as a name (so "what is the population of doria" is not one), "what does utc stand for". In the spelling
     ``texts`` use."""
     said = as_said(question)
+    aged = next((found for form in AGE_FORMS if (found := form.match(said))), None)
+    if aged:
+        subject = in_text_spelling(aged.group("subject"), "\n".join(texts))
+        return Subject(subject, person=True, age=True) if _a_name(subject, texts) else None
     match = DESCRIBED.match(said) or STANDS_FOR.match(said)
     if match is None:
         return None
@@ -123,6 +139,10 @@ def describe(subject: Subject, texts: Sequence[str]) -> Description | None:
     first sentence. A title counts only for a person; a subject stands for the names it is the initials of only
     when the texts write it in capitals ("JRMN", "UTC")."""
     words = subject.words.strip()
+    if subject.age:
+        ages = [Description(index, start, end, AGE) for index, text in enumerate(texts)
+                for start, end in ages_in(words, text)]
+        return ages[0] if ages else None
     capitals = re.compile(rf"(?<![\w-]){re.escape(words.upper())}(?![\w-])")
     initialism = " " not in words and any(capitals.search(text) for text in texts)
     found = [Description(index, start, end, kind) for index, text in enumerate(texts)
@@ -134,14 +154,7 @@ def descriptions_in(subject: str, text: str, initialism: bool = False) -> list[t
     """(kind, span) of every description of ``subject`` in one sentence ``text``; the names it is the initials of
     too when it is an ``initialism``."""
     found = [(ALIAS_OR_INITIALS, span) for span in _expansions(subject, text)] if initialism else []
-    words = [re.escape(word) for word in re.split(r"[\s-]+", subject) if word]
-    if not words:
-        return found
-    written = r"[\s-]+".join(words)
-    for match in re.finditer(rf"(?<![\w-]){written}(?![\w-])", text, re.IGNORECASE):
-        start = match.start()
-        tail = NAME_TAIL.match(text, match.end())
-        end = tail.end() if tail else match.end()  # "Joint Relief" goes on to "... Mission for the North"
+    for start, end in _mentions(subject, text):
         before = text[:start]
         alias = ALIAS.search(before)
         if alias:
@@ -164,6 +177,28 @@ def descriptions_in(subject: str, text: str, initialism: bool = False) -> list[t
         if title:
             found.append((TITLE, title))
     return found
+
+
+def ages_in(subject: str, text: str) -> list[Span]:
+    """Spans of the age ``text`` gives ``subject`` after the name: "Mara Quist, 45, said", "Mara Quist (45)"."""
+    ages = []
+    for _, end in _mentions(subject, text):
+        age = AGE_AFTER_NAME.match(text, end)
+        if age:
+            ages.append(age.span("d") if age.group("d") else age.span("p"))
+    return ages
+
+
+def _mentions(subject: str, text: str) -> Iterator[Span]:
+    """Where ``text`` names ``subject`` (in any case, its words joined by spaces or hyphens), each running on to
+    the end of the name it is part of ("Joint Relief" to "Joint Relief Mission for the North")."""
+    words = [re.escape(word) for word in re.split(r"[\s-]+", subject) if word]
+    if not words:
+        return
+    written = r"[\s-]+".join(words)
+    for match in re.finditer(rf"(?<![\w-]){written}(?![\w-])", text, re.IGNORECASE):
+        tail = NAME_TAIL.match(text, match.end())
+        yield match.start(), tail.end() if tail else match.end()
 
 
 def _a_noun_phrase(words: str, opening_checked: bool = False) -> bool:
