@@ -38,7 +38,7 @@ from rag.store import PassageStore, StoredSentence
 # Fused candidates re-ordered by sentence similarity, and the weight of BM25 in that order.
 RERANK_DEPTH = 30
 W_RERANK_LEXICAL = 0.5
-# The passages whose names a question's initials are read as (``HybridRetriever.written_out``).
+# The passages whose words a question's shorthand is read as (``HybridRetriever.written_out``).
 WRITTEN_OUT_FROM = 3
 POINTER_FILE = "current.json"
 STAMP_FILE = "stamp.json"
@@ -364,14 +364,15 @@ class HybridRetriever:
 
     def written_out(self, question: str, vector: Vectors,
                     passages: Sequence[RetrievedPassage]) -> tuple[str, Vectors]:
-        """``question`` with each word the index lacks that is shorthand the first passages found write out,
-        written out: the initials of a name ("who dominates the sdf" reads "who dominates the syrian democratic
-        forces"), a word without its vowels ("ppl" reads "people"); and its vector (``vector``, the question's, when
-        nothing was written out).
+        """``question`` with each word the index lacks that is shorthand for words the first passages found write,
+        written out (``rag.spelling.shorthand_written_out``): the initials of a name ("who leads the jrmn" reads "who
+        leads the joint relief mission for the north"), a word without its vowels ("ppl" reads "people"); and its
+        vector (``vector``, the question's, when nothing was written out).
 
-        The passages were found with the names of those initials in the lexical query (``retrieve``) and ranked by
-        the question's other words too: they choose between names with the same initials, and leave a typo that
-        happens to be some name's initials ("kgs") as typed, unless that name is what the question is about."""
+        The passages were found with the names of those initials in the lexical query (``retrieve``; a vowelless
+        word adds nothing to it) and ranked by the question's other words too: they choose between names with the
+        same initials, and leave a typo that happens to be some name's initials ("kgs") as typed, unless that name
+        is what the question is about."""
         if self.spelling is None or self.lexical is None:
             return question, vector
         stem, spelling = self.lexical.stemmer.stemWord, self.spelling

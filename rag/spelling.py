@@ -1,10 +1,10 @@
 """Spelling variants: the same name typed or transliterated differently (Mohammed / Muhammad, a doubled letter typed
-once, a final h dropped), or typed as its initials ("sdf" for the Syrian Democratic Forces).
+once, a final h dropped), or typed as its initials ("jrmn" for the Joint Relief Mission for the North).
 
 BM25 matches exact tokens, so a question that misspells a name finds nothing lexically; the words of the index's
 vocabulary with the same consonant skeleton and a small edit distance are added to its lexical query. A word the
 vocabulary lacks that is the initials of a name its articles write out gets that name added instead: people type
-"pmf" or "lwj" where the articles write "Popular Mobilization Forces" and "Long War Journal".
+"imf" or "nato" where the articles write "International Monetary Fund" and "North Atlantic Treaty Organization".
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def edit_distance(a: str, b: str) -> int:
 CAPITALISED = r"[A-Z](?:\w|-(?=[a-z])|['’.](?=[A-Z]))*"
 # Capitalised words in a row, with the small words names keep between them ("Organization of Petroleum Exporting
 # Countries"; not "and", which mostly joins two names).
-NAME_RUN = re.compile(rf"{CAPITALISED}(?:(?:[ \t]+(?:(?:of|the|for|de)[ \t]+)*|-){CAPITALISED})+")
+NAME_JOINT = r"(?:[ \t]+(?:(?:of|the|for|de)[ \t]+)*|-)"
+NAME_RUN = re.compile(rf"{CAPITALISED}(?:{NAME_JOINT}{CAPITALISED})+")
 CAPITALISED_WORD = re.compile(CAPITALISED)
 # Capitalised because they open a sentence ("The Prime Minister said"), not because they are part of a name.
 FUNCTION_WORDS = frozenset("a an and as at but by for from in it its of on or the this that these to with".split())
@@ -148,7 +149,7 @@ WORD = re.compile(r"[^\W\d_]+")
 
 def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = lambda word: False) -> str:
     """``question`` with each word that ``text`` lacks but holds in another spelling written as ``text`` writes it
-    (lowercased): "who took raqa" against a text on Raqqa reads "who took raqqa". A reader compares word pieces,
+    (lowercased): "who took doriah" against a text on Doria reads "who took doria". A reader compares word pieces,
     and to it a name typed another way is a name the text never mentions. A word that is ``known`` (the reader has
     it whole) is taken as meant: "fall" is not a misspelling of "fell"."""
     variants = SpellingVariants({word.lower() for word in WORD.findall(text)})
@@ -165,20 +166,24 @@ def in_text_spelling(question: str, text: str, known: Callable[[str], bool] = la
     return WORD.sub(respelled, question)
 
 
-# A word of consonants only, as people shorten words in a hurry: "ppl", "yrs", "msg".
-CONSONANTS_ONLY = re.compile(r"[b-df-hj-np-tv-z]{3,5}")
+# A word of consonants only, as people shorten words in a hurry ("ppl", "msg"); "y" only opening it ("yrs"): at its
+# end it is a vowel ("fly", "try").
+VOWELLESS = re.compile(r"[b-df-hj-np-tv-z][b-df-hj-np-tv-xz]{2,4}")
 
 
 def shorthand_written_out(question: str, text: str, unknown: Callable[[str], bool]) -> str:
     """``question`` with each ``unknown`` word that is shorthand for words of ``text`` written as ``text`` writes
     them:
 
-    - initials of a name ``text`` writes out (the most frequent there): "who dominates the sdf" against a text on
-      the Syrian Democratic Forces reads "who dominates the syrian democratic forces", and "SDF" reads "Syrian
-      Democratic Forces". In the case typed: a question's capitals mark the names it asks about, and a name that is
-      not in the sentence holding the answer ("Kurdish-led forces took Raqqa") is evidence against that sentence.
-    - a word typed in small letters without its vowels, as the most frequent word of ``text`` with the same first
-      letter and the same consonants: "how many ppl" reads "how many people", "yrs" reads "years"."""
+    - initials of a name ``text`` writes out (the most frequent there): "who leads the jrmn" against a text on the
+      Joint Relief Mission for the North reads "who leads the joint relief mission for the north", and "JRMN" reads
+      "Joint Relief Mission for the North". In the case typed: a question's capitals mark the names it asks about,
+      and a name that is not in the sentence holding the answer is evidence against that sentence.
+    - a word typed in small letters without its vowels, as the word of ``text`` with the same first letter and the
+      same consonant skeleton (``fold``) that ``text`` writes most often, and more often than any other such word:
+      "how many ppl" reads "how many people", "yrs" reads "years". A name typed in small letters that ``text`` lacks
+      may be read as a word it happens to share consonants with ("cnn" as "cannon"); only the first passages found
+      are looked at, so that takes a question about a name the index does not hold."""
     names: dict[str, list[str]] | None = None  # read from the text only when a question word needs them
     spelled: Counter[str] | None = None
 
@@ -192,12 +197,14 @@ def shorthand_written_out(question: str, text: str, unknown: Callable[[str], boo
         found = names.get(word)
         if found:
             return found[0].lower() if typed.islower() else found[0]
-        if typed.islower() and CONSONANTS_ONLY.fullmatch(word):
+        if typed.islower() and VOWELLESS.fullmatch(word):
             if spelled is None:
                 spelled = Counter(w.lower() for w in WORD.findall(text))
             skeleton = fold(word)
-            return next((w for w, _ in spelled.most_common()
-                         if w[0] == word[0] and len(w) > len(word) and fold(w) == skeleton), typed)
+            alike = [(w, seen) for w, seen in spelled.most_common()
+                     if w[0] == word[0] and len(w) > len(word) and fold(w) == skeleton]
+            if alike and (len(alike) == 1 or alike[0][1] > alike[1][1]):
+                return alike[0][0]
         return typed
 
     return WORD.sub(written, question)

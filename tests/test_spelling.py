@@ -140,10 +140,12 @@ def test_a_question_reads_initials_as_the_names_the_text_writes_out() -> None:
 
 
 def test_a_word_typed_without_its_vowels_reads_as_the_text_writes_it() -> None:
-    text = "Six million people were freed. People came home after years away; the pool reopened. Ask Ppl Corp."
-    unknown = {"ppl", "yrs", "pls", "zzq"}.__contains__
-    # The most frequent word of the text with the same first letter and consonants ("people", not "pool").
+    text = ("Six million people were freed. People came home after years away, and years later the pool reopened. "
+            "Ask Ppl Corp. The flat was a flit.")
+    unknown = {"ppl", "yrs", "pls", "zzq", "fly", "flt"}.__contains__
+    # The word of the text with the same first letter and consonants that it writes most ("people", not "pool").
     assert shorthand_written_out("how many ppl were freed after 3 yrs", text, unknown) == (
         "how many people were freed after 3 years")
-    # Typed with capitals it is a name; without a match in the text, or with vowels, it stays as typed.
-    assert shorthand_written_out("is PPL open pls zzq", text, unknown) == "is PPL open pls zzq"
+    # Typed with capitals it is a name; without a word the text writes more than any other ("flat" and "flit"
+    # once each), or ending in a "y" (a vowel there), it stays as typed.
+    assert shorthand_written_out("is PPL open pls zzq fly flt", text, unknown) == "is PPL open pls zzq fly flt"

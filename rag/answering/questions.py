@@ -91,16 +91,21 @@ OPEN_FORMS = re.compile(
 # "who is bill roggio": asked what someone is (a description), not who holds some role ("who is the envoy", "who is
 # snow patrol's bassist", "who is directing the film"), which a name answers.
 NAME_WORD = r"(?![\w.-]*(?:ing|'s?)\b)[\w.-]+"
+LEAD_IN = r"^(?:(?:and|so|but|ok|okay)\s+)?"
+"""What a question may open with before its question word, as typed in a conversation."""
+POINTING_WORDS = frozenset("the a an this that these those his her its their our your my he she it they him them you "
+                           "we i".split())
+"""Words that point to something rather than name it: "who is he", "what is this" ask for no description."""
 DESCRIPTION = re.compile(
-    r"^(?:(?:and|so|but|ok|okay)\s+)?who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+"
-    r"(?!(?:the|a|an|this|that|these|those|his|her|its|their|our|your|my|he|she|it|they|him|them|you|we|i|in|on|at|"
-    rf"behind|responsible|now|still|currently|going|being)\b){NAME_WORD}(?:\s+{NAME_WORD}){{0,3}}\W*$"
+    rf"{LEAD_IN}who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+"
+    rf"(?!(?:{'|'.join(sorted(POINTING_WORDS))}|in|on|at|behind|responsible|now|still|currently|going|being)\b)"
+    rf"{NAME_WORD}(?:\s+{NAME_WORD}){{0,3}}\W*$"
 )
 """Matched against ``as_said`` text."""
 # "who are the pkk" asks what a group is, "who are the winners" who won: the articles tell them apart
 # (``describes_a_name``).
 DESCRIPTION_OF_THE = re.compile(
-    r"^(?:(?:and|so|but|ok|okay)\s+)?who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+([\w.-]+)(?:\s+[\w.-]+){0,3}\W*$"
+    rf"{LEAD_IN}who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+([\w.-]+)(?:\s+[\w.-]+){{0,3}}\W*$"
 )
 AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
 COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
