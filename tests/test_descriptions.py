@@ -167,3 +167,10 @@ def test_long_sentences_are_read_in_one_pass(sentence: str, kinds: list[Kind]) -
     # Each pattern is matched once per mention, from where the mention ends or within a bounded reach before it: a
     # lazy pattern once retried every run of spaces (21 s on 3,000 of them).
     assert [kind for kind, _ in descriptions_in("doria", sentence, initialism=True)] == kinds
+
+
+def test_a_description_may_run_on_with_a_participle() -> None:
+    sentence = "Kessanet was a public data network operated by the northern post office."
+    found = describe(Subject("kessanet", person=False), [sentence])
+    assert found is not None
+    assert sentence[found.start : found.end] == "a public data network operated by the northern post office"

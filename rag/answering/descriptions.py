@@ -21,7 +21,6 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from itertools import pairwise
 
 from rag.answering.questions import DESCRIPTION, LEAD_IN, POINTING_WORDS, as_said
 from rag.spelling import CAPITALISED, FUNCTION_WORDS, NAME_JOINT, NAME_RUN, in_text_spelling
@@ -178,8 +177,10 @@ def descriptions_in(subject: str, text: str, initialism: bool = False) -> list[t
         if copula and not (after_word and after_word.group(1).lower() in PREPOSITIONS):
             found += [(Kind.COPULA, span) for span in [_trimmed(text, copula.span("d"))] if _a_noun_phrase(
                 text[slice(*span)], opening_checked=True)]
-        # "Near Doria, four patrols ...": the first comma after an opening prepositional phrase ends it.
-        introduced = opening is not None and opening.group(1).lower() in PREPOSITIONS and "," not in before
+        # "Near Doria, four patrols ...", "Asked about Doria, the spokesman declined ...": the first comma after an
+        # opening prepositional or participial phrase ends it.
+        introduced = opening is not None and "," not in before and (
+            opening.group(1).lower() in PREPOSITIONS or re.fullmatch(r"[A-Z][a-z]+(?:ed|ing)", opening.group(1)))
         appositive = APPOSITIVE.match(text, end)
         if appositive and not introduced:
             found += [(Kind.APPOSITION, span) for span in [_trimmed(text, appositive.span("d"))]
@@ -230,14 +231,11 @@ def _trimmed(text: str, span: Span) -> Span:
 
 def _a_noun_phrase(words: str, opening_checked: bool = False) -> bool:
     """Whether ``words`` read as a noun phrase that describes: no verb in them (in small letters: "US" is a name),
-    no participle after a noun ("the spokesman declined to comment"), and (unless the pattern that found them fixed
-    their opening) opening with a determiner, a possessive or a small word that is not a participle, an adverb, a
-    conjunction or a preposition ("depriving the rebels of ..." is a clause; "spokeswoman for the army" is not)."""
+    and (unless the pattern that found them fixed their opening) opening with a determiner, a possessive or a small
+    word that is not a participle, an adverb, a conjunction or a preposition ("depriving the rebels of ..." is a
+    clause; "spokeswoman for the army" is not)."""
     tokens = words.split()
     if not 0 < len(tokens) <= MAX_DESCRIPTION_WORDS or any(token in VERBS for token in tokens):
-        return False
-    if any(re.fullmatch(r"[a-z]+ed", token) and not re.fullmatch(r"a|an|the|\w+ly|most|more|well", previous)
-           for previous, token in pairwise(tokens)):
         return False
     if opening_checked:
         return True
