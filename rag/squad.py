@@ -38,6 +38,16 @@ def articles_of(data: list[dict[str, Any]], split: Split) -> list[dict[str, Any]
     return [article for article in data if article["title"] in titles]
 
 
+def paragraph_id(title: str, index: int) -> str:
+    """The id of an article's ``index``-th paragraph in the corpus ``squad_corpus`` writes: ``ARTICLE-INDEX``."""
+    return f"{title}-{index}"
+
+
+def article_of(doc_id: str) -> str:
+    """The SQuAD article a paragraph id (``paragraph_id``) belongs to."""
+    return doc_id.rsplit("-", 1)[0]
+
+
 def squad_corpus(squad_file: Path, workdir: Path, split: Split = "all") -> tuple[Path, list[Question]]:
     """Write every paragraph as a JSONL record (id ``ARTICLE-INDEX``, title the article's) and list the questions of
     the ``split`` half: the open setting indexes all 2,067 paragraphs whichever half is asked."""
@@ -47,7 +57,7 @@ def squad_corpus(squad_file: Path, workdir: Path, split: Split = "all") -> tuple
     for article in data:
         title = article["title"].replace("_", " ")
         for index, paragraph in enumerate(article["paragraphs"]):
-            doc_id = f"{article['title']}-{index}"
+            doc_id = paragraph_id(article["title"], index)
             records.append(json.dumps({"id": doc_id, "title": title, "text": paragraph["context"]},
                                       ensure_ascii=False))
             for qa in paragraph["qas"] if article["title"] in asked else []:

@@ -46,7 +46,7 @@ from rag.metrics import best_f1
 from rag.pipeline import ANSWER_POOL, Assistant
 from rag.retrieval import RetrievedPassage
 from rag.settings import Settings, load_settings
-from rag.squad import articles_of, load_squad, squad_corpus
+from rag.squad import article_of, articles_of, load_squad, paragraph_id, squad_corpus
 from rag.training.traps import article_names, swap_name
 
 FIT_QUESTIONS = 800
@@ -88,7 +88,7 @@ def train_questions(squad_file: Path, count: int, seed: int) -> list[TrainQuesti
                 if rng.random() < TYPED_SHARE:
                     question = typed(question)
                     trap = (typed(trap[0]), trap[1]) if trap else None
-                items.append(TrainQuestion(qa["id"], question, f"{article['title']}-{index}",
+                items.append(TrainQuestion(qa["id"], question, paragraph_id(article["title"], index),
                                            int(answer["answer_start"]), answer["text"], trap))
     return rng.sample(items, min(count, len(items)))
 
@@ -162,7 +162,7 @@ def open_refusal(squad: Assistant, squad_file: Path, settings: Settings, answere
         if any(p.metadata.get("article_id") == item.doc_id for p in retrieved[:ANSWER_POOL]):
             answerable.append(answerer.read(item.question, vector, retrieved[:ANSWER_POOL],
                                             squad.retriever.rarity).support)
-        elsewhere = [p for p in retrieved if article_title(p.metadata.get("article_id", "")) != article_title(
+        elsewhere = [p for p in retrieved if article_of(p.metadata.get("article_id", "")) != article_of(
             item.doc_id)][:ANSWER_POOL]
         if elsewhere:
             off_topic.append(answerer.read(item.question, vector, elsewhere, squad.retriever.rarity).support)
@@ -186,11 +186,6 @@ def provenance() -> dict[str, str]:
     """The command and the day that fitted a stored model."""
     return {"command": "python -m rag.training.answerer " + " ".join(sys.argv[1:]),
             "date": datetime.now(UTC).strftime("%Y-%m-%d")}
-
-
-def article_title(doc_id: str) -> str:
-    """The SQuAD article a paragraph id (``ARTICLE-INDEX``) belongs to."""
-    return doc_id.rsplit("-", 1)[0]
 
 
 def main() -> int:
