@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from rag.answering.questions import DESCRIPTION, LEAD_IN, POINTING_WORDS, as_said
+from rag.answering.questions import DESCRIPTION, LEAD_IN, POINTING_WORDS, as_said, written_as_a_name
 from rag.spelling import CAPITALISED, FUNCTION_WORDS, NAME_JOINT, NAME_RUN, in_text_spelling
 
 Span = tuple[int, int]
@@ -133,14 +133,7 @@ def _a_name(words: str, texts: Sequence[str]) -> bool:
     letters = re.findall(r"[^\W\d_]+", words)
     if not letters or re.search(r"'s?\b", words):
         return False
-    for word in letters:
-        if word in FUNCTION_WORDS or word == "de":
-            continue
-        found = [m.group() for text in texts for m in re.finditer(rf"(?<!\w){re.escape(word)}(?!\w)", text,
-                                                                 re.IGNORECASE)]
-        if not found or sum(form[0].isupper() for form in found) * 2 <= len(found):
-            return False
-    return True
+    return all(written_as_a_name(word, texts) for word in letters if word not in FUNCTION_WORDS and word != "de")
 
 
 def describe(subject: Subject, texts: Sequence[str]) -> Description | None:

@@ -143,11 +143,13 @@ def describes_a_name(question: str, texts: Sequence[str]) -> bool:
     if DESCRIPTION.match(said):
         return True
     group = DESCRIPTION_OF_THE.match(said)
-    if group is None:
-        return False
-    found = [match.group() for text in texts for match in re.finditer(rf"\b{re.escape(group.group(1))}\b", text,
-                                                                     re.IGNORECASE)]
-    return sum(word[0].isupper() for word in found) * 2 > len(found)
+    return group is not None and written_as_a_name(group.group(1), texts)
+
+
+def written_as_a_name(word: str, texts: Sequence[str]) -> bool:
+    """Whether ``texts`` write ``word`` mostly with a capital (and write it at all)."""
+    found = [match.group() for text in texts for match in re.finditer(rf"\b{re.escape(word)}\b", text, re.IGNORECASE)]
+    return sum(form[0].isupper() for form in found) * 2 > len(found)
 
 
 def analyse(question: str) -> QuestionForm:
