@@ -5,15 +5,17 @@ Run from the repository root (the BBC file is read from ../shared/data/, as the 
     python3 evals/check_open.py                      # evals/open.jsonl against evals/open-corpus.json
     python3 evals/check_open.py evals/dev.jsonl      # evals/dev.jsonl against evals/dev-corpus.json
     python3 evals/check_open.py evals/tuning.jsonl   # evals/tuning.jsonl against evals/tuning-corpus.json
+    python3 evals/check_open.py evals/quiz.jsonl     # evals/quiz.jsonl against evals/quiz-corpus.json (Reuters, no seeds)
 
 Checks: every line parses; ids are unique; the fields each kind needs are present and well-typed; every evidence
-string is an exact substring of a corpus article (a seed file, or the `text` of a sampled BBC record); no evidence
+string is an exact substring of a corpus article (a seed file, or the `text` of a sampled BBC or Reuters record); the
+corpus holds both seed articles when its "paths" is not empty, and none when it is (quiz-corpus.json); no evidence
 comes from the reader comments of seeds/002 (from the line starting `Tags:` on); for a factoid, the normalised first
 answer occurs as whole tokens in the normalised evidence; for an open question, every key-fact phrasing is 1-4 words
 and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
 `unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl,
-t001 in tuning.jsonl); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case,
-punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl, holdout.jsonl), so the
+t001 in tuning.jsonl, q001 in quiz.jsonl); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case,
+punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl, holdout.jsonl, quiz.jsonl), so the
 test sets and the development sets do not overlap.
 Prints counts; exits 1 on any error. Standard library only.
 """
@@ -32,7 +34,7 @@ QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
 # The held-out sets that must not share a question: the test sets and the development sets.
-HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout")]
+HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout", "quiz")]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}
@@ -66,8 +68,8 @@ def contains_tokens(haystack: str, needle: str) -> bool:
     return any(h[i : i + len(n)] == n for i in range(len(h) - len(n) + 1))
 
 
-def load_corpus() -> tuple[dict[str, str], dict[str, str]]:
-    """(usable text by article id, comment text by article id) for the corpus in open-corpus.json."""
+def load_corpus() -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """(usable text by article id, comment text by article id, the seed files' ids) for the corpus in open-corpus.json."""
     spec = json.loads(CORPUS.read_text(encoding="utf-8"))
     usable: dict[str, str] = {}
     comments: dict[str, str] = {}
@@ -86,8 +88,10 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str]]:
             else:
                 usable[key] = text
     n_seed = len(usable)
-    if n_seed != 2:
-        error("open-corpus.json", f"expected the 2 seed articles, found {n_seed}: {sorted(usable)}")
+    seed_keys = set(usable)
+    expected_seeds = 2 if spec["paths"] else 0  # quiz-corpus.json has no seed articles ("paths": [])
+    if n_seed != expected_seeds:
+        error(CORPUS.name, f"expected {expected_seeds} seed articles, found {n_seed}: {sorted(usable)}")
     for entry in spec["jsonl"]:
         path = (ROOT / entry["file"]).resolve()
         wanted = entry["ids"]
@@ -105,9 +109,10 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str]]:
             error("open-corpus.json", f"ids not in {path}: {sorted(missing)}")
         for rid, record in found.items():
             usable[rid] = record["text"]
-        print(f"corpus: {n_seed} seed files + {len(found)} BBC records from {entry['file']} "
-              f"({dict(sorted(collections.Counter(r['category'] for r in found.values()).items()))})")
-    return usable, comments
+        categories = collections.Counter(r["category"] for r in found.values() if "category" in r)
+        print(f"corpus: {n_seed} seed files + {len(found)} records from {entry['file']}"
+              + (f" ({dict(sorted(categories.items()))})" if categories else ""))
+    return usable, comments, seed_keys
 
 
 def main() -> int:
@@ -124,8 +129,7 @@ def main() -> int:
         print(f"missing {QUESTIONS if not QUESTIONS.is_file() else CORPUS}")
         return 1
     id_prefix = QUESTIONS.stem[:1].lower()
-    usable, comments = load_corpus()
-    seed_keys = {k for k in usable if not k.startswith("bbc-")}
+    usable, comments, seed_keys = load_corpus()
     old_questions = set()
     if OLD_SET.exists():
         for line in OLD_SET.read_text(encoding="utf-8").splitlines():
@@ -213,7 +217,7 @@ def main() -> int:
                     error(where, f"evidence comes from the reader comments of {COMMENTED_SEED}: {quote[:70]!r}")
                 else:
                     error(where, f"evidence is not an exact substring of any corpus article: {quote[:70]!r}")
-            sources |= {"seeds" if k in seed_keys else "bbc" for k in hits}
+            sources |= {"seeds" if k in seed_keys else k.split("-", 1)[0] for k in hits}
         joined = "\n".join(evidence)
 
         if kind == "factoid":

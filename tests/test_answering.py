@@ -193,6 +193,28 @@ def test_96_percent_is_found_whatever_its_qualifier() -> None:
     assert spans_of("IS lost nearly 96 percent of its land.", "percent") == ["nearly 96 percent"]
 
 
+# Wire copy (Reuters) writes amounts in abbreviations: a share in "pct", millions in "mln", billions in "bln".
+WIRE = "Benetton owns 75 pct of the bank, which lost some 32 mln marks in 1985; GDP fell to 33.5 bln dlrs."
+
+
+def test_wire_copy_amounts_are_amounts() -> None:
+    assert spans_of(WIRE, "percent") == ["75 pct"]
+    assert spans_of(WIRE, "number") == ["75 pct", "some 32 mln", "33.5 bln"]
+    assert fits_kind("19.5 pct", "percent")
+    assert not spans_of("The Pct. Co. and the pctx index", "percent")
+
+
+def test_a_share_in_pct_does_not_answer_how_many() -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+    from rag.answering.rule_forms import answer_spans_for
+
+    def spans(question: str) -> list[str]:
+        return [WIRE[start:end] for start, end in answer_spans_for(WIRE, rule_form(question))]
+
+    assert spans("how many marks did it lose") == ["some 32 mln"]
+    assert "75 pct" in spans("by how much did the bank's stake rise")
+
+
 @pytest.mark.parametrize("sentence,expected", [(RAQQA, "four months"), (DEIR, "nearly three years"),
                                                ("It took 20 days to liberate Hawija.", "20 days")])
 def test_duration_spans(sentence: str, expected: str) -> None:

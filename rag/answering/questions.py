@@ -23,9 +23,11 @@ WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
-NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred))?"
+# Wire copy abbreviates: "1.2 bln dlrs", "32 mln marks", "19.5 pct".
+NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?"
            rf"|{NUMBER_WORD})")
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
+PER_CENT = r"(?:%|percent\b|per cent\b|pct\b)"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
@@ -34,7 +36,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         rf"\s+of\s+{MONTH}|(?:in|since|by|from|until)\s+\d{{4}}|\b(?:1[5-9]|20)\d{{2}}\b)",
     ),
     "percent": re.compile(
-        rf"\b{QUALIFIER}(?:\d+(?:\.\d+)?\s?(?:%|percent\b|per cent\b)"
+        rf"\b{QUALIFIER}(?:\d+(?:\.\d+)?\s?{PER_CENT}"
         rf"|(?:a|one|two)[\s-](?:half|third|quarter|fifth|tenth)s?\b|half\b|two-thirds|three-quarters)",
         re.IGNORECASE,
     ),
@@ -42,7 +44,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b(?!-old)", re.IGNORECASE
     ),
-    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?(?:percent\b|%))?",
+    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?{PER_CENT})?",
                          re.IGNORECASE),
 }
 
