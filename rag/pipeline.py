@@ -346,11 +346,14 @@ class Assistant:
 
     def _rules_answer(self, question: str, asked: str, vector: Any, pool: list[RetrievedPassage],
                       shown: list[PassageHit]) -> Answer:
+        from rag.answering.questions import another_year
         from rag.answering.rule_forms import analyse
         from rag.answering.rules import choose_sentence
 
-        choice = choose_sentence(analyse(asked), vector, pool)
-        if choice is None or choice.support < self.rules_threshold:
+        form = analyse(asked)
+        choice = choose_sentence(form, vector, pool)
+        if (choice is None or choice.support < self.rules_threshold
+                or another_year(asked, form.kind, choice.passage.text)):
             return Answer(question, refusal(asked), None, False, [], shown, choice.support if choice else 0.0, asked)
         citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
         text = f"“{' '.join(citations[0].quote.split())}” [1]"

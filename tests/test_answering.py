@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rag.answering.questions import AnswerKind, analyse, describes_a_name, fits_kind, typed_spans
+from rag.answering.questions import AnswerKind, analyse, another_year, describes_a_name, fits_kind, typed_spans
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold, refusal_tradeoff, refused_at
@@ -191,6 +191,25 @@ def test_percent_spans(sentence: str, expected: str) -> None:
 def test_96_percent_is_found_whatever_its_qualifier() -> None:
     assert spans_of("IS lost 96 percent of its land.", "percent") == ["96 percent"]
     assert spans_of("IS lost nearly 96 percent of its land.", "percent") == ["nearly 96 percent"]
+
+
+@pytest.mark.parametrize("question,text,other", [
+    ("How much did it lose in 1986?", "It lost 32 mln marks in 1985.", True),
+    ("How much did it lose in 1986?", "It lost 32 mln marks in 1985 and 20 mln in 1986.", False),
+    ("How much did it lose?", "It lost 32 mln marks in 1985.", False),
+    ("How much did it lose in 1986?", "It lost 32 mln marks.", False),
+    # Dated by when it was written: "this year" may be the year asked about.
+    ("What will it earn in 1987?", "It will earn 39 bln dlrs this year, from 33.5 bln in 1986.", False),
+    ("profit 2004", "Profit rose to 5 mln from 4 mln year-earlier, and 3 mln in 2002.", False),
+])
+def test_a_text_for_another_year(question: str, text: str, other: bool) -> None:
+    assert another_year(question, "number", text) == other
+
+
+def test_a_name_may_hold_for_another_year() -> None:
+    text = "In the spring of 1975, Jo Quist became president of the network."
+    assert not another_year("Who was the president of the network in 1976?", "person", text)
+    assert another_year("When did the network's president take office in 1976?", "date", text)
 
 
 # Wire copy (Reuters) writes amounts in abbreviations: a share in "pct", millions in "mln", billions in "bln".

@@ -473,3 +473,24 @@ def test_jsonl_citation_names_the_record(mixed_corpus: tuple[Path, Assistant],
     [citation] = payload["citations"]
     assert (citation["doc_id"], citation["source"]) == ("7", "corpus/news.jsonl#7")
     assert payload["short_answer"] == "Friday"
+
+
+WIRE_STORY = """Doria bank sells Ruvian unit
+
+Doria Bank said on Tuesday it had agreed to sell its Ruvian branch to Harlow Credit for 120 mln dlrs.
+The Ruvian branch lost some 32 mln marks in 1985, the bank said, after bad loans to shipping firms.
+Harlow Credit said the purchase would be completed by June.
+"""
+
+
+@pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
+def test_a_figure_for_another_year_does_not_answer_the_year_asked(answerer: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "doria.txt").write_text(WIRE_STORY, encoding="utf-8")
+    settings = load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={})
+    assistant = Assistant(settings)
+    assistant.ingest([corpus])
+    asked_for_the_year = assistant.ask("How much did Doria Bank's Ruvian branch lose in 1985?")
+    assert asked_for_the_year.answerable and "32 mln" in asked_for_the_year.answer
+    assert not assistant.ask("How much did Doria Bank's Ruvian branch lose in 1986?").answerable

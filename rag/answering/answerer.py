@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rag.answering.descriptions import describe, described_subject
 from rag.answering.linear import LinearModel, stored_models
-from rag.answering.questions import AnswerKind, QuestionForm, analyse, typed_spans
+from rag.answering.questions import FIGURE_KINDS, AnswerKind, QuestionForm, analyse, another_year, typed_spans
 from rag.answering.reader import SpanReader, SpanScore, load_reader
 from rag.answering.refusal import REFUSAL_FEATURES, RefusalSignals
 from rag.answering.sentences import SENTENCE_FEATURES, CandidateSentence, candidate_sentences, neighbours
@@ -197,13 +197,20 @@ class Answerer:
     def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
                rarity: Callable[[str], float] = len) -> Composed:
         reading = self.read(question, question_vector, passages, rarity)
-        if not reading.ranked or reading.support < self.threshold_for(reading.form):
+        if not reading.ranked or reading.support < self.threshold_for(reading.form) or self._for_another_year(
+                question, reading):
             return Composed(False, "", None, [], reading.support)
         if reading.form.open:
             return compose_open(reading)
         return compose_description(question, reading) or compose_factoid(reading)
 
 
+
+    @staticmethod
+    def _for_another_year(question: str, reading: Reading) -> bool:
+        """Whether the passage the short answer would come from gives it for another year than the one asked."""
+        best = reading.best
+        return best is not None and another_year(question, reading.form.kind, best.candidate.passage.text)
 
 
 def window_texts(windows: Sequence[tuple[CandidateSentence, int, int]]) -> list[str]:
@@ -264,7 +271,7 @@ def answer_only(short: str, kind: AnswerKind) -> str:
 
 def _differing_figure(reading: Reading, best: ReadWindow, short: str) -> tuple[str, Quote] | None:
     """A confident reading of another article with a different date or figure, for a question that asks for one."""
-    if reading.form.kind not in {"date", "number", "percent", "duration"} or best.span is None:
+    if reading.form.kind not in FIGURE_KINDS or best.span is None:
         return None
     for window in reading.windows:
         span = window.span

@@ -210,6 +210,29 @@ def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     return spans
 
 
+YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b")
+RELATIVE_YEAR = re.compile(
+    r"\b(?:this|last|next|past|previous|current|coming) year\b|\byear[- ](?:earlier|ago|before)\b", re.IGNORECASE
+)
+"""A year named by when the article was written ("this year"): it may be the one asked about."""
+
+
+FIGURE_KINDS = frozenset({"date", "number", "percent", "duration"})
+"""Answers that are figures or dates."""
+
+
+def another_year(question: str, kind: AnswerKind, text: str) -> bool:
+    """Whether ``text`` gives the figure or date asked for (``FIGURE_KINDS``) for another year than the one the
+    question asks about: the question names a year that ``text`` never does, and ``text`` names another and no year
+    relative to its own date ("profit in 1986" against "lost 32 mln marks in 1985"). Not for a name: who held a post
+    in 1975 may well hold it in 1976."""
+    if kind not in FIGURE_KINDS:
+        return False
+    asked = set(YEAR.findall(question))
+    written = set(YEAR.findall(text))
+    return bool(asked and written and not asked & written and not RELATIVE_YEAR.search(text))
+
+
 def _trim(sentence: str, span: Span) -> Span:
     start, end = span
     while end > start and sentence[end - 1] in " ,.;:":
