@@ -42,6 +42,11 @@ answer a question it hands the rules: the reader is at least 90% sure. The rules
 only on the questions their weights were set on."""
 
 
+AMOUNTS = frozenset({"number", "percent"})
+"""Kinds of answer always written with a figure: the reader's answer to them that holds none is not of the kind
+asked for (a date or a name may be written in words ``fits_kind`` does not know: "the 1970s", "the quarterback")."""
+
+
 class QuestionError(ValueError):
     """The question cannot be asked (empty, or too long)."""
 
@@ -289,7 +294,7 @@ class Assistant:
         if ruled is not None and self.settings.answerer == "rules":
             return ruled
         composed = self.answerer.answer(asked, vector, pool, self.retriever.rarity)
-        if ruled is not None and not self._reader_takes_over(ruled, composed):
+        if ruled is not None and not self._reader_takes_over(ruled, composed, asked):
             return ruled
         if not composed.answerable:
             return Answer(question, refusal(asked), None, False, [], shown, composed.support, asked,
@@ -300,12 +305,19 @@ class Assistant:
                       decided_by="reader")
 
     @staticmethod
-    def _reader_takes_over(ruled: Answer, composed: Composed) -> bool:
+    def _reader_takes_over(ruled: Answer, composed: Composed, asked: str) -> bool:
         """Whether the reader answers a question handed to the rules, with a short answer: when it is sure
         (``READER_SURE``), and when both find their answers in the same sentence but pick other words there (the
         trained reader picks them better); never when the rules found its answer in a tighter span of that sentence
-        ("Oct. 17" in "Oct. 17, four months")."""
+        ("Oct. 17" in "Oct. 17, four months"), nor with an answer of another kind than the rules' ("higher" against
+        "39 billion dlrs" for "how much")."""
+        from rag.answering.questions import analyse, fits_kind
+
         if not composed.answerable or composed.short_answer is None:
+            return False
+        kind = analyse(asked).kind
+        if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
+                and not fits_kind(composed.short_answer, kind)):
             return False
         sure = composed.support >= READER_SURE
         if not (ruled.citations and composed.quotes):

@@ -475,6 +475,29 @@ def test_jsonl_citation_names_the_record(mixed_corpus: tuple[Path, Assistant],
     assert payload["short_answer"] == "Friday"
 
 
+@pytest.mark.parametrize("ruled,read,takes_over", [
+    ("39 billion dlrs", "higher", False),  # a sure reader's word is not the amount asked for: the rules' amount stands
+    ("39 billion dlrs", "40 billion dlrs", True),
+    ("the bank", "higher", True),  # the rules found no amount either: the sure reader answers
+])
+def test_a_sure_reader_does_not_replace_an_answer_of_the_kind_asked_with_one_of_another(
+        ruled: str, read: str, takes_over: bool) -> None:
+    from rag.answering.answerer import Composed
+
+    asked = "How much oil revenue did the study expect the states to earn?"
+    rules_answer = Answer(asked, ruled, ruled, True, support=2.0, asked=asked)
+    reader_answer = Composed(True, read, read, [], support=READER_SURE + 1)
+    assert Assistant._reader_takes_over(rules_answer, reader_answer, asked) is takes_over
+
+
+def test_a_sure_reader_may_answer_a_date_in_words() -> None:
+    from rag.answering.answerer import Composed
+
+    asked = "When did the band's sound change?"
+    rules_answer = Answer(asked, "1985", "1985", True, support=2.0, asked=asked)
+    assert Assistant._reader_takes_over(rules_answer, Composed(True, "", "the 1970s", [], READER_SURE + 1), asked)
+
+
 WIRE_STORY = """Doria bank sells Ruvian unit
 
 Doria Bank said on Tuesday it had agreed to sell its Ruvian branch to Harlow Credit for 120 mln dlrs.
