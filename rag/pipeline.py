@@ -42,11 +42,6 @@ answer a question it hands the rules: the reader is at least 90% sure. The rules
 only on the questions their weights were set on."""
 
 
-RULES_KINDS = frozenset({"date", "number", "percent", "duration", "person", "organization"})
-"""The kinds of answer (the rules' question forms) ``hybrid`` hands the rules. Not places: news often says where by
-a description ("in tunnels under the old city", "the countryside east of the city"), which the rules' patterns for
-capitalised names cannot find (they answer with the nearest town). The trained reader finds both: on the seed
-questions as many places right as the rules, on the development sets more."""
 AMOUNTS = frozenset({"number", "percent"})
 """Kinds of answer always written with a figure: the reader's answer to them that holds none is not of the kind
 asked for (a date or a name may be written in words ``fits_kind`` does not know: "the 1970s", "the quarterback")."""
@@ -173,19 +168,19 @@ class Assistant:
 
     def handed_to(self, asked: str, passages: Sequence[RetrievedPassage] = ()) -> DecidingAnswerer:
         """The answerer the question's form hands it to. ``hybrid`` hands the rules only the factoid questions whose
-        kind of answer their patterns know (``RULES_KINDS``), the questions their weights were set on; the reader
-        takes the rest: "where" questions (a place is often told, not named), open questions (it composes the few
-        sentences that answer them; the rules quote one, and their threshold, set on factoid questions, refuses most
-        open ones), questions the rules cannot type ("raqqa fall", "what did the spokesman call it"), for which they
-        quote their best sentence, and questions for what someone named is ("who are the pkk", when the passages the
-        answerers read write it as a name), which the rules answer with a name. The reader still reads a question
-        handed to the rules, and may take it (``answer``, ``READER_SURE``)."""
+        kind of answer their patterns know (a date, a number, a name...), the questions their weights were set on;
+        the reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote
+        one, and their threshold, set on factoid questions, refuses most open ones), questions the rules cannot type
+        ("raqqa fall", "what did the spokesman call it"), for which they quote their best sentence, and questions for
+        what someone named is ("who are the pkk", when the passages the answerers read write it as a name), which the
+        rules answer with a name. The reader still reads a question handed to the rules, and may take it
+        (``answer``, ``_reader_takes_over``)."""
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
         from rag.answering.questions import analyse, describes_a_name
         from rag.answering.rule_forms import analyse as rule_form
 
-        if analyse(asked).open or rule_form(asked).kind not in RULES_KINDS:
+        if analyse(asked).open or rule_form(asked).kind == "other":
             return "reader"
         described = describes_a_name(asked, [passage.text for passage in passages[:ANSWER_POOL]])
         return "reader" if described else "rules"
@@ -312,10 +307,11 @@ class Assistant:
     @staticmethod
     def _reader_takes_over(ruled: Answer, composed: Composed, asked: str) -> bool:
         """Whether the reader answers a question handed to the rules, with a short answer: when it is sure
-        (``READER_SURE``), and when both find their answers in the same sentence but pick other words there (the
-        trained reader picks them better); never when the rules found its answer in a tighter span of that sentence
-        ("Oct. 17" in "Oct. 17, four months"), nor with an answer of another kind than the rules' ("higher" against
-        "39 billion dlrs" for "how much")."""
+        (``READER_SURE``); when both find their answers in the same sentence but pick other words there (the trained
+        reader picks them better); for "where", whenever both answer ("in the countryside east of the city", where
+        the rules name the nearest town; whether to answer stays the rules' decision); never when the rules found
+        its answer in a tighter span of that sentence ("Oct. 17" in "Oct. 17, four months"), nor with an answer of
+        another kind than the rules' ("higher" against "39 billion dlrs" for "how much")."""
         from rag.answering.questions import analyse, fits_kind
 
         if not composed.answerable or composed.short_answer is None:
@@ -324,6 +320,8 @@ class Assistant:
         if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
                 and not fits_kind(composed.short_answer, kind)):
             return False
+        if kind == "place" and ruled.answerable:
+            return True
         sure = composed.support >= READER_SURE
         if not (ruled.citations and composed.quotes):
             return sure

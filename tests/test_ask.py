@@ -147,7 +147,7 @@ def test_the_default_hands_typed_questions_to_the_rules_and_lets_the_reader_pick
     # No question word, but "date" says what is asked for: the rules type it as "when did mosul fall".
     dated = hybrid.ask("mosul fall date")
     assert dated.decided_by == "rules" and dated.short_answer == "July 10"
-    # A place told rather than named: the rules' patterns find the nearest town; "where" is the reader's.
+    # A place told rather than named: the rules' patterns find the nearest town; when both answer, the reader's place.
     where = "where are the is militants around deir el zour now"
     assert rules.ask(where).short_answer == "Al Qaim"
     told = hybrid.ask(where)
