@@ -14,9 +14,10 @@ comes from the reader comments of seeds/002 (from the line starting `Tags:` on);
 answer occurs as whole tokens in the normalised evidence; for an open question, every key-fact phrasing is 1-4 words
 and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
 `unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl,
-t001 in tuning.jsonl, q001 in quiz.jsonl); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case,
-punctuation and spacing) to one in another held-out set (open.jsonl, dev.jsonl, tuning.jsonl, holdout.jsonl, quiz.jsonl), so the
-test sets and the development sets do not overlap.
+t001 in tuning.jsonl, q001 in quiz.jsonl, u001 in unseen.jsonl, f001 in fresh.jsonl); no question repeats one of
+evals/seeds.jsonl verbatim; no question is identical (ignoring case, punctuation and spacing) to one in another
+held-out set (open, dev, tuning, holdout, quiz, unseen, fresh), so the test sets and the development sets do not
+overlap.
 Prints counts; exits 1 on any error. Standard library only.
 """
 
@@ -34,7 +35,8 @@ QUESTIONS = ROOT / "evals" / "open.jsonl"
 CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
 # The held-out sets that must not share a question: the test sets and the development sets.
-HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout", "quiz")]
+HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout", "quiz", "unseen",
+                                                                "fresh")]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}
