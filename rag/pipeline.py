@@ -27,6 +27,7 @@ from rag.settings import DecidingAnswerer, Settings
 from rag.store import CHROMA_DIR, PassageStore, open_store
 
 if TYPE_CHECKING:
+    from rag.answering.questions import AnswerKind
     from rag.generation.chain import GenerationEvent
     from rag.generation.llm import ChatModel
 
@@ -42,6 +43,7 @@ answer a question it hands the rules: the reader is at least 90% sure. The rules
 only on the questions their weights were set on."""
 
 
+WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
 AMOUNTS = frozenset({"number", "percent"})
 """Kinds of answer always written with a figure: the reader's answer to them that holds none is not of the kind
 asked for (a date or a name may be written in words ``fits_kind`` does not know: "the 1970s", "the quarterback")."""
@@ -171,7 +173,7 @@ class Assistant:
         kind of answer their patterns know (a date, a number, a name...), the questions their weights were set on;
         the reader takes the rest: open questions (it composes the few sentences that answer them; the rules quote
         one, and their threshold, set on factoid questions, refuses most open ones), questions the rules cannot type
-        ("raqqa fall", "what did the spokesman call it"), for which they quote their best sentence, and questions for
+        ("doria fall", "what did the spokesman call it"), for which they quote their best sentence, and questions for
         what someone named is ("who are the pkk", when the passages the answerers read write it as a name), which the
         rules answer with a name. The reader still reads a question handed to the rules, and may take it
         (``answer``, ``_reader_takes_over``)."""
@@ -308,21 +310,23 @@ class Assistant:
     def _reader_takes_over(ruled: Answer, composed: Composed, asked: str) -> bool:
         """Whether the reader answers a question handed to the rules, with a short answer: when it is sure
         (``READER_SURE``); when both find their answers in the same sentence but pick other words there (the trained
-        reader picks them better); for "where", whenever both answer ("in the countryside east of the city", where
-        the rules name the nearest town; whether to answer stays the rules' decision); never when the rules found
-        its answer in a tighter span of that sentence ("Oct. 17" in "Oct. 17, four months"), nor with an answer of
-        another kind than the rules' ("higher" against "39 billion dlrs" for "how much")."""
-        from rag.answering.questions import analyse, fits_kind
+        reader picks them better); and for a question asking where, when both answer (news tells a place as often as
+        it names it: "in the hills north of the town", where the rules' patterns find the nearest town's name).
+        Never when the rules found its answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four
+        months"), nor, for an amount, with an answer holding no figure where the rules' holds one ("higher" against
+        "12 bln dlrs" for "how much"), nor from a passage about another year than the one asked."""
+        from rag.answering.questions import another_year, fits_kind
 
         if not composed.answerable or composed.short_answer is None:
             return False
-        kind = analyse(asked).kind
+        kind = rule_kind(asked)
         if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
                 and not fits_kind(composed.short_answer, kind)):
             return False
-        if kind == "place" and ruled.answerable:
-            return True
+        if composed.quotes and another_year(asked, kind, composed.quotes[0].passage.text):
+            return False
         sure = composed.support >= READER_SURE
+        where = ruled.answerable and kind == "place" and WHERE.search(asked) is not None
         if not (ruled.citations and composed.quotes):
             return sure
         cited, quoted = ruled.citations[0], composed.quotes[0]
@@ -330,10 +334,10 @@ class Assistant:
                          and overlap_fraction((cited.start, cited.end), (quoted.start, quoted.end)) > 0
                          and (ruled.short_answer or "") in quoted.text)
         if not same_sentence:
-            return sure
+            return sure or where
         if narrows(ruled.short_answer, composed.short_answer):
             return False
-        return sure or ruled.short_answer != composed.short_answer
+        return sure or where or ruled.short_answer != composed.short_answer
 
     @cached_property
     def llm(self) -> ChatModel:
@@ -387,6 +391,13 @@ class Assistant:
         """Articles (from the catalogue, without reading the store) and passages indexed; kept until the next
         ingest."""
         return dict(self._stats)
+
+
+def rule_kind(asked: str) -> AnswerKind:
+    """The kind of answer the rules' question forms see in ``asked`` (the kind a question handed to them has)."""
+    from rag.answering.rule_forms import analyse
+
+    return analyse(asked).kind
 
 
 def narrows(tighter: str | None, wider: str | None) -> bool:

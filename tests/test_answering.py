@@ -194,13 +194,23 @@ def test_96_percent_is_found_whatever_its_qualifier() -> None:
 
 
 @pytest.mark.parametrize("question,text,other", [
-    ("How much did it lose in 1986?", "It lost 32 mln marks in 1985.", True),
-    ("How much did it lose in 1986?", "It lost 32 mln marks in 1985 and 20 mln in 1986.", False),
-    ("How much did it lose?", "It lost 32 mln marks in 1985.", False),
-    ("How much did it lose in 1986?", "It lost 32 mln marks.", False),
+    ("How much did it lose in 1996?", "It lost 14 mln marks in 1995.", True),
+    ("How much did it lose in 1996?", "It lost 14 mln marks in 1995 and 20 mln in 1996.", False),
+    ("How much did it lose?", "It lost 14 mln marks in 1995.", False),
+    ("How much did it lose in 1996?", "It lost 14 mln marks.", False),
     # Dated by when it was written: "this year" may be the year asked about.
-    ("What will it earn in 1987?", "It will earn 39 bln dlrs this year, from 33.5 bln in 1986.", False),
+    ("What will it earn in 1997?", "It will earn 8 bln dlrs this year, from 7.5 bln in 1996.", False),
     ("profit 2004", "Profit rose to 5 mln from 4 mln year-earlier, and 3 mln in 2002.", False),
+    ("How much did it earn in 1996?", "Profit was 5 mln for the prior year, and sales 3 mln in 1995.", False),
+    # A season or a fiscal year names both years, or the one asked.
+    ("How much did it lose in 1996?", "It lost 5 mln dlrs in 1995-96.", False),
+    ("How much did it lose in 1997?", "It lost 5 mln dlrs in 1996/97.", False),
+    ("How much did it earn in 1996?", "FY1996 profit was 5 mln, up from 4 mln in 1995.", False),
+    # Not the year of the answer: a year naming a thing, a count.
+    ("When did the 1996 tax law take effect?", "It took effect on Jan. 1, 1997.", False),
+    ("How many of its 1800 workers were laid off?", "It cut 300 jobs in 1995.", False),
+    # Nor a year in the text: a decade, part of a larger number.
+    ("How much did it earn in 1996?", "Earnings doubled in the 1990s, to 2,004 mln.", False),
 ])
 def test_a_text_for_another_year(question: str, text: str, other: bool) -> None:
     assert another_year(question, "number", text) == other
@@ -213,14 +223,14 @@ def test_a_name_may_hold_for_another_year() -> None:
 
 
 # Wire copy (Reuters) writes amounts in abbreviations: a share in "pct", millions in "mln", billions in "bln".
-WIRE = "Benetton owns 75 pct of the bank, which lost some 32 mln marks in 1985; GDP fell to 33.5 bln dlrs."
+WIRE = "Ruvia Steel owns 41 pct of the mill, which lost some 17 mln marks in 1995; sales fell to 4.5 bln dlrs."
 
 
 def test_wire_copy_amounts_are_amounts() -> None:
-    assert spans_of(WIRE, "percent") == ["75 pct"]
-    assert spans_of(WIRE, "number") == ["75 pct", "some 32 mln", "33.5 bln"]
-    assert fits_kind("19.5 pct", "percent")
-    assert not spans_of("The Pct. Co. and the pctx index", "percent")
+    assert spans_of(WIRE, "percent") == ["41 pct"]
+    assert spans_of(WIRE, "number") == ["41 pct", "some 17 mln", "4.5 bln"]
+    assert fits_kind("7.3 pct", "percent")
+    assert not spans_of("The Pct. Co. and 5 pctx of it", "percent")
 
 
 def test_a_share_in_pct_does_not_answer_how_many() -> None:
@@ -230,8 +240,8 @@ def test_a_share_in_pct_does_not_answer_how_many() -> None:
     def spans(question: str) -> list[str]:
         return [WIRE[start:end] for start, end in answer_spans_for(WIRE, rule_form(question))]
 
-    assert spans("how many marks did it lose") == ["some 32 mln"]
-    assert "75 pct" in spans("by how much did the bank's stake rise")
+    assert spans("how many did it lose") == ["some 17 mln", "4.5 bln"]
+    assert "41 pct" in spans("by how much did the steel firm's stake rise")
 
 
 @pytest.mark.parametrize("sentence,expected", [(RAQQA, "four months"), (DEIR, "nearly three years"),

@@ -482,15 +482,15 @@ def test_jsonl_citation_names_the_record(mixed_corpus: tuple[Path, Assistant],
 
 
 @pytest.mark.parametrize("ruled,read,takes_over", [
-    ("39 billion dlrs", "higher", False),  # a sure reader's word is not the amount asked for: the rules' amount stands
-    ("39 billion dlrs", "40 billion dlrs", True),
+    ("12 bln dlrs", "higher", False),  # a sure reader's word is not the amount asked for: the rules' amount stands
+    ("12 bln dlrs", "13 bln dlrs", True),
     ("the bank", "higher", True),  # the rules found no amount either: the sure reader answers
 ])
 def test_a_sure_reader_does_not_replace_an_answer_of_the_kind_asked_with_one_of_another(
         ruled: str, read: str, takes_over: bool) -> None:
     from rag.answering.answerer import Composed
 
-    asked = "How much oil revenue did the study expect the states to earn?"
+    asked = "How much revenue did the study expect the mills to earn?"
     rules_answer = Answer(asked, ruled, ruled, True, support=2.0, asked=asked)
     reader_answer = Composed(True, read, read, [], support=READER_SURE + 1)
     assert Assistant._reader_takes_over(rules_answer, reader_answer, asked) is takes_over
@@ -507,7 +507,7 @@ def test_a_sure_reader_may_answer_a_date_in_words() -> None:
 WIRE_STORY = """Doria bank sells Ruvian unit
 
 Doria Bank said on Tuesday it had agreed to sell its Ruvian branch to Harlow Credit for 120 mln dlrs.
-The Ruvian branch lost some 32 mln marks in 1985, the bank said, after bad loans to shipping firms.
+The Ruvian branch lost some 17 mln marks in 1995, the bank said, after bad loans to shipping firms.
 Harlow Credit said the purchase would be completed by June.
 """
 
@@ -520,6 +520,6 @@ def test_a_figure_for_another_year_does_not_answer_the_year_asked(answerer: str,
     settings = load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={})
     assistant = Assistant(settings)
     assistant.ingest([corpus])
-    asked_for_the_year = assistant.ask("How much did Doria Bank's Ruvian branch lose in 1985?")
-    assert asked_for_the_year.answerable and "32 mln" in asked_for_the_year.answer
-    assert not assistant.ask("How much did Doria Bank's Ruvian branch lose in 1986?").answerable
+    asked_for_the_year = assistant.ask("How much did Doria Bank's Ruvian branch lose in 1995?")
+    assert asked_for_the_year.answerable and "17 mln" in asked_for_the_year.answer
+    assert not assistant.ask("How much did Doria Bank's Ruvian branch lose in 1996?").answerable

@@ -85,6 +85,8 @@ class Reading:
     signals: RefusalSignals
     support: float
     """The refusal model's log-odds that the articles answer the question."""
+    question: str = ""
+    """The question as read."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class Answerer:
         text = _span_text(best.candidate.passage, span.start, span.end) if best and span else ""
         around = _span_text(best.candidate.passage, best.start, best.end) if best else ""
         signals = RefusalSignals.of(form, span, text, around, ranked, evidence)
-        return Reading(form, ranked, windows, best, signals, self.refusal.score(signals.values))
+        return Reading(form, ranked, windows, best, signals, self.refusal.score(signals.values), question)
 
     def windows(self, question: str, ranked: Sequence[CandidateSentence]) -> list[tuple[CandidateSentence, int, int]]:
         """What the reader reads: the best-ranked sentences, each with the sentence after and the one before it
@@ -197,20 +199,17 @@ class Answerer:
     def answer(self, question: str, question_vector: Vectors, passages: Sequence[RetrievedPassage],
                rarity: Callable[[str], float] = len) -> Composed:
         reading = self.read(question, question_vector, passages, rarity)
-        if not reading.ranked or reading.support < self.threshold_for(reading.form) or self._for_another_year(
-                question, reading):
+        if not reading.ranked or reading.support < self.threshold_for(reading.form) or (
+                reading.best is not None and for_another_year(reading, reading.best)):
             return Composed(False, "", None, [], reading.support)
         if reading.form.open:
             return compose_open(reading)
         return compose_description(question, reading) or compose_factoid(reading)
 
 
-
-    @staticmethod
-    def _for_another_year(question: str, reading: Reading) -> bool:
-        """Whether the passage the short answer would come from gives it for another year than the one asked."""
-        best = reading.best
-        return best is not None and another_year(question, reading.form.kind, best.candidate.passage.text)
+def for_another_year(reading: Reading, window: ReadWindow) -> bool:
+    """Whether the passage a window's answer would come from gives it for another year than the one asked."""
+    return another_year(reading.question, reading.form.kind, window.candidate.passage.text)
 
 
 def window_texts(windows: Sequence[tuple[CandidateSentence, int, int]]) -> list[str]:
@@ -276,7 +275,7 @@ def _differing_figure(reading: Reading, best: ReadWindow, short: str) -> tuple[s
     for window in reading.windows:
         span = window.span
         if (window is best or span is None or window.candidate.article == best.candidate.article or span.margin < 0
-                or span.margin < best.span.margin - OPEN_SCORE_GAP):
+                or span.margin < best.span.margin - OPEN_SCORE_GAP or for_another_year(reading, window)):
             continue
         text = _span_text(window.candidate.passage, span.start, span.end)
         if normalize_answer(text) != normalize_answer(short) and typed_spans(text, reading.form.kind):

@@ -23,9 +23,10 @@ WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
-# Wire copy abbreviates: "1.2 bln dlrs", "32 mln marks", "19.5 pct".
+# Wire copy abbreviates: "4.5 bln dlrs", "17 mln marks", "7.3 pct".
 NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?"
            rf"|{NUMBER_WORD})")
+YEAR_DIGITS = r"(?:1[5-9]|20)\d{2}"
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
 PER_CENT = r"(?:%|percent\b|per cent\b|pct\b)"
 
@@ -33,7 +34,7 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
         rf"\b(?:{MONTH}\s+\d{{1,2}}(?!\d)(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}\s+{MONTH}(?:\s+\d{{4}})?"
         rf"|(?:early |mid-|late )?{MONTH}\s+(?:of\s+)?\d{{4}}|{WEEKDAY}|(?:the\s+)?(?:last|first|second|third)\s+week"
-        rf"\s+of\s+{MONTH}|(?:in|since|by|from|until)\s+\d{{4}}|\b(?:1[5-9]|20)\d{{2}}\b)",
+        rf"\s+of\s+{MONTH}|(?:in|since|by|from|until)\s+\d{{4}}|\b{YEAR_DIGITS}\b)",
     ),
     "percent": re.compile(
         rf"\b{QUALIFIER}(?:\d+(?:\.\d+)?\s?{PER_CENT}"
@@ -210,26 +211,43 @@ def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     return spans
 
 
-YEAR = re.compile(r"\b(?:1[5-9]|20)\d{2}\b")
+# A year as figures are dated: "in 1996", "FY1996", "mid-1996", "1995-96" and "1995/96" (both years), not a part of a
+# larger number ("2,004", "12004") nor a decade ("1990s").
+YEARS_WRITTEN = re.compile(rf"(?<![\d,.$£€])(?:FY)?({YEAR_DIGITS})(?:[-/](\d{{2}}|{YEAR_DIGITS}))?(?![\d,.]\d|\d|s\b)")
+# In a question, not a year that names a thing ("the 1996 tax law took effect when?") nor a count ("its 2000 workers").
+YEAR_ASKED = re.compile(rf"(?<![\d,.$£€])(?<!\bthe )(?<!\ba )(?<!\ban )(?:FY)?({YEAR_DIGITS})(?![\d,.]\d|\d|s\b)"
+                        r"(?!\s+[a-z]+s\b)", re.IGNORECASE)
 RELATIVE_YEAR = re.compile(
-    r"\b(?:this|last|next|past|previous|current|coming) year\b|\byear[- ](?:earlier|ago|before)\b", re.IGNORECASE
+    r"\b(?:this|last|next|past|previous|prior|current|coming)[- ]year\b|\byear[- ](?:earlier|ago|before)\b",
+    re.IGNORECASE,
 )
-"""A year named by when the article was written ("this year"): it may be the one asked about."""
+"""A year named by when the article was written ("this year", "the year-ago quarter"): it may be the one asked about."""
 
 
 FIGURE_KINDS = frozenset({"date", "number", "percent", "duration"})
 """Answers that are figures or dates."""
 
 
+def years_written(text: str) -> set[str]:
+    """The years ``text`` dates things to, "1995-96" and "1995/96" giving both."""
+    years = set()
+    for match in YEARS_WRITTEN.finditer(text):
+        first, second = match.group(1), match.group(2)
+        years.add(first)
+        if second:
+            years.add(second if len(second) == 4 else first[:2] + second)
+    return years
+
+
 def another_year(question: str, kind: AnswerKind, text: str) -> bool:
     """Whether ``text`` gives the figure or date asked for (``FIGURE_KINDS``) for another year than the one the
     question asks about: the question names a year that ``text`` never does, and ``text`` names another and no year
-    relative to its own date ("profit in 1986" against "lost 32 mln marks in 1985"). Not for a name: who held a post
+    relative to its own date ("profit in 1996" against "earned 14 mln dlrs in 1995"). Not for a name: who held a post
     in 1975 may well hold it in 1976."""
     if kind not in FIGURE_KINDS:
         return False
-    asked = set(YEAR.findall(question))
-    written = set(YEAR.findall(text))
+    asked = {match.group(1) for match in YEAR_ASKED.finditer(question)}
+    written = years_written(text)
     return bool(asked and written and not asked & written and not RELATIVE_YEAR.search(text))
 
 

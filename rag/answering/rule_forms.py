@@ -18,6 +18,7 @@ from rag.answering.questions import (
     COUNTED,
     DESCRIPTION,
     PATTERNS,
+    PER_CENT,
     STOPWORDS,
     AnswerKind,
     Span,
@@ -132,7 +133,7 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
 UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
 # The lexical index's stemmer: "fighters" and "fighter" are one word, "fighting" another.
 STEMMER = Stemmer("english")
-PERCENT_SIGN = re.compile(r"%|\bper ?cent\b|\bpct\b", re.IGNORECASE)
+PERCENT_SIGN = re.compile(PER_CENT, re.IGNORECASE)
 TIME_UNIT = re.compile(r"^[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?|minutes?)\b", re.IGNORECASE)
 VAGUE_QUANTITY = re.compile(r"^(?:(?:tens|hundreds|thousands|millions|dozens) of (?:thousands|millions)?|"
                             r"hundreds|thousands|millions|dozens|several|a few)$", re.IGNORECASE)
