@@ -71,7 +71,7 @@ def contains_tokens(haystack: str, needle: str) -> bool:
 
 
 def load_corpus() -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """(usable text by article id, comment text by article id, the seed files' ids) for the corpus in open-corpus.json."""
+    """(usable text by article id, comment text by article id, the seed files' ids) for the corpus file (CORPUS)."""
     spec = json.loads(CORPUS.read_text(encoding="utf-8"))
     usable: dict[str, str] = {}
     comments: dict[str, str] = {}
@@ -98,7 +98,7 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str], set[str]]:
         path = (ROOT / entry["file"]).resolve()
         wanted = entry["ids"]
         if len(wanted) != len(set(wanted)):
-            error("open-corpus.json", "duplicate BBC ids")
+            error(CORPUS.name, "duplicate ids")
         wanted_set = set(wanted)
         found: dict[str, dict] = {}
         with open(path, encoding="utf-8") as handle:
@@ -108,7 +108,7 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str], set[str]]:
                     found[record["id"]] = record
         missing = wanted_set - set(found)
         if missing:
-            error("open-corpus.json", f"ids not in {path}: {sorted(missing)}")
+            error(CORPUS.name, f"ids not in {path}: {sorted(missing)}")
         for rid, record in found.items():
             usable[rid] = record["text"]
         categories = collections.Counter(r["category"] for r in found.values() if "category" in r)
