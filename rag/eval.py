@@ -104,7 +104,13 @@ def main() -> int:
         except LLMUnavailable as error:
             fail(str(error))
     if args.corpus:
-        log(assistant.ingest(args.corpus).summary())
+        report = assistant.ingest(args.corpus)
+        log(report.summary())
+        # An index given by --index may hold other articles, which would answer too: the grades would mix corpora.
+        others = assistant.stats()["articles"] - (report.new + report.changed + report.unchanged)
+        if others > 0:
+            fail(f"{settings.index_dir} holds {others} article(s) besides this corpus: they would answer too; give "
+                 "--index an empty directory, or leave it out (each corpus gets an index of its own)")
     else:
         assistant.ensure_index(log)
 

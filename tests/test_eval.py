@@ -29,7 +29,7 @@ from rag.evaluation import (
     ranks_refusals,
     summarize,
 )
-from rag.pipeline import READER_SURE, Answer
+from rag.pipeline import READER_SURE, Answer, Assistant
 from rag.retrieval import RetrievedPassage
 from rag.settings import load_settings
 from rag.squad import squad_corpus
@@ -673,6 +673,27 @@ def test_cli_report_draws_the_refusal_tradeoff_when_some_questions_are_unanswera
 
 
 # --- --corpus -------------------------------------------------------------------------------------------------------
+
+
+def test_cli_corpus_refuses_an_index_holding_other_articles(tmp_path: Path, corpus_copy: Path) -> None:
+    """Grading a corpus in an index that holds other articles would let them answer too."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "doria.txt").write_text("Doria mill closes\n\nThe Doria steel mill closed on Friday after 80 years.\n",
+                                     encoding="utf-8")
+    index = tmp_path / "idx"
+    Assistant(load_settings({"index_dir": str(index)}, environ={})).ingest([other])
+    questions = write_lines(tmp_path / "questions.jsonl", *CUSTOM)
+    done = eval_cli("--corpus", "corpus", "--questions", str(questions), "--index", str(index), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: {index} holds 1 article(s) besides this corpus: they would answer too; give --index an empty "
+        "directory, or leave it out (each corpus gets an index of its own)")
+    # The same corpus again in the same index: nothing else there, graded.
+    own = ("--corpus", "corpus", "--questions", str(questions), "--index", str(tmp_path / "own"))
+    assert eval_cli(*own, cwd=tmp_path).returncode == 0
+    again = eval_cli(*own, cwd=tmp_path)
+    assert again.returncode == 0 and "0 new, 0 changed, 2 unchanged" in again.stderr
 
 
 def test_cli_corpus_gets_an_index_of_its_own(tmp_path: Path, corpus_copy: Path) -> None:
