@@ -9,7 +9,9 @@
 Metric definitions: ``rag/evaluation.py``. A question set ``NAME.jsonl`` with a ``NAME-corpus.json`` beside it
 (``{"paths": [...], "jsonl": [{"file": ..., "ids": [...]}]}``) is asked over that corpus. ``--squad`` indexes all
 SQuAD paragraphs and asks the questions of one half of the committed article split (``evals/squad-split.json``; the
-reader was trained on ``train``), and grades the reader alone on each gold paragraph too.
+reader was trained on ``train``), and grades the reader alone on each gold paragraph too. A corpus gets an index of its
+own under the index directory (``corpora/<content hash>``); with ``--index DIR`` it is indexed into DIR, which must
+hold no other articles.
 
 With ``--llm`` the answers are the model's (checked, or extractive where they fall back), graded by the same
 metrics, plus ``generation.*``: share of sentences dropped by verification, fallbacks, model errors, and seconds to
