@@ -37,6 +37,8 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("how fast can the robot run now", "number"),
         ("What portion of the country did the group hold?", "percent"),
         ("territory lost %", "percent"),
+        ("whats doria's second biggest city", "place"),
+        ("what is the population of the city", "other"),  # the place noun only says whose population
         ("how soon will the plant open", "date"),
         ("album release date", "date"),
         ("mosul fall date", "date"),

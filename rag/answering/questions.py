@@ -122,7 +122,11 @@ KINDS: list[tuple[str, AnswerKind]] = [
      r"\bhow soon\b", "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
      r"\bwhat (number|amount|total|price|cost|speed|size)\b", "number"),
-    (r"\bwhere\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b", "place"),
+    # "what is the region's biggest city": the place noun asked for may close the question (not "the population of
+    # the city", where it only says whose).
+    (r"\bwhere\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b|"
+     r"^(?:which|what)\b(?:(?!\b(?:of|in|for|from|to|by|near)\b).)*\b(?:city|town|country|province|region|village|"
+     r"state|nation|capital)\W*$", "place"),
     (r"\bwho\b|\bwhom\b|\bwhose\b", "person"),
     (r"\b(which|what) (group|organi[sz]ation|company|firm|team|party|agency|club|band|network)\b", "organization"),
 ]
