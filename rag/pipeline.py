@@ -180,9 +180,8 @@ class Assistant:
         if self.settings.answerer != "hybrid":
             return self.settings.answerer
         from rag.answering.questions import analyse, describes_a_name
-        from rag.answering.rule_forms import analyse as rule_form
 
-        if analyse(asked).open or rule_form(asked).kind == "other":
+        if analyse(asked).open or rule_kind(asked) == "other":
             return "reader"
         described = describes_a_name(asked, [passage.text for passage in passages[:ANSWER_POOL]])
         return "reader" if described else "rules"

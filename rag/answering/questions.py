@@ -215,12 +215,13 @@ def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     return spans
 
 
-# A year as figures are dated: "in 1996", "FY1996", "mid-1996", "1995-96" and "1995/96" (both years), not a part of a
-# larger number ("2,004", "12004") nor a decade ("1990s").
-YEARS_WRITTEN = re.compile(rf"(?<![\d,.$£€])(?:FY)?({YEAR_DIGITS})(?:[-/](\d{{2}}|{YEAR_DIGITS}))?(?![\d,.]\d|\d|s\b)")
+# A year as figures are dated: "in 1996", "FY1996", "mid-1996", not a part of a larger number ("2,004", "12004") nor
+# a decade ("1990s").
+A_YEAR = rf"(?<![\d,.$£€])(?:FY)?({YEAR_DIGITS})(?![\d,.]\d|\d|s\b)"
+# In a text, "1995-96" and "1995/96" give both years.
+YEARS_WRITTEN = re.compile(rf"{A_YEAR}(?:[-/](\d{{2}}|{YEAR_DIGITS})(?![\d,.]\d|\d|s\b))?")
 # In a question, not a year that names a thing ("the 1996 tax law took effect when?") nor a count ("its 2000 workers").
-YEAR_ASKED = re.compile(rf"(?<![\d,.$£€])(?<!\bthe )(?<!\ba )(?<!\ban )(?:FY)?({YEAR_DIGITS})(?![\d,.]\d|\d|s\b)"
-                        r"(?!\s+[a-z]+s\b)", re.IGNORECASE)
+YEAR_ASKED = re.compile(rf"(?<!\bthe )(?<!\ba )(?<!\ban ){A_YEAR}(?!\s+[a-z]+s\b)", re.IGNORECASE)
 RELATIVE_YEAR = re.compile(
     r"\b(?:this|last|next|past|previous|prior|current|coming)[- ]year\b|\byear[- ](?:earlier|ago|before)\b",
     re.IGNORECASE,
