@@ -497,7 +497,8 @@ def test_an_answer_fits_the_kind_asked_for(answer: str, kind: AnswerKind, fits: 
 
 
 @pytest.mark.parametrize("question", ["how many foreign fighters went to isis", "How many fighters flowed into IS?",
-                                      "how many fighters were there"])
+                                      "how many fighters were there", "number of fighters who came",
+                                      "what was the number of fighters that came"])
 def test_a_count_is_of_what_the_question_counts(question: str) -> None:
     from rag.answering.rule_forms import analyse as rule_form
     from rag.answering.rule_forms import answer_spans_for
@@ -506,6 +507,25 @@ def test_a_count_is_of_what_the_question_counts(question: str) -> None:
     spans = [sentence[start:end] for start, end in answer_spans_for(sentence, rule_form(question))]
     # Stems, not five-letter prefixes: "fighting" is not "fighters".
     assert spans == ["40,000"]
+
+
+@pytest.mark.parametrize("question,area", [("sq miles lost by the rebels", "35,000"),
+                                           ("square kilometres the rebels lost", "90,000")])
+def test_an_area_asked_for_is_in_the_unit_asked(question: str, area: str) -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+    from rag.answering.rule_forms import answer_spans_for
+
+    sentence = "The rebels lost 90,000 square kilometres (35,000 square miles) and 6.6 million people."
+    spans = [sentence[start:end] for start, end in answer_spans_for(sentence, rule_form(question))]
+    assert spans == [area]
+
+
+@pytest.mark.parametrize("question", ["Who does Mara Quist say runs the club?", "who does mara quist say runs the club",
+                                      "who did the harlow times say runs the club"])
+def test_the_source_a_question_names_is_not_a_term_its_answer_must_match(question: str) -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+
+    assert rule_form(question).terms == ("runs", "club")
 
 
 TEXTS = ["The PKK, or Kurdistan Workers Party (PKK), is a US-listed group.",
@@ -540,8 +560,13 @@ def test_a_long_question_is_typed_in_one_pass() -> None:
     assert analyse(long_word).kind == "person" and not describes_a_name(long_word, [long_word])
 
 
-@pytest.mark.parametrize("question", ["mosul fall date", "album release date", "what date did the town fall"])
-def test_the_rules_type_a_keyword_date_question_as_the_reader_does(question: str) -> None:
+@pytest.mark.parametrize("question,kind", [
+    ("mosul fall date", "date"), ("album release date", "date"), ("what date did the town fall", "date"),
+    ("doria siege duration", "duration"), ("harlow location province", "place"),
+    ("number of troops who crossed the river", "number"), ("sq km lost by the rebels", "number"),
+])
+def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kind: str) -> None:
     from rag.answering.rule_forms import analyse as rule_form
 
-    assert rule_form(question).kind == analyse(question).kind == "date"
+    # Typed as keywords, with no question word (and "who" here a relative pronoun): the noun says what is asked.
+    assert rule_form(question).kind == analyse(question).kind == kind

@@ -29,6 +29,8 @@ NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billi
 YEAR_DIGITS = r"(?:1[5-9]|20)\d{2}"
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
 PER_CENT = r"(?:%|percent\b|per cent\b|pct\b)"
+# "sq km lost": a unit of area asks for an amount of it.
+AREA_UNIT = r"\b(?:sq|square) (miles|km|kilomet(?:re|er)s|met(?:re|er)s|feet)\b"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
@@ -111,20 +113,23 @@ DESCRIPTION_OF_THE = re.compile(
     rf"{LEAD_IN}who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+([\w.-]+)(?:\s+[\w.-]+){{0,3}}\W*$"
 )
 AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
-COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
-"""What a "how many" question counts: the words between "how many" and its verb ("new casinos", "French soldiers")."""
+COUNTED = re.compile(rf"\b(?:[Hh]ow many|[Nn]umber of) ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
+"""What a "how many" question counts: the words between "how many" (or "number of") and its verb ("new casinos",
+"French soldiers")."""
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
 KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
-    (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
-     "duration"),
+    # Typed as keywords ("doria siege duration", "harlow location", "number of ..."): no question word, but the
+    # noun says what is asked for.
+    (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
+     r"\bduration\b", "duration"),
     (r"\bwhen\b|\bdate\b|\bwhat (day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
      r"\bhow soon\b", "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
-     r"\bwhat (number|amount|total|price|cost|speed|size)\b", "number"),
+     rf"\bwhat (number|amount|total|price|cost|speed|size)\b|\bnumber of\b|{AREA_UNIT}", "number"),
     # "what is the region's biggest city": the place noun asked for may close the question (not "the population of
     # the city", where it only says whose).
-    (r"\bwhere\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b|"
+    (r"\bwhere\b|\blocation\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b|"
      r"^(?:which|what)\b(?:(?!\b(?:of|in|for|from|to|by|near)\b).)*\b(?:city|town|country|province|region|village|"
      r"state|nation|capital)\W*$", "place"),
     (r"\bwho\b|\bwhom\b|\bwhose\b", "person"),

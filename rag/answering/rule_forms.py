@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from Stemmer import Stemmer
 
 from rag.answering.questions import (
+    AREA_UNIT,
     AUXILIARY,
     COUNTED,
     DESCRIPTION,
@@ -76,20 +77,31 @@ def analyse(question: str) -> QuestionForm:
     # "According to the AP, ..." and "What does the Evening Post say ..." name a source, not something the
     # answer must mention.
     unattributed = re.sub(r"(?i)\baccording to (?:the )?[^,?]+,?", " ", question)
-    unattributed = re.sub(r"\b(?:does|did|do) (?:the )?(?:[A-Z][\w.'-]*\s)+(?=(?:say|name|call|report|describe|"
+    # Typed lowercase too: "who does smith say runs the club".
+    unattributed = re.sub(r"(?i)\b(?:does|did|do) (?:the )?(?:[\w.'-]+\s){1,3}?(?=(?:say|name|call|report|describe|"
                           r"claim|write|list)\b)", " ", unattributed)
     words = unattributed.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
-    # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
-    counted = COUNTED.search(" ".join(question.split()))
-    unended = None if counted else UNENDED_COUNT.search(text)
     kind, noun = _kind(text)
-    return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)),
-                        (counted.group(1).split()[-1].lower(),) if counted else
-                        tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS) if unended else (),
+    return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)), _counted(question),
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun,
                         bool(re.search(r"\bby how much\b|\bhow much (?:did|does|do|has|have|had|was|is|were|will)\b",
                                        text)))
+
+
+def _counted(question: str) -> tuple[str, ...]:
+    """What the question counts (``QuestionForm.counted``): the noun before its verb, the words after "how many"
+    or "number of" when no verb ends them, or the unit of an area asked for ("sq km lost": kilometres, not miles)."""
+    # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
+    counted = COUNTED.search(" ".join(question.split()))
+    if counted:
+        return (counted.group(1).split()[-1].lower(),)
+    text = " ".join(question.lower().replace("’", "'").split())
+    unended = UNENDED_COUNT.search(text)
+    if unended:
+        return tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS)
+    area = re.search(AREA_UNIT, text)
+    return (area.group(1),) if area else ()
 
 
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
@@ -102,16 +114,17 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     between = r"(?:(?!(?:did|does|do|is|was|were|are|has|have|had)\b)[\w.'-]+\s+){0,3}?"
     rules: list[tuple[str, AnswerKind]] = [
         (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b", "percent"),
-        (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b",
-         "duration"),
-        # "mosul fall date": no question word, but what is asked for.
+        # Typed as keywords ("doria siege duration", "harlow location", "number of ..."): no question word, but
+        # the noun says what is asked for.
+        (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
+         r"\bduration\b", "duration"),
         (r"\bwhen\b|\bdate\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|"
          r"\bsince when\b", "date"),
-        (r"\bhow (many|much)\b|\bwhat (number|amount|total)\b|\bhow (large|big|far)\b|\bwhat (?:is|was|were|are) "
-         r"the (?:\w+ )?(population|price|cost|size|area|length|height|weight|age|budget|toll|value|salary|revenue|"
-         r"temperature|distance|speed|rate)\b", "number"),
-        (rf"\bwhere\b|\b(which|what) {between}(city|town|country|province|region|area|place|village|border|river|"
-         r"crossing|capital|state|nation)(?![\w-])", "place"),
+        (r"\bhow (many|much)\b|\bwhat (number|amount|total)\b|\bnumber of\b|\bhow (large|big|far)\b|"
+         rf"{AREA_UNIT}|\bwhat (?:is|was|were|are) the (?:\w+ )?(population|price|cost|size|area|length|height|"
+         r"weight|age|budget|toll|value|salary|revenue|temperature|distance|speed|rate)\b", "number"),
+        (rf"\bwhere\b|\blocation\b|\b(which|what) {between}(city|town|country|province|region|area|place|village|"
+         r"border|river|crossing|capital|state|nation)(?![\w-])", "place"),
         (rf"\b(which|what) {between}(group|organi[sz]ation|forces?|militias?|army|party|agency|service|newspaper|"
          r"government|coalition|alliance|company|team|command|movement|division|umbrella)\b", "organization"),
         (r"\bwho (?:is|was|are|were) (?:the |a |an )?(?:[\w.'-]+ )?(leader|head|chief|spokesman|spokeswoman|envoy|"
@@ -129,8 +142,8 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     return "other", None
 
 
-# "how many" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
-UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+# "how many" or "number of" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
+UNENDED_COUNT = re.compile(rf"\b(?:how many|number of) (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
 # The lexical index's stemmer: "fighters" and "fighter" are one word, "fighting" another.
 STEMMER = Stemmer("english")
 PERCENT_SIGN = re.compile(PER_CENT, re.IGNORECASE)
