@@ -52,6 +52,15 @@ FOLLOW_UP = re.compile(
 QUESTION_WORD = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how|did|does|do|is|are|was|were|can)\b")
 NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:al|el|de|of|the)[\s-]+)?[A-Z][\w’'-]*)*")
 NAMED_FOLLOW_UP = re.compile(r"^\s*(?:and|what about|how about)\s+([^,]+?)\s*,\s*(.+)$", re.IGNORECASE)
+PREPOSITIONS = (r"(?:in|on|at|near|around|to|from|for|during|after|before|by|inside|outside|across|within|along|"
+                r"into|towards?|over|under|among|between|since|until)")
+PREPOSITION = re.compile(rf"{PREPOSITIONS}\s+\S", re.IGNORECASE)
+"""A follow-up's subject that opens with a preposition ("and in the north") stands for the previous question's phrase
+opened by one ("near the port"), not for one of its words."""
+PHRASE = re.compile(
+    rf"(?<!\S)({PREPOSITIONS}\s+(?:(?!{PREPOSITIONS}\b)[^\s?.!,]+\s*)+?)(?=\s+{PREPOSITIONS}\s|[?.!,]|\s*$)",
+    re.IGNORECASE,
+)
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 # "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
@@ -76,7 +85,10 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     previous = contextualize(history[-1], history[:-1], words)
     subject = _follow_up_subject(question)
     if subject is not None:
-        replaced = _subject(previous, words, like=subject)
+        if PREPOSITION.match(subject):
+            replaced = _phrase_like(previous, subject, words)
+        else:
+            replaced = _subject(previous, words, like=subject)
         return _in_place(previous, replaced, subject) if replaced else f"{previous.rstrip(' ?.')} {subject}?"
     named = NAMED_FOLLOW_UP.match(question)
     if named and (own := PRONOUN.search(named.group(2))):
@@ -96,7 +108,24 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     return question
 
 
+def _phrase_like(question: str, phrase: str, words: Words) -> tuple[int, int] | None:
+    """Where ``question`` says what the follow-up ``phrase`` says instead ("and around the port" after "what did
+    they shell near the bridge"): its phrase opened by the same preposition, or by any, the one most like ``phrase``
+    (the last on a tie); ``None`` when it has none (the phrase is then added). A phrase runs to the next
+    preposition."""
+    phrases = [match.span(1) for match in PHRASE.finditer(question)]
+    if not phrases:
+        return None
+    opening = phrase.split()[0].lower()
+    same = [span for span in phrases if question[span[0] : span[1]].split()[0].lower() == opening]
+    candidates = same or phrases
+    alike = words.likeness(phrase, [question[start:end] for start, end in candidates])
+    return candidates[max(range(len(candidates)), key=lambda i: (alike[i], i))]
+
+
 def _in_place(text: str, span: tuple[int, int], meant: str) -> str:
+    if text[span[0] : span[1]].lower() == "there":
+        meant = f"in {meant}"  # "there" is a place and its preposition
     return text[: span[0]] + meant + text[span[1] :]
 
 

@@ -130,9 +130,9 @@ def test_a_full_question_is_left_alone(question: str) -> None:
     [
         ("why was he sacked", "who did the club replace", "Dave Jones", "why was Dave Jones sacked"),
         ("how long was she there", "who chairs the committee now", "Ann Smith", "how long was Ann Smith there"),
-        ("what happened there", "where did the army cross", "Al Qaim", "what happened Al Qaim"),
+        ("what happened there", "where did the army cross", "Al Qaim", "what happened in Al Qaim"),
         # The place asked for may close the question: "there" is its answer, not its rarest word.
-        ("what was made there", "whats doria's second biggest city", "Harlow", "what was made Harlow"),
+        ("what was made there", "whats doria's second biggest city", "Harlow", "what was made in Harlow"),
         ("how much did they pay", "which company bought the firm", "Acme", "how much did Acme pay"),
         # "it" may as well be the plant as the town it is in.
         ("when did it open", "where is the plant", "Leeds", "when did plant open"),
@@ -144,6 +144,23 @@ def test_a_full_question_is_left_alone(question: str) -> None:
 def test_a_pronoun_stands_for_the_previous_answer_when_the_previous_question_asked_for_its_like(
         follow_up: str, previous: str, answer: str, expected: str) -> None:
     assert contextualize(follow_up, [previous], previous_answer=answer) == expected
+
+
+@pytest.mark.parametrize(
+    "follow_up,previous,expected",
+    [
+        ("and around the port?", "what did the army shell near the bridge", "what did the army shell around the port"),
+        ("and in 2005?", "how many jobs were lost in 2004", "how many jobs were lost in 2005"),
+        ("and to the south", "how many troops were sent to the north", "how many troops were sent to the south"),
+        # The phrase opened by the same preposition, the last on a tie.
+        ("and in 2003", "how much did sales rise at ruvia in 2004", "how much did sales rise at ruvia in 2003"),
+        ("what about in harlow", "when did the plant close", "when did the plant close in harlow?"),
+    ],
+)
+def test_a_follow_up_phrase_takes_the_place_of_the_previous_questions_phrase(follow_up: str, previous: str,
+                                                                            expected: str) -> None:
+    # Before, "and around the port" replaced one word: "what did the army shell around the port the bridge".
+    assert contextualize(follow_up, [previous]) == expected
 
 
 def test_a_pronoun_after_a_name_of_its_own_stands_for_that_name() -> None:
