@@ -311,11 +311,14 @@ class Assistant:
         (``READER_SURE``); when both find their answers in the same sentence but pick other words there (the trained
         reader picks them better); and for a question asking where, when both answer (news tells a place as often as
         it names it: "in the hills north of the town", where the rules' patterns find the nearest town's name).
-        Never when the rules found its answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four
-        months"), nor, for an amount, with an answer holding no figure where the rules' holds one ("higher" against
-        "12 bln dlrs" for "how much"), nor from a passage about another year than the one asked."""
+        The reader decides, answering or refusing, when the rules' answer is a name the question holds
+        (``names_the_asked``). Never when the rules found its answer in a tighter span of the same sentence ("Oct. 17"
+        in "Oct. 17, four months"), nor, for an amount, with an answer holding no figure where the rules' holds one
+        ("higher" against "12 bln dlrs" for "how much"), nor from a passage about another year than the one asked."""
         from rag.answering.questions import another_year, fits_kind
 
+        if ruled.short_answer and names_the_asked(ruled.short_answer, asked):
+            return True  # the reader answers, or refuses
         if not composed.answerable or composed.short_answer is None:
             return False
         kind = rule_kind(asked)
@@ -397,6 +400,20 @@ def rule_kind(asked: str) -> AnswerKind:
     from rag.answering.rule_forms import analyse
 
     return analyse(asked).kind
+
+
+def names_the_asked(short: str, asked: str) -> bool:
+    """Whether a name given as the answer is one the question already holds, by its last word ("Mara Quist" for "who
+    did quist replace"): the patterns took the subject of the question for its answer."""
+    from rag.answering.questions import STOPWORDS, tokens
+    from rag.answering.terms import term_keys
+
+    words = short.split()
+    if len(words) < 2 or not words[-1][:1].isupper():
+        return False
+    last = [word for word in tokens(words[-1]) if word not in STOPWORDS]
+    asked_keys = {key for word in tokens(asked) for key in term_keys(word)}
+    return bool(last) and bool(term_keys(last[-1]) & asked_keys)
 
 
 def narrows(tighter: str | None, wider: str | None) -> bool:

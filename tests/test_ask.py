@@ -504,6 +504,21 @@ def test_a_sure_reader_may_answer_a_date_in_words() -> None:
     assert Assistant._reader_takes_over(rules_answer, Composed(True, "", "the 1970s", [], READER_SURE + 1), asked)
 
 
+@pytest.mark.parametrize("ruled,asked,reader_decides", [
+    ("Mara Quist", "who did quist replace at the club", True),  # the question's own subject, not its answer
+    ("Mara Quist", "mara quist says the club has turned on who", True),
+    ("Mara Quist", "who did she replace at the club", False),
+    ("five days", "how many days did the push take", False),  # not a name
+])
+def test_a_name_the_question_holds_is_not_the_rules_answer(ruled: str, asked: str, reader_decides: bool) -> None:
+    from rag.answering.answerer import Composed
+
+    rules_answer = Answer(asked, ruled, ruled, True, support=2.0, asked=asked)
+    # A reader not sure enough to take over a rules' answer of its own: it decides only when the rules named the asked.
+    for reading in (Composed(True, "Dan Orr", "Dan Orr", [], support=0.0), Composed(False, "", None, [], support=-3.0)):
+        assert Assistant._reader_takes_over(rules_answer, reading, asked) is reader_decides
+
+
 WIRE_STORY = """Doria bank sells Ruvian unit
 
 Doria Bank said on Tuesday it had agreed to sell its Ruvian branch to Harlow Credit for 120 mln dlrs.
