@@ -71,6 +71,10 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("whats different about the second vote", "open"),
         ("hows the coach kept the players fresh", "open"),
         ("Who's the spokesman?", "person"),
+        # Asked yes or no: the sentences that tell it answer.
+        ("could the rebels come back the way they did in 2009", "open"),
+        ("Is the plant still open?", "open"),
+        ("and did the army keep the bridge", "open"),
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:

@@ -81,7 +81,9 @@ class QuestionForm:
 # Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
 OPEN_FORMS = re.compile(
     r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
-    r"(?:why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
+    # "could the group come back", "is the plant still open": a yes or no is told in sentences, not a span.
+    r"(?:(?:is|are|was|were|does|do|did|has|have|had|will|would|could|can|should)\s+(?!you\b)|"
+    r"why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
     r"heavy\b|deep\b|wide\b|soon\b)|"
     r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
     r"what\s+(?:led|caused|are the (?:reasons|causes|effects|consequences)|"
