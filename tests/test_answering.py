@@ -38,6 +38,8 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("What portion of the country did the group hold?", "percent"),
         ("territory lost %", "percent"),
         ("whats doria's second biggest city", "place"),
+        ("whats the last big town the rebels hold in the north", "place"),
+        ("which is the largest city in ruvia", "place"),
         ("what is the population of the city", "other"),  # the place noun only says whose population
         ("how soon will the plant open", "date"),
         ("album release date", "date"),
@@ -75,6 +77,7 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("could the rebels come back the way they did in 2009", "open"),
         ("Is the plant still open?", "open"),
         ("and did the army keep the bridge", "open"),
+        ("were the tests high-voltage or low-voltage", "other"),  # a choice, which a span answers
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:
@@ -568,6 +571,7 @@ def test_a_long_question_is_typed_in_one_pass() -> None:
     ("mosul fall date", "date"), ("album release date", "date"), ("what date did the town fall", "date"),
     ("doria siege duration", "duration"), ("harlow location province", "place"),
     ("number of troops who crossed the river", "number"), ("sq km lost by the rebels", "number"),
+    ("whats the last big town the rebels hold in the north", "place"),
 ])
 def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kind: str) -> None:
     from rag.answering.rule_forms import analyse as rule_form

@@ -20,6 +20,7 @@ from rag.answering.questions import (
     DESCRIPTION,
     PATTERNS,
     PER_CENT,
+    PLACE_ASKED,
     STOPWORDS,
     AnswerKind,
     Span,
@@ -123,8 +124,8 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (r"\bhow (many|much)\b|\bwhat (number|amount|total)\b|\bnumber of\b|\bhow (large|big|far)\b|"
          rf"{AREA_UNIT}|\bwhat (?:is|was|were|are) the (?:\w+ )?(population|price|cost|size|area|length|height|"
          r"weight|age|budget|toll|value|salary|revenue|temperature|distance|speed|rate)\b", "number"),
-        (rf"\bwhere\b|\blocation\b|\b(which|what) {between}(city|town|country|province|region|area|place|village|"
-         r"border|river|crossing|capital|state|nation)(?![\w-])", "place"),
+        (rf"\bwhere\b|\blocation\b|{PLACE_ASKED}|\b(which|what) {between}(city|town|country|province|region|area|"
+         r"place|village|border|river|crossing|capital|state|nation)(?![\w-])", "place"),
         (rf"\b(which|what) {between}(group|organi[sz]ation|forces?|militias?|army|party|agency|service|newspaper|"
          r"government|coalition|alliance|company|team|command|movement|division|umbrella)\b", "organization"),
         (r"\bwho (?:is|was|are|were) (?:the |a |an )?(?:[\w.'-]+ )?(leader|head|chief|spokesman|spokeswoman|envoy|"
