@@ -78,8 +78,7 @@ def analyse(question: str) -> QuestionForm:
     # "According to the AP, ..." and "What does the Evening Post say ..." name a source, not something the
     # answer must mention.
     unattributed = re.sub(r"(?i)\baccording to (?:the )?[^,?]+,?", " ", question)
-    # Typed lowercase too: "who does smith say runs the club".
-    unattributed = re.sub(r"(?i)\b(?:does|did|do) (?:the )?(?:[\w.'-]+\s){1,3}?(?=(?:say|name|call|report|describe|"
+    unattributed = re.sub(r"\b(?:does|did|do) (?:the )?(?:[A-Z][\w.'-]*\s)+(?=(?:say|name|call|report|describe|"
                           r"claim|write|list)\b)", " ", unattributed)
     words = unattributed.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
