@@ -57,7 +57,7 @@ eval: setup
 	$(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.60 --max-refusal.false_rate 0.12
 	$(PY) -m rag.eval --questions evals/quiz.jsonl --min-answer.accuracy 0.75 --max-refusal.false_rate 0.07 \
 		--min-refusal.accuracy 0.5
-	$(PY) -m rag.eval --questions evals/typed.jsonl --min-answer.accuracy 0.62 --max-refusal.false_rate 0.14 \
+	$(PY) -m rag.eval --questions evals/typed.jsonl --min-answer.accuracy 0.62 --max-refusal.false_rate 0.16 \
 		--min-refusal.accuracy 0.55
 	RAG_ANSWERER=rules $(PY) -m rag.eval --questions evals/open.jsonl --min-answer.accuracy 0.38 \
 		--max-refusal.false_rate 0.27
