@@ -57,8 +57,11 @@ PREPOSITIONS = (r"(?:in|on|at|near|around|to|from|for|during|after|before|by|ins
 PREPOSITION = re.compile(rf"{PREPOSITIONS}\s+\S", re.IGNORECASE)
 """A follow-up's subject that opens with a preposition ("and in the north") stands for the previous question's phrase
 opened by one ("near the port"), not for one of its words."""
+# Words are separated by spaces that cannot be empty: a repeated group that may match nothing would try every way of
+# splitting a word when the phrase cannot end (a question closing on a preposition).
+PHRASE_WORD = rf"(?!{PREPOSITIONS}\b)[^\s?.!,]+"
 PHRASE = re.compile(
-    rf"(?<!\S)({PREPOSITIONS}\s+(?:(?!{PREPOSITIONS}\b)[^\s?.!,]+\s*)+?)(?=\s+{PREPOSITIONS}\s|[?.!,]|\s*$)",
+    rf"(?<!\S)({PREPOSITIONS}\s+{PHRASE_WORD}(?:\s+{PHRASE_WORD})*?)(?=\s+{PREPOSITIONS}\b|\s*[?.!,]|\s*$)",
     re.IGNORECASE,
 )
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
@@ -124,7 +127,7 @@ def _phrase_like(question: str, phrase: str, words: Words) -> tuple[int, int] | 
 
 
 def _in_place(text: str, span: tuple[int, int], meant: str) -> str:
-    if text[span[0] : span[1]].lower() == "there":
+    if text[span[0] : span[1]].lower() == "there" and not PREPOSITION.match(meant):
         meant = f"in {meant}"  # "there" is a place and its preposition
     return text[: span[0]] + meant + text[span[1] :]
 

@@ -311,13 +311,14 @@ class Assistant:
         (``READER_SURE``); when both find their answers in the same sentence but pick other words there (the trained
         reader picks them better); and for a question asking where, when both answer (news tells a place as often as
         it names it: "in the hills north of the town", where the rules' patterns find the nearest town's name).
-        The reader decides, answering or refusing, when the rules' answer is a name the question holds
-        (``names_the_asked``). Never when the rules found its answer in a tighter span of the same sentence ("Oct. 17"
-        in "Oct. 17, four months"), nor, for an amount, with an answer holding no figure where the rules' holds one
-        ("higher" against "12 bln dlrs" for "how much"), nor from a passage about another year than the one asked."""
+        The reader decides, answering or refusing, when the rules' answer to a "who" question is a name the question
+        holds (``names_the_asked``; "which party" may well be answered by "the Labour Party"). Never when the rules
+        found its answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four months"), nor, for an
+        amount, with an answer holding no figure where the rules' holds one ("higher" against "12 bln dlrs" for "how
+        much"), nor from a passage about another year than the one asked."""
         from rag.answering.questions import another_year, fits_kind
 
-        if ruled.short_answer and names_the_asked(ruled.short_answer, asked):
+        if ruled.short_answer and rule_kind(asked) == "person" and names_the_asked(ruled.short_answer, asked):
             return True  # the reader answers, or refuses
         if not composed.answerable or composed.short_answer is None:
             return False

@@ -509,6 +509,7 @@ def test_a_sure_reader_may_answer_a_date_in_words() -> None:
     ("Mara Quist", "mara quist says the club has turned on who", True),
     ("Mara Quist", "who did she replace at the club", False),
     ("five days", "how many days did the push take", False),  # not a name
+    ("Ruvian Party", "which party won the election", False),  # the noun asked by, not the subject
 ])
 def test_a_name_the_question_holds_is_not_the_rules_answer(ruled: str, asked: str, reader_decides: bool) -> None:
     from rag.answering.answerer import Composed

@@ -163,6 +163,21 @@ def test_a_follow_up_phrase_takes_the_place_of_the_previous_questions_phrase(fol
     assert contextualize(follow_up, [previous]) == expected
 
 
+def test_a_follow_up_phrase_is_found_in_one_pass() -> None:
+    # The phrase pattern once tried every way of splitting a word when the phrase could not end (a question closing
+    # on a preposition): 37 s for this question, doubling with each letter of a long word.
+    previous = "which group are the fighters inside the eastern neighbourhoods loyal to?"
+    assert contextualize("and around the port?", [previous]).startswith("which group are the fighters around the port")
+    long_word = "what happened in " + "a" * 1990 + " in?"
+    assert contextualize("and near the port", [long_word]).startswith("what happened near the port")
+
+
+@pytest.mark.parametrize("answer,expected", [("Harlow", "what happened in Harlow"),
+                                             ("near the bridge", "what happened near the bridge")])
+def test_there_stands_for_the_place_with_its_preposition(answer: str, expected: str) -> None:
+    assert contextualize("what happened there", ["where did the army cross"], previous_answer=answer) == expected
+
+
 def test_a_pronoun_after_a_name_of_its_own_stands_for_that_name() -> None:
     assert contextualize("and tyndall, how old is he", ["how old is nick griffin"]) == "how old is tyndall"
     assert contextualize("What about Raqqa, who took it?", ["When did Mosul fall?"]) == "who took Raqqa?"

@@ -81,9 +81,10 @@ class QuestionForm:
 # Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
 OPEN_FORMS = re.compile(
     r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
-    # "could the group come back", "is the plant still open": a yes or no is told in sentences, not a span; "is it
-    # high or low" asks to choose, which a span answers.
-    r"(?:(?:is|are|was|were|does|do|did|has|have|had|will|would|could|can|should)\s+(?!you\b)(?!.*\bor\b)|"
+    # "could the group come back", "is the plant still open": a yes or no is told in sentences, not a span; not "is it
+    # high or low" (a choice, which a span answers; "or more", "or not" offer none), nor "did they say who won".
+    r"(?:(?:is|are|was|were|does|do|did|has|have|had|will|would|could|can|should)\s+(?!you\b)"
+    r"(?!.*\bor\b(?!\s+(?:not|more|less|so)\b))(?!.*\b(?:who|whom|whose|when|where|which|what|why|how)\b)|"
     r"why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
     r"heavy\b|deep\b|wide\b|soon\b)|"
     r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
@@ -116,30 +117,29 @@ DESCRIPTION_OF_THE = re.compile(
     rf"{LEAD_IN}who(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+([\w.-]+)(?:\s+[\w.-]+){{0,3}}\W*$"
 )
 AUXILIARY = r"(?:were|are|was|is|did|do|does|had|have|has|will|would|could|can)\b"
-# "whats the last big town the rebels hold in the north": the place noun a few words after the question word and its
-# verb, with no preposition between (not "what is the population of the city").
-PLACE_ASKED = (r"^(?:(?:and|so|but)\s+)?(?:which|what)(?:'?s\b|\s+(?:is|was|are|were)\b)?\s+(?:the\s+)?"
-               rf"(?:(?!(?:of|in|for|from|to|by|near|on|at)\b|{AUXILIARY})[\w'-]+\s+){{0,3}}"
-               r"(city|town|country|province|region|village|state|nation|capital)(?![\w-])")
-COUNTED = re.compile(rf"\b(?:[Hh]ow many|[Nn]umber of) ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
-"""What a "how many" question counts: the words between "how many" (or "number of") and its verb ("new casinos",
-"French soldiers")."""
+COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY})")
+"""What a "how many" question counts: the words between "how many" and its verb ("new casinos", "French soldiers")."""
+# Typed as keywords ("doria siege duration", "harlow location province", "number of troops who crossed"), a question
+# names what it asks for by a noun; not after a question word that asks something else ("who chose the location",
+# "which party won the largest number of seats"), nor as "a number of".
+UNASKED = r"^(?:(?!\b(?:who|whom|whose|which|when|where)\b).)*?"
+DURATION_ASKED = rf"{UNASKED}\bduration\b"
+LOCATION_ASKED = rf"{UNASKED}\blocation\b"
+COUNT_ASKED = rf"{UNASKED}(?<!\ba )\bnumber of\b"
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
 KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
-    # Typed as keywords ("doria siege duration", "harlow location", "number of ..."): no question word, but the
-    # noun says what is asked for.
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
-     r"\bduration\b", "duration"),
+     rf"{DURATION_ASKED}", "duration"),
     (r"\bwhen\b|\bdate\b|\bwhat (day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
      r"\bhow soon\b", "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
-     rf"\bwhat (number|amount|total|price|cost|speed|size)\b|\bnumber of\b|{AREA_UNIT}", "number"),
+     rf"\bwhat (number|amount|total|price|cost|speed|size)\b|{COUNT_ASKED}|{AREA_UNIT}", "number"),
     # "what is the region's biggest city": the place noun asked for may close the question (not "the population of
     # the city", where it only says whose).
-    (rf"\bwhere\b|\blocation\b|\b(which|what) (city|town|country|province|region|area|place|village|state|nation)\b|"
-     rf"{PLACE_ASKED}|^(?:which|what)\b(?:(?!\b(?:of|in|for|from|to|by|near)\b).)*\b(?:city|town|country|province|region|village|"
-     r"state|nation|capital)\W*$", "place"),
+    (rf"\bwhere\b|{LOCATION_ASKED}|\b(which|what) (city|town|country|province|region|area|place|village|state|"
+     r"nation)\b|^(?:which|what)\b(?:(?!\b(?:of|in|for|from|to|by|near)\b).)*\b(?:city|town|country|province|"
+     r"region|village|state|nation|capital)\W*$", "place"),
     (r"\bwho\b|\bwhom\b|\bwhose\b", "person"),
     (r"\b(which|what) (group|organi[sz]ation|company|firm|team|party|agency|club|band|network)\b", "organization"),
 ]

@@ -16,11 +16,13 @@ from Stemmer import Stemmer
 from rag.answering.questions import (
     AREA_UNIT,
     AUXILIARY,
+    COUNT_ASKED,
     COUNTED,
     DESCRIPTION,
+    DURATION_ASKED,
+    LOCATION_ASKED,
     PATTERNS,
     PER_CENT,
-    PLACE_ASKED,
     STOPWORDS,
     AnswerKind,
     Span,
@@ -97,11 +99,11 @@ def _counted(question: str) -> tuple[str, ...]:
     if counted:
         return (counted.group(1).split()[-1].lower(),)
     text = " ".join(question.lower().replace("’", "'").split())
-    unended = UNENDED_COUNT.search(text)
+    unended = UNENDED_COUNT.search(text) or NUMBER_OF.search(text)
     if unended:
         return tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS)
     area = re.search(AREA_UNIT, text)
-    return (area.group(1),) if area else ()
+    return next((unit for unit in AREA_UNITS if area.group(1) in unit), ()) if area else ()
 
 
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
@@ -114,17 +116,15 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     between = r"(?:(?!(?:did|does|do|is|was|were|are|has|have|had)\b)[\w.'-]+\s+){0,3}?"
     rules: list[tuple[str, AnswerKind]] = [
         (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b", "percent"),
-        # Typed as keywords ("doria siege duration", "harlow location", "number of ..."): no question word, but
-        # the noun says what is asked for.
         (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
-         r"\bduration\b", "duration"),
+         rf"{DURATION_ASKED}", "duration"),
         (r"\bwhen\b|\bdate\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|"
          r"\bsince when\b", "date"),
-        (r"\bhow (many|much)\b|\bwhat (number|amount|total)\b|\bnumber of\b|\bhow (large|big|far)\b|"
+        (rf"\bhow (many|much)\b|\bwhat (number|amount|total)\b|{COUNT_ASKED}|\bhow (large|big|far)\b|"
          rf"{AREA_UNIT}|\bwhat (?:is|was|were|are) the (?:\w+ )?(population|price|cost|size|area|length|height|"
          r"weight|age|budget|toll|value|salary|revenue|temperature|distance|speed|rate)\b", "number"),
-        (rf"\bwhere\b|\blocation\b|{PLACE_ASKED}|\b(which|what) {between}(city|town|country|province|region|area|"
-         r"place|village|border|river|crossing|capital|state|nation)(?![\w-])", "place"),
+        (rf"\bwhere\b|{LOCATION_ASKED}|\b(which|what) {between}(city|town|country|province|region|area|place|"
+         r"village|border|river|crossing|capital|state|nation)(?![\w-])", "place"),
         (rf"\b(which|what) {between}(group|organi[sz]ation|forces?|militias?|army|party|agency|service|newspaper|"
          r"government|coalition|alliance|company|team|command|movement|division|umbrella)\b", "organization"),
         (r"\bwho (?:is|was|are|were) (?:the |a |an )?(?:[\w.'-]+ )?(leader|head|chief|spokesman|spokeswoman|envoy|"
@@ -142,8 +142,12 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     return "other", None
 
 
-# "how many" or "number of" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
-UNENDED_COUNT = re.compile(rf"\b(?:how many|number of) (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+# "how many" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
+UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+# "number of" and up to three words, where it asks for a count (``COUNT_ASKED``).
+NUMBER_OF = re.compile(rf"{COUNT_ASKED} (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+# One unit of area however it is written: "sq km" asks for the "square kilometres" an article gives.
+AREA_UNITS = (("km", "km2", "kilometres", "kilometers"), ("miles",), ("metres", "meters", "m2"), ("feet",))
 # The lexical index's stemmer: "fighters" and "fighter" are one word, "fighting" another.
 STEMMER = Stemmer("english")
 PERCENT_SIGN = re.compile(PER_CENT, re.IGNORECASE)
