@@ -64,6 +64,8 @@ PHRASE = re.compile(
     rf"(?<!\S)({PREPOSITIONS}\s+{PHRASE_WORD}(?:\s+{PHRASE_WORD})*?)(?=\s+{PREPOSITIONS}\b|\s*[?.!,]|\s*$)",
     re.IGNORECASE,
 )
+EXISTENTIAL_BEFORE = re.compile(r"\b(?:is|are|was|were|be)\s+$", re.IGNORECASE)
+EXISTENTIAL_AFTER = re.compile(r"\s*(?:is|are|was|were|'s|’s|has|have|had|will|would|may|might)\b", re.IGNORECASE)
 PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE)
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 # "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
@@ -127,8 +129,13 @@ def _phrase_like(question: str, phrase: str, words: Words) -> tuple[int, int] | 
 
 
 def _in_place(text: str, span: tuple[int, int], meant: str) -> str:
-    if text[span[0] : span[1]].lower() == "there" and not PREPOSITION.match(meant):
-        meant = f"in {meant}"  # "there" is a place and its preposition
+    if text[span[0] : span[1]].lower() == "there":
+        place = meant if PREPOSITION.match(meant) else f"in {meant}"  # "there" is a place and its preposition
+        if EXISTENTIAL_BEFORE.search(text, 0, span[0]) or EXISTENTIAL_AFTER.match(text, span[1]):
+            # "were there any survivors" says that something is, not where: the place goes after it.
+            said = text.rstrip(" ?.!")
+            return f"{said} {place}{text[len(said) :]}"
+        meant = place
     return text[: span[0]] + meant + text[span[1] :]
 
 

@@ -172,10 +172,15 @@ def test_a_follow_up_phrase_is_found_in_one_pass() -> None:
     assert contextualize("and near the port", [long_word]).startswith("what happened near the port")
 
 
-@pytest.mark.parametrize("answer,expected", [("Harlow", "what happened in Harlow"),
-                                             ("near the bridge", "what happened near the bridge")])
-def test_there_stands_for_the_place_with_its_preposition(answer: str, expected: str) -> None:
-    assert contextualize("what happened there", ["where did the army cross"], previous_answer=answer) == expected
+@pytest.mark.parametrize("follow_up,answer,expected", [
+    ("what happened there", "Harlow", "what happened in Harlow"),
+    ("what happened there", "near the bridge", "what happened near the bridge"),
+    # "There" that says something is, not where: the place goes after it.
+    ("were there any survivors?", "Harlow", "were there any survivors in Harlow?"),
+    ("is there a curfew", "near the bridge", "is there a curfew near the bridge"),
+])
+def test_there_stands_for_the_place_with_its_preposition(follow_up: str, answer: str, expected: str) -> None:
+    assert contextualize(follow_up, ["where did the army cross"], previous_answer=answer) == expected
 
 
 def test_a_pronoun_after_a_name_of_its_own_stands_for_that_name() -> None:
