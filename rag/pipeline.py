@@ -318,11 +318,11 @@ class Assistant:
         much"), nor from a passage about another year than the one asked."""
         from rag.answering.questions import another_year, fits_kind
 
-        if ruled.short_answer and rule_kind(asked) == "person" and names_the_asked(ruled.short_answer, asked):
+        kind = rule_kind(asked)
+        if ruled.short_answer and kind == "person" and names_the_asked(ruled.short_answer, asked):
             return True  # the reader answers, or refuses
         if not composed.answerable or composed.short_answer is None:
             return False
-        kind = rule_kind(asked)
         if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
                 and not fits_kind(composed.short_answer, kind)):
             return False

@@ -85,20 +85,20 @@ def analyse(question: str) -> QuestionForm:
     words = unattributed.replace("’", "'").split()
     names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
     kind, noun = _kind(text)
-    return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)), _counted(question),
+    return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)), _counted(question, text),
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun,
                         bool(re.search(r"\bby how much\b|\bhow much (?:did|does|do|has|have|had|was|is|were|will)\b",
                                        text)))
 
 
-def _counted(question: str) -> tuple[str, ...]:
+def _counted(question: str, text: str) -> tuple[str, ...]:
     """What the question counts (``QuestionForm.counted``): the noun before its verb, the words after "how many"
-    or "number of" when no verb ends them, or the unit of an area asked for ("sq km lost": kilometres, not miles)."""
+    or "number of" when no verb ends them, or the unit of an area asked for ("sq km lost": kilometres, not miles).
+    ``text``: the question lowercased, as ``analyse`` reads it."""
     # Case matters here: in "how many fighters flowed into IS territory", "IS" is the group, not the verb.
     counted = COUNTED.search(" ".join(question.split()))
     if counted:
         return (counted.group(1).split()[-1].lower(),)
-    text = " ".join(question.lower().replace("’", "'").split())
     unended = UNENDED_COUNT.search(text) or NUMBER_OF.search(text)
     if unended:
         return tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS)
