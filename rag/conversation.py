@@ -11,6 +11,11 @@ when the previous question asked for what the pronoun stands for: "who did he re
 asks about the man replaced (``ANSWER_PRONOUNS``); "and X, how old is he" asks about X. A count without its noun
 ("how many were planned originally" after "how many new casinos will the uk allow") counts what the previous
 question counted. Anything else is asked as it stands.
+
+A question typed with "how may" or "how man" for "how many" is read as meant, and one that names the articles
+themselves ("what do the articles say about the port", "when did the city fall according to the articles") is asked
+about its subject alone: no passage holds the words "articles" or "say", and the answerers would count them as
+missing.
 """
 
 from __future__ import annotations
@@ -70,6 +75,19 @@ PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 # "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
 UNCOUNTED = re.compile(rf"^\s*(?:(?:and|so|but)\s+)?how many\s+(?={AUXILIARY})", re.IGNORECASE)
+# The articles asked about as such: "the articles", "these stories", "your documents" (not "the report", "the news",
+# which a question may ask about as a subject: "what did the report find").
+THE_ARTICLES = (r"(?:the|these|this|those|your|my|our)\s+(?:news\s+)?(?:articles?|stor(?:y|ies)|texts?|documents?|docs|"
+                r"files?|sources?|corpus|coverage)")
+SAY_ABOUT = re.compile(
+    rf"\bwhat\s+(?:do|does|did|can|could)\s+{THE_ARTICLES}\s+(?:say|tell(?:\s+(?:me|us))?|mention|report|write|"
+    r"have|know)\s+(?:about|on|regarding|of)\b",
+    re.IGNORECASE,
+)
+ACCORDING_TO = re.compile(rf"\s*,?\s*\b(?:according to|in|from|based on)\s+{THE_ARTICLES}\b", re.IGNORECASE)
+# "how may people", "how man yards": not "how may I help" (a request, not a count).
+HOW_MANY_SLIP = re.compile(r"\bhow\s+(?:may|man|mnay|mny|manny)\b(?=\s+(?!(?:i|we|you|he|she|they|it|one|this|that)\b)"
+                           r"[a-z])", re.IGNORECASE)
 # The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
 # after "where is the plant" or "which firm makes the drug", "it" is as likely the plant or the drug.
 ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
@@ -83,6 +101,7 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
                   previous_answer: str | None = None) -> str:
     """The question to retrieve with: a follow-up rewritten against the last full question, else ``question``.
     ``previous_answer``: the short answer given to the last question of ``history``, if it had one."""
+    question = restated(question)
     if not history:
         return question
     words = words or PlainWords()
@@ -111,6 +130,15 @@ def contextualize(question: str, history: Sequence[str], words: Words | None = N
     if subject_span:
         return _in_place(question, pronoun.span(), previous[slice(*subject_span)])
     return question
+
+
+def restated(question: str) -> str:
+    """``question`` as meant: "how many" typed as "how may" or "how man" spelled out, and without the words that
+    name the articles themselves ("what do the articles say about the port" -> "tell me about the port", "when did
+    the city fall according to these stories?" -> "when did the city fall?"), unless nothing else would be left."""
+    question = HOW_MANY_SLIP.sub(lambda slip: f"{slip.group()[:3]} many", question)
+    said = ACCORDING_TO.sub("", SAY_ABOUT.sub("tell me about", question)).strip(" ,")
+    return said if content_terms(said.lower()) else question
 
 
 def _phrase_like(question: str, phrase: str, words: Words) -> tuple[int, int] | None:

@@ -79,6 +79,9 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("is it true that 20 or more died", "open"),
         ("does the article say who leads the group", "person"),  # asks who, not yes or no
         ("did they say how many soldiers died", "number"),
+        # Two things set against each other: what each side's sentences say.
+        ("raqqa vs doria, which one fell first", "open"),
+        ("when did the offensive start, ap vs reuters", "open"),
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:

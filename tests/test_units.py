@@ -210,6 +210,35 @@ def test_without_history_the_question_is_asked_as_it_stands() -> None:
     assert contextualize("And Raqqa?", []) == "And Raqqa?"
 
 
+@pytest.mark.parametrize(
+    "question,meant",
+    [
+        # The articles named as such: no passage says "articles" or "say", and the answerers count missing words.
+        ("what do the articles say about the port", "tell me about the port"),
+        ("What does the story say about Doria?", "tell me about Doria?"),
+        ("what do these stories tell us about the rebels", "tell me about the rebels"),
+        ("when did the city fall according to the articles", "when did the city fall"),
+        ("in the articles, who is the envoy", "who is the envoy"),
+        # A report or the news may be the subject itself; and nothing is left without the articles.
+        ("what did the report find", "what did the report find"),
+        ("who was in the news for fraud", "who was in the news for fraud"),
+        ("what do the articles say", "what do the articles say"),
+        ("summarise the articles", "summarise the articles"),
+    ],
+)
+def test_a_question_naming_the_articles_is_asked_about_its_subject(question: str, meant: str) -> None:
+    assert contextualize(question, []) == meant
+    if meant != question:  # a question of its own, not a follow-up ("what about the port")
+        assert contextualize(question, ["when did the strike end"]) == meant
+
+
+@pytest.mark.parametrize("question,meant", [("How man people gather at the festival", "How many people gather at the "
+                                             "festival"), ("how may yards did he throw", "how many yards did he throw"),
+                                            ("how may I help you", "how may I help you")])  # a request, not a count
+def test_how_many_mistyped_is_read_as_meant(question: str, meant: str) -> None:
+    assert contextualize(question, []) == meant
+
+
 # --- check_question -------------------------------------------------------------------------------------------------
 
 

@@ -88,6 +88,8 @@ OPEN_FORMS = re.compile(
     r"why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
     r"heavy\b|deep\b|wide\b|soon\b)|"
     r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
+    # "raqqa vs mosul, which fell first": a comparison, told by what each side's sentences say.
+    r"(?:^|.*\s)(?:vs\.?|versus)(?!\S)|"
     r"what\s+(?:led|caused|are the (?:reasons|causes|effects|consequences)|"
     r"were the (?:reasons|causes|effects|consequences)|did (?:.+\s)?(?:say|said|do|announce|warn|claim|argue)\b|"
     r"does (?:.+\s)?(?:say|do|mean)\b|is (?:the )?(?:significance|impact|role|story|background|situation)|"
