@@ -8,7 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from rag.answering.questions import AnswerKind, analyse, another_year, describes_a_name, fits_kind, typed_spans
+from rag.answering.questions import (
+    AnswerKind,
+    analyse,
+    another_year,
+    describes_a_name,
+    fits_kind,
+    is_proper_name,
+    typed_spans,
+)
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, term_coverage, term_keys, term_weights, text_keys
 from rag.evaluation import calibrate_threshold, refusal_tradeoff, refused_at
@@ -579,3 +587,10 @@ def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kin
 
     # Typed as keywords, with no question word (and "who" here a relative pronoun): the noun says what is asked.
     assert rule_form(question).kind == analyse(question).kind == kind
+
+
+@pytest.mark.parametrize("answer,name", [("al Qaeda in Iraq", True), ("Haider al-Abadi", True), ("Ludwig van Beethoven",
+                                         True), ("F-16", True), ("Ruvian-backed Shia militias", False),
+                                        ("the Kurdish forces", False), ("", False)])
+def test_a_proper_name_is_capitalised_but_for_its_particles(answer: str, name: bool) -> None:
+    assert is_proper_name(answer) is name

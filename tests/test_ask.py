@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SEEDS, run_module
 
 from rag.conversation import contextualize
-from rag.pipeline import MAX_QUESTION_CHARS, READER_SURE, Answer, Assistant
+from rag.pipeline import MAX_QUESTION_CHARS, READER_LIKELY, READER_SURE, Answer, Assistant
 from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
 
@@ -518,6 +518,24 @@ def test_a_name_the_question_holds_is_not_the_rules_answer(ruled: str, asked: st
     # A reader not sure enough to take over a rules' answer of its own: it decides only when the rules named the asked.
     for reading in (Composed(True, "Dan Orr", "Dan Orr", [], support=0.0), Composed(False, "", None, [], support=-3.0)):
         assert Assistant._reader_takes_over(rules_answer, reading, asked) is reader_decides
+
+
+@pytest.mark.parametrize("asked,read,support,takes_over", [
+    ("who backed the army at rawa", "Shia militias", READER_LIKELY + 0.1, True),  # likely right, of the kind asked
+    ("who backed the army at rawa", "Shia militias", READER_LIKELY - 0.1, False),  # not likely enough
+    ("when did the briefing take place", "Mara Quist", READER_LIKELY + 0.1, False),  # not a date
+    # A name asked for: a description does not answer it, a name does.
+    ("name of the official who leads the militia", "Ruvian-backed militias", READER_LIKELY + 0.1, False),
+    ("name of the official who leads the militia", "Dan al-Orr", READER_LIKELY + 0.1, True),
+    ("name of the official who leads the militia", "Ruvian-backed militias", READER_SURE, True),  # sure
+])
+def test_the_reader_answers_what_the_rules_refuse_when_likely_right(asked: str, read: str, support: float,
+                                                                    takes_over: bool) -> None:
+    from rag.answering.answerer import Composed
+
+    refused = Answer(asked, "The articles don't say.", None, False, support=0.5, asked=asked)
+    reading = Composed(True, read, read, [], support=support)
+    assert Assistant._reader_takes_over(refused, reading, asked) is takes_over
 
 
 WIRE_STORY = """Doria bank sells Ruvian unit

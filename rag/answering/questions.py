@@ -218,6 +218,19 @@ def fits_kind(answer: str, kind: AnswerKind) -> bool:
     return True
 
 
+NAME_ASKED = re.compile(r"\bname\b", re.IGNORECASE)
+"""The question asks for a name ("the name of the official", "forerunner group name")."""
+NAME_PARTICLES = frozenset("al el de del der da di du la le van von bin ibn abu of the and in on for".split())
+
+
+def is_proper_name(answer: str) -> bool:
+    """Whether every word of ``answer`` is capitalised, but for the particles names hold ("al Qaeda in Iraq",
+    "Ludwig van Beethoven", "Haider al-Abadi"): a name, not a description ("Shia militias")."""
+    words = re.findall(r"[\w'’]+(?:-[\w'’]+)*", answer)
+    return bool(words) and all(word.lower() in NAME_PARTICLES or any(part[:1].isupper() or part[:1].isdigit()
+                                                                      for part in word.split("-")) for word in words)
+
+
 def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     """Spans of ``sentence`` matching the generic pattern of ``kind`` (dates, numbers, shares, durations); a year
     or a date is not an amount."""
