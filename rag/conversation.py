@@ -75,19 +75,29 @@ PRONOUN = re.compile(r"\b(?:it|they|them|he|him|she|her|there)\b", re.IGNORECASE
 MAX_PRONOUN_FOLLOW_UP_WORDS = 7
 # "how many were ...": the counted noun left out (unlike "how much", which asks for an amount of its own).
 UNCOUNTED = re.compile(rf"^\s*(?:(?:and|so|but)\s+)?how many\s+(?={AUXILIARY})", re.IGNORECASE)
-# The articles asked about as such: "the articles", "these stories", "your documents" (not "the report", "the news",
+# The articles asked about as such: "the articles", "these stories", "your coverage" (not "the report", "the news",
 # which a question may ask about as a subject: "what did the report find").
-THE_ARTICLES = (r"(?:the|these|this|those|your|my|our)\s+(?:news\s+)?(?:articles?|stor(?:y|ies)|texts?|documents?|docs|"
-                r"files?|sources?|corpus|coverage)")
+THE_ARTICLES = r"(?:the|these|this|those|your|my|our)\s+(?:news\s+)?(?:articles?|stor(?:y|ies)|texts?|corpus|coverage)"
+"""Not "the files", "the documents", "the sources": in news they are as often what is asked about ("which files were
+leaked", "what did the sources say about the deal")."""
 SAY_ABOUT = re.compile(
     rf"\bwhat\s+(?:do|does|did|can|could)\s+{THE_ARTICLES}\s+(?:say|tell(?:\s+(?:me|us))?|mention|report|write|"
     r"have|know)\s+(?:about|on|regarding|of)\b",
     re.IGNORECASE,
 )
-ACCORDING_TO = re.compile(rf"\s*,?\s*\b(?:according to|in|from|based on)\s+{THE_ARTICLES}\b", re.IGNORECASE)
-# "how may people", "how man yards": not "how may I help" (a request, not a count).
-HOW_MANY_SLIP = re.compile(r"\bhow\s+(?:may|man|mnay|mny|manny)\b(?=\s+(?!(?:i|we|you|he|she|they|it|one|this|that)\b)"
-                           r"[a-z])", re.IGNORECASE)
+# "according to the articles" anywhere; "in the articles" only opening the question or closing it, where it says
+# where to look ("what was found in the story of the raid" asks about the story). One optional comma before it, so
+# that no run of spaces is split two ways (a long run would take cubic time).
+ACCORDING_TO = re.compile(
+    rf",?\s*\b(?:(?:according to|based on)\s+{THE_ARTICLES}\b|(?:in|from)\s+{THE_ARTICLES}(?=\s*[,?.!]*\s*$))"
+    rf"|^\s*(?:in|from)\s+{THE_ARTICLES}\s*,",
+    re.IGNORECASE,
+)
+# "how may people", "how man yards": not "how may I help" nor "how may the court rule" (a request, a question of what
+# may happen: "may" before its subject).
+HOW_MANY_SLIP = re.compile(r"\bhow\s+(?:may|man|mnay|mny|manny)\b(?=\s+(?!(?:i|we|you|he|she|they|it|one|this|that|"
+                           r"the|a|an|his|her|its|their|our|your|my|these|those|such)\b)[a-z])", re.IGNORECASE)
+WH_CLAUSE = re.compile(r"\s*(?:who|whom|whose|when|where|which|how\s+(?:many|much|long|old|far))\b", re.IGNORECASE)
 # The pronouns that stand for the answer to a question asking for a person, a place or an organisation. Not "it":
 # after "where is the plant" or "which firm makes the drug", "it" is as likely the plant or the drug.
 ANSWER_PRONOUNS: dict[AnswerKind, frozenset[str]] = {
@@ -137,8 +147,15 @@ def restated(question: str) -> str:
     name the articles themselves ("what do the articles say about the port" -> "tell me about the port", "when did
     the city fall according to these stories?" -> "when did the city fall?"), unless nothing else would be left."""
     question = HOW_MANY_SLIP.sub(lambda slip: f"{slip.group()[:3]} many", question)
-    said = ACCORDING_TO.sub("", SAY_ABOUT.sub("tell me about", question)).strip(" ,")
+    said = ACCORDING_TO.sub("", SAY_ABOUT.sub(_told_about, question)).strip(" ,")
     return said if content_terms(said.lower()) else question
+
+
+def _told_about(say_about: re.Match[str]) -> str:
+    """What replaces "what do the articles say about": nothing before a question of its own ("... about when the
+    city fell" asks when), else "tell me about" (an account of its subject)."""
+    rest = say_about.string[say_about.end():]
+    return "" if WH_CLAUSE.match(rest) else "tell me about"
 
 
 def _phrase_like(question: str, phrase: str, words: Words) -> tuple[int, int] | None:

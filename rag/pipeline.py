@@ -42,10 +42,11 @@ READER_SURE = math.log(0.9 / 0.1)
 answer a question it hands the rules: the reader is at least 90% sure. The rules are right more often than that
 only on the questions their weights were set on."""
 READER_LIKELY = math.log(0.6 / 0.4)
-"""The reader's support at which it answers a question handed to the rules that the rules refuse, with an answer of
-the kind they typed: the reader is more likely right than not, by a margin. Chosen on the development sets' questions
-the rules refuse (seeds, dev, open, tuning, holdout, quiz, unseen, typed, chat): from 0.2 to 0.5 the reader answers 9
-of them right and one unanswerable; at 0 it also answers two more unanswerable, one of them a seed trap."""
+"""The reader's support at which it answers a question handed to the rules that the rules refuse, with an answer of the
+kind they typed: its refusal model gives at least 60% that the articles answer the question. Set on the questions the
+rules refuse in the development sets (seeds, dev, open, tuning, holdout, quiz, unseen, typed, chat): from 0.2 to 0.5
+the reader answers 9 of them right and one unanswerable; at 0 it also answers two more unanswerable, one of them a
+seed trap."""
 
 
 WHERE = re.compile(r"\bwhere\b", re.IGNORECASE)
@@ -315,7 +316,7 @@ class Assistant:
         """Whether the reader answers a question handed to the rules, with a short answer: when it is sure
         (``READER_SURE``), or, when the rules refuse it, likely right (``READER_LIKELY``) with an answer of the kind
         asked for (a proper name when the question asks for a name: "the name of the official who leads the militia" is
-        not answered by "Shia militias"); when both find their answers in the same sentence but pick other words there
+        not answered by "Ruvian militias"); when both find their answers in the same sentence but pick other words there
         (the trained reader picks them better); and for a question asking where, when both answer (news tells a place as
         often as it names it: "in the hills north of the town", where the rules' patterns find the nearest town's name).
         The reader decides, answering or refusing, when the rules' answer to a "who" question is a name the question

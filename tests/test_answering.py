@@ -90,6 +90,8 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         # Two things set against each other: what each side's sentences say.
         ("raqqa vs doria, which one fell first", "open"),
         ("when did the offensive start, ap vs reuters", "open"),
+        ("who won the doria vs ruvia final", "person"),  # a question word of its own asks of the pair
+        ("when was the doria vs. ruvia match", "date"),
     ],
 )
 def test_analyse_finds_the_kind_of_answer(question: str, kind: str) -> None:
@@ -591,6 +593,7 @@ def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kin
 
 @pytest.mark.parametrize("answer,name", [("al Qaeda in Iraq", True), ("Haider al-Abadi", True), ("Ludwig van Beethoven",
                                          True), ("F-16", True), ("Ruvian-backed Shia militias", False),
-                                        ("the Kurdish forces", False), ("", False)])
+                                        ("the Kurdish forces", False), ("", False),
+                                        ("of the", False), ("'Iron Gate'", True), ("12", True)])
 def test_a_proper_name_is_capitalised_but_for_its_particles(answer: str, name: bool) -> None:
     assert is_proper_name(answer) is name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +225,12 @@ def test_without_history_the_question_is_asked_as_it_stands() -> None:
         ("who was in the news for fraud", "who was in the news for fraud"),
         ("what do the articles say", "what do the articles say"),
         ("summarise the articles", "summarise the articles"),
+        # A question of its own about the articles' subject keeps its kind; files, documents and sources are subjects.
+        ("what do the articles say about when the city fell", "when the city fell"),
+        ("what do the files say about the payments", "what do the files say about the payments"),
+        ("what was found in the files", "what was found in the files"),
+        ("what was hidden in the story of the raid", "what was hidden in the story of the raid"),
+        ("who was quoted in the story?", "who was quoted?"),
     ],
 )
 def test_a_question_naming_the_articles_is_asked_about_its_subject(question: str, meant: str) -> None:
@@ -232,9 +239,18 @@ def test_a_question_naming_the_articles_is_asked_about_its_subject(question: str
         assert contextualize(question, ["when did the strike end"]) == meant
 
 
-@pytest.mark.parametrize("question,meant", [("How man people gather at the festival", "How many people gather at the "
-                                             "festival"), ("how may yards did he throw", "how many yards did he throw"),
-                                            ("how may I help you", "how may I help you")])  # a request, not a count
+def test_a_run_of_spaces_is_restated_at_once() -> None:
+    started = time.perf_counter()
+    assert contextualize(" " * 2000 + "x", []) == " " * 2000 + "x"
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize("question,meant", [
+    ("How man people gather at the festival", "How many people gather at the festival"),
+    ("how may yards did he throw", "how many yards did he throw"),
+    ("how may I help you", "how may I help you"),  # a request, not a count
+    ("how may the court rule", "how may the court rule"),  # what may happen
+])
 def test_how_many_mistyped_is_read_as_meant(question: str, meant: str) -> None:
     assert contextualize(question, []) == meant
 

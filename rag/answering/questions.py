@@ -88,8 +88,9 @@ OPEN_FORMS = re.compile(
     r"why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
     r"heavy\b|deep\b|wide\b|soon\b)|"
     r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
-    # "raqqa vs mosul, which fell first": a comparison, told by what each side's sentences say.
-    r"(?:^|.*\s)(?:vs\.?|versus)(?!\S)|"
+    # "doria vs ruvia, which fell first": a comparison, told by what each side's sentences say; not when a question
+    # word of its own clause asks something else of the pair ("who won the doria vs ruvia final").
+    r"(?:.*,\s*)?(?:(?!\b(?:who|whom|whose|when|where|what|how)\b)[^,])*\s(?:vs\.?|versus)(?!\S)|"
     r"what\s+(?:led|caused|are the (?:reasons|causes|effects|consequences)|"
     r"were the (?:reasons|causes|effects|consequences)|did (?:.+\s)?(?:say|said|do|announce|warn|claim|argue)\b|"
     r"does (?:.+\s)?(?:say|do|mean)\b|is (?:the )?(?:significance|impact|role|story|background|situation)|"
@@ -218,17 +219,18 @@ def fits_kind(answer: str, kind: AnswerKind) -> bool:
     return True
 
 
-NAME_ASKED = re.compile(r"\bname\b", re.IGNORECASE)
-"""The question asks for a name ("the name of the official", "forerunner group name")."""
+NAME_ASKED = re.compile(r"\bnames?\b", re.IGNORECASE)
+"""The question asks for a name ("the name of the official", "forerunner group name", "the names of the dead")."""
 NAME_PARTICLES = frozenset("al el de del der da di du la le van von bin ibn abu of the and in on for".split())
 
 
 def is_proper_name(answer: str) -> bool:
-    """Whether every word of ``answer`` is capitalised, but for the particles names hold ("al Qaeda in Iraq",
-    "Ludwig van Beethoven", "Haider al-Abadi"): a name, not a description ("Shia militias")."""
-    words = re.findall(r"[\w'’]+(?:-[\w'’]+)*", answer)
-    return bool(words) and all(word.lower() in NAME_PARTICLES or any(part[:1].isupper() or part[:1].isdigit()
-                                                                      for part in word.split("-")) for word in words)
+    """Whether every word of ``answer`` is capitalised, but for the particles names hold ("Bank of Doria",
+    "Ludwig van Beethoven", "Dan al-Orr"), and one is: a name, not a description ("Ruvian militias")."""
+    words = [word.strip("'’") for word in re.findall(r"[\w'’]+(?:-[\w'’]+)*", answer)]
+    named = [word for word in words if word and word.lower() not in NAME_PARTICLES]
+    return bool(named) and all(any(part[:1].isupper() or part[:1].isdigit() for part in word.split("-"))
+                               for word in named)
 
 
 def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
