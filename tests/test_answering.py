@@ -91,6 +91,10 @@ def spans_of(sentence: str, kind: AnswerKind) -> list[str]:
         ("raqqa vs doria, which one fell first", "open"),
         ("when did the offensive start, ap vs reuters", "open"),
         ("who won the doria vs ruvia final", "person"),  # a question word of its own asks of the pair
+        # Things counted, named in a few words: a span; reasons are told in sentences.
+        ("what are the two words the court may answer with", "other"),
+        ("what were the three reasons for the strike", "open"),
+        ("what are the towns the rebels hold", "open"),
         ("when was the doria vs. ruvia match", "date"),
     ],
 )

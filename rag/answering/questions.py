@@ -97,7 +97,9 @@ OPEN_FORMS = re.compile(
     r"was (?:the )?(?:significance|impact|role|story|background|situation|reaction|response))|"
     r"tell me\b|describe\b|explain\b|summari[sz]e\b|summary\b|overview\b|list\b|compare\b|"
     r"give me\b|what about\b|anything (?:on|about)\b|info(?:rmation)? (?:on|about)\b|"
-    r"(?:what|which) (?:are|were) (?:the|all|some)\b|"
+    # Not "what are the two ...": things counted, named in a few words, which a span answers (but "the three reasons").
+    r"(?:what|which) (?:are|were) (?:the(?!\s+(?:two|three|four|five|six|\d+)\s+(?!(?:main\s+)?(?:reasons|causes|"
+    r"effects|consequences|ways|steps)\b))|all|some)\b|"
     r"what(?:'?s| is| was| are| were) (?:.+\s)?about\W*$|what (?:is|was) (?:so )?(?:different|special|new) about\b)"
 )
 # "who is bill roggio": asked what someone is (a description), not who holds some role ("who is the envoy", "who is
