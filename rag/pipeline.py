@@ -291,6 +291,19 @@ class Assistant:
         return dataclasses.replace(answer, scope=scope) if scope else answer
 
     def answer(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
+        """The answer the answerer ``asked`` is handed to gives, or a refusal when its short answer is not of the kind
+        asked for: a figure that is no amount of money for "how much did the firm pay" ("17" from "his 17th year")
+        says the articles do not give the amount."""
+        from rag.answering.questions import asks_for_money, is_money
+
+        answer = self._decided(question, asked, vector, passages)
+        if (answer.short_answer and asks_for_money(answer.asked)
+                and not is_money(_as_written(answer.short_answer, answer.citations))):
+            return dataclasses.replace(answer, answer=refusal(answer.asked), short_answer=None, answerable=False,
+                                       citations=[])
+        return answer
+
+    def _decided(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
         # Every signal of the answerers matches the question's words in the passages: read initials as the names
         # the passages write out.
@@ -324,7 +337,14 @@ class Assistant:
         found its answer in a tighter span of the same sentence ("Oct. 17" in "Oct. 17, four months"), nor, for an
         amount, with an answer holding no figure where the rules' holds one ("higher" against "12 bln dlrs" for "how
         much"), nor from a passage about another year than the one asked."""
-        from rag.answering.questions import NAME_ASKED, another_year, fits_kind, is_proper_name
+        from rag.answering.questions import (
+            NAME_ASKED,
+            another_year,
+            asks_for_money,
+            fits_kind,
+            is_money,
+            is_proper_name,
+        )
 
         kind = rule_kind(asked)
         if ruled.short_answer and kind == "person" and names_the_asked(ruled.short_answer, asked):
@@ -334,6 +354,8 @@ class Assistant:
         if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
                 and not fits_kind(composed.short_answer, kind)):
             return False
+        if asks_for_money(asked) and is_money(composed.short_answer) != is_money(ruled.short_answer or ""):
+            return is_money(composed.short_answer)  # the one that gives an amount of money answers "how much"
         if composed.quotes and another_year(asked, kind, composed.quotes[0].passage.text):
             return False
         sure = composed.support >= READER_SURE
@@ -412,6 +434,17 @@ def rule_kind(asked: str) -> AnswerKind:
     from rag.answering.rule_forms import analyse
 
     return analyse(asked).kind
+
+
+def _as_written(short: str, citations: Sequence[Citation]) -> str:
+    """``short`` with the character before it and the two words after it in the first quote that holds it: a span may
+    leave out the currency of a figure ("two" of "two dlrs a warrant", "400" of "400 mln dlr", "150" of "$150")."""
+    quote = citations[0].quote if citations else ""
+    at = quote.find(short)
+    if at < 0:
+        return short
+    following = quote[at + len(short) :].split()[:2]
+    return " ".join([quote[max(0, at - 1) : at + len(short)], *following])
 
 
 def names_the_asked(short: str, asked: str) -> bool:

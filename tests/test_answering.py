@@ -12,8 +12,10 @@ from rag.answering.questions import (
     AnswerKind,
     analyse,
     another_year,
+    asks_for_money,
     describes_a_name,
     fits_kind,
+    is_money,
     is_proper_name,
     typed_spans,
 )
@@ -601,3 +603,24 @@ def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kin
                                         ("of the", False), ("'Iron Gate'", True), ("12", True)])
 def test_a_proper_name_is_capitalised_but_for_its_particles(answer: str, name: bool) -> None:
     assert is_proper_name(answer) is name
+
+
+@pytest.mark.parametrize("question,money", [
+    ("how much did the firm pay for the unit", True), ("what price did the shares sell at", True),
+    ("how much is the board giving the clubs", True), ("ruvian visa cost", True),
+    ("at what price did coffee settle", True),
+    ("by how much did the shop cut prices", False),  # a change, often a share
+    ("how much territory did the group lose", False), ("how much did profits rise", False),
+    ("how much of the city do they hold", False),
+    ("which year did the price of oil fall", False),  # asks a date
+    ("were the tickets sold at a discount to the list price", False),  # no question of an amount
+])
+def test_a_question_asking_an_amount_of_money(question: str, money: bool) -> None:
+    assert asks_for_money(question) is money
+
+
+@pytest.mark.parametrize("answer,money", [("$85", True), ("12 mln dlrs", True), ("£1.3bn", True), ("50p", True),
+                                          ("99.28 cents a pound", True), ("free", True), ("17", False), ("5%", False),
+                                          ("1980", False), ("three", False)])
+def test_an_amount_of_money_names_its_currency(answer: str, money: bool) -> None:
+    assert is_money(answer) is money

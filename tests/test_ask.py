@@ -546,6 +546,27 @@ Harlow Credit said the purchase would be completed by June.
 """
 
 
+FESTIVAL_STORY = """Doria festival keeps its director
+
+Mara Quist has led the Doria festival for 17 years, and will lead it for three more.
+The festival board said on Monday that 40,000 people came this summer, its best year.
+Tickets for next year go on sale in March.
+"""
+
+
+@pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
+def test_a_figure_that_is_no_amount_of_money_does_not_say_how_much_was_paid(answerer: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "festival.txt").write_text(FESTIVAL_STORY, encoding="utf-8")
+    settings = load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={})
+    assistant = Assistant(settings)
+    assistant.ingest([corpus])
+    paid = assistant.ask("how much does Mara Quist get paid for leading the Doria festival")
+    assert not paid.answerable and paid.short_answer is None and not paid.citations
+    assert assistant.ask("how many years has Mara Quist led the Doria festival").answerable
+
+
 @pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
 def test_a_figure_for_another_year_does_not_answer_the_year_asked(answerer: str, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"

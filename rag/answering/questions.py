@@ -221,6 +221,33 @@ def fits_kind(answer: str, kind: AnswerKind) -> bool:
     return True
 
 
+# An amount of money asked for: "how much did the firm pay", "what price did the shares sell at", "visa cost" (not
+# "by how much did prices fall", a change, nor "how much territory", an amount of something else).
+MONEY_VERB = (r"(?:cost|costs|pay|paid|pays|paying|spend|spent|spends|spending|give|gives|giving|gave|put|puts|putting|"
+              r"invest|invests|invested|investing|worth|earn|earns|earned|earning|charge|charges|charged|charging|sell|"
+              r"sells|sold|selling|buy|buys|bought|offer|offers|offered|offering|bid|get|gets|got|getting|receive|"
+              r"receives|received)")
+MONEY_ASKED = re.compile(
+    rf"^(?!.*\bby how much\b)(?:.*\bhow much(?:\s+(?:money|cash|funding|compensation))?\s+{AUXILIARY}.*\b{MONEY_VERB}\b"
+    r"|.*\b(?:what|which)\b(?:\s+[\w-]+){0,3}\s+(?:price|fee|salary)\b"
+    r"|(?!.*\b(?:who|whom|whose|what|when|where|which|why|how)\b).*\b(?:price|fee|salary|cost)\W*$)",
+    re.IGNORECASE,
+)
+MONEY = re.compile(r"[$£€¥]|\d+p\b|\d(?:bn|m)\b|\b(?:free|dollars?|dlrs?|cts|cents?|pounds?|euros?|yen|yuan|francs?|"
+                   r"marks|rupees?|pence|crowns?|lire|lira|pesos?|rand|stg|sterling|roubles?|rubles?)\b", re.IGNORECASE)
+
+
+def asks_for_money(question: str) -> bool:
+    """Whether ``question`` asks for an amount of money (not "which year did the price fall", which asks a date)."""
+    return analyse(question).kind in ("number", "other") and MONEY_ASKED.search(as_said(question)) is not None
+
+
+def is_money(answer: str) -> bool:
+    """Whether a short answer is an amount of money ("$85", "12 mln dlrs", "£1.3bn", "50p", "free"), not another
+    figure ("17", "5%", "1980")."""
+    return MONEY.search(answer) is not None
+
+
 NAME_ASKED = re.compile(r"\bnames?\b", re.IGNORECASE)
 """The question asks for a name ("the name of the official", "forerunner group name", "the names of the dead")."""
 NAME_PARTICLES = frozenset("al el de del der da di du la le van von bin ibn abu of the and in on for".split())

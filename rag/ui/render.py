@@ -64,7 +64,8 @@ def render_answer(answer: Answer, turn: int = 1) -> str:
              f'<p class="rag-text">{_answer_text_html(answer, turn)}</p>', render_mode(answer)]
     parts.append(render_dropped(answer))
     if answer.asked and answer.asked != answer.question:
-        # A follow-up rewritten with its context, or initials written out as the articles write the name.
+        # A follow-up rewritten with its context, initials written out as the articles write the name, or a question
+        # read as meant ("tell me about the port" for "what do the articles say about the port").
         parts.append(f'<p class="rag-asked">Read as: “{text_html(answer.asked)}”</p>')
     parts.append(render_sources(answer, turn))
     parts.append("</div>")
