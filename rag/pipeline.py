@@ -294,11 +294,11 @@ class Assistant:
         """The answer the answerer ``asked`` is handed to gives, or a refusal when its short answer is not of the kind
         asked for: a figure that is no amount of money for "how much did the firm pay" ("17" from "his 17th year")
         says the articles do not give the amount."""
-        from rag.answering.questions import asks_for_money, is_money
+        from rag.answering.questions import asks_for_money
 
         answer = self._decided(question, asked, vector, passages)
-        if (answer.short_answer and asks_for_money(answer.asked)
-                and not is_money(_as_written(answer.short_answer, answer.citations))):
+        quote = answer.citations[0].quote if answer.citations else ""
+        if answer.short_answer and asks_for_money(answer.asked) and not _gives_money(answer.short_answer, quote):
             return dataclasses.replace(answer, answer=refusal(answer.asked), short_answer=None, answerable=False,
                                        citations=[])
         return answer
@@ -342,7 +342,6 @@ class Assistant:
             another_year,
             asks_for_money,
             fits_kind,
-            is_money,
             is_proper_name,
         )
 
@@ -354,10 +353,12 @@ class Assistant:
         if (kind in AMOUNTS and ruled.short_answer and fits_kind(ruled.short_answer, kind)
                 and not fits_kind(composed.short_answer, kind)):
             return False
-        if asks_for_money(asked) and is_money(composed.short_answer) != is_money(ruled.short_answer or ""):
-            return is_money(composed.short_answer)  # the one that gives an amount of money answers "how much"
         if composed.quotes and another_year(asked, kind, composed.quotes[0].passage.text):
             return False
+        if asks_for_money(asked):
+            reads = _gives_money(composed.short_answer, composed.quotes[0].text if composed.quotes else "")
+            if reads != _gives_money(ruled.short_answer, ruled.citations[0].quote if ruled.citations else ""):
+                return reads  # the one that gives an amount of money answers "how much"
         sure = composed.support >= READER_SURE
         where = ruled.answerable and kind == "place" and WHERE.search(asked) is not None
         if not ruled.answerable:
@@ -436,15 +437,27 @@ def rule_kind(asked: str) -> AnswerKind:
     return analyse(asked).kind
 
 
-def _as_written(short: str, citations: Sequence[Citation]) -> str:
-    """``short`` with the character before it and the two words after it in the first quote that holds it: a span may
-    leave out the currency of a figure ("two" of "two dlrs a warrant", "400" of "400 mln dlr", "150" of "$150")."""
-    quote = citations[0].quote if citations else ""
-    at = quote.find(short)
-    if at < 0:
-        return short
-    following = quote[at + len(short) :].split()[:2]
-    return " ".join([quote[max(0, at - 1) : at + len(short)], *following])
+def _as_written(short: str, quote: str) -> list[str]:
+    """``short`` as ``quote`` writes it, wherever it does, with the word or sign before it and up to three words after
+    it in its clause: a span may leave out the currency of a figure ("two" of "two dlrs a warrant", "10" of "10 mln
+    Swiss francs", "150" of "$150", "500" of "Rs 500", "50" of "50p"). Every place that starts a word, else every place
+    ("17" of "$17", not of "2017"): the span's offsets are not kept, so a short answer counts as money when any place
+    writes it as money."""
+    places = [found.start() for found in re.finditer(re.escape(short), quote)] if short else []
+    starting = [at for at in places if at == 0 or not (short[0].isalnum() and quote[at - 1].isalnum())]
+    written = []
+    for at in starting or places:
+        before = re.search(r"\S*\s*$", quote[max(0, at - 24) : at])
+        after = re.match(r"[^\s,;]*(?:\s+[^\s,;]+){0,3}", quote[at + len(short) : at + len(short) + 80])
+        written.append((before.group() if before else "") + short + (after.group() if after else ""))
+    return written or [short]
+
+
+def _gives_money(short: str | None, quote: str) -> bool:
+    """Whether ``short``, as ``quote`` writes it (``_as_written``), is an amount of money."""
+    from rag.answering.questions import is_money
+
+    return short is not None and any(is_money(written) for written in _as_written(short, quote))
 
 
 def names_the_asked(short: str, asked: str) -> bool:

@@ -614,6 +614,10 @@ def test_a_proper_name_is_capitalised_but_for_its_particles(answer: str, name: b
     ("how much of the city do they hold", False),
     ("which year did the price of oil fall", False),  # asks a date
     ("were the tickets sold at a discount to the list price", False),  # no question of an amount
+    ("how much ground did the army give up", False), ("how much did the team give away", False),
+    ("how much did inflation get to", False), ("which fee was cut", False),  # ground, goals, a share; which one
+    ("which price index rose most", False), ("what fee structure did they adopt", False),
+    ("what was the price of the shares", True), ("what salary does the chief executive earn", True),
 ])
 def test_a_question_asking_an_amount_of_money(question: str, money: bool) -> None:
     assert asks_for_money(question) is money
@@ -621,6 +625,10 @@ def test_a_question_asking_an_amount_of_money(question: str, money: bool) -> Non
 
 @pytest.mark.parametrize("answer,money", [("$85", True), ("12 mln dlrs", True), ("£1.3bn", True), ("50p", True),
                                           ("99.28 cents a pound", True), ("free", True), ("17", False), ("5%", False),
-                                          ("1980", False), ("three", False)])
+                                          ("1980", False), ("three", False), ("Rs 500 crore", True),
+                                          ("EUR 5 million", True), ("5 billion won", True), ("€2.5bn", True),
+                                          ("10 mln Swiss francs", True), ("half a million pounds", True),
+                                          ("5m people", False), ("10m tall", False), ("the marks on the wall", False),
+                                          ("Rand Paul", False), ("a free vote", False), ("free agent", False)])
 def test_an_amount_of_money_names_its_currency(answer: str, money: bool) -> None:
     assert is_money(answer) is money

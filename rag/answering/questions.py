@@ -222,19 +222,37 @@ def fits_kind(answer: str, kind: AnswerKind) -> bool:
 
 
 # An amount of money asked for: "how much did the firm pay", "what price did the shares sell at", "visa cost" (not
-# "by how much did prices fall", a change, nor "how much territory", an amount of something else).
-MONEY_VERB = (r"(?:cost|costs|pay|paid|pays|paying|spend|spent|spends|spending|give|gives|giving|gave|put|puts|putting|"
-              r"invest|invests|invested|investing|worth|earn|earns|earned|earning|charge|charges|charged|charging|sell|"
-              r"sells|sold|selling|buy|buys|bought|offer|offers|offered|offering|bid|get|gets|got|getting|receive|"
-              r"receives|received)")
+# "by how much did prices fall", a change, nor "how much territory", an amount of something else). A verb that also
+# moves ground, goals or points is not money with its particle ("how much did they give up", "get to", "put on"); "which
+# fee" asks which one, and "what price index" names a thing the price word only qualifies.
+MONEY_VERB = (r"(?:cost|costs|pay|paid|pays|paying|spend|spent|spends|spending|invest|invests|invested|investing|"
+              r"worth|earn|earns|earned|earning|charge|charges|charged|charging|sell|sells|sold|selling|buy|buys|"
+              r"bought|offer|offers|offered|offering|bid|receive|receives|received|"
+              r"(?:give|gives|giving|gave|get|gets|got|getting|put|puts|putting)\b"
+              r"(?!\s+(?:up|away|back|to|on|off|over|through|out|ahead|behind)\b))")
 MONEY_ASKED = re.compile(
     rf"^(?!.*\bby how much\b)(?:.*\bhow much(?:\s+(?:money|cash|funding|compensation))?\s+{AUXILIARY}.*\b{MONEY_VERB}\b"
-    r"|.*\b(?:what|which)\b(?:\s+[\w-]+){0,3}\s+(?:price|fee|salary)\b"
+    rf"|.*\bwhat\b(?:\s+[\w-]+){{0,3}}\s+(?:price|fee|salary)\b(?=\W*$|\s+(?:of|for|per|at|paid|{AUXILIARY}))"
     r"|(?!.*\b(?:who|whom|whose|what|when|where|which|why|how)\b).*\b(?:price|fee|salary|cost)\W*$)",
     re.IGNORECASE,
 )
-MONEY = re.compile(r"[$£€¥]|\d+p\b|\d(?:bn|m)\b|\b(?:free|dollars?|dlrs?|cts|cents?|pounds?|euros?|yen|yuan|francs?|"
-                   r"marks|rupees?|pence|crowns?|lire|lira|pesos?|rand|stg|sterling|roubles?|rubles?)\b", re.IGNORECASE)
+# A currency named after a figure ("17 mln marks", "10 mln Swiss francs", "a dollar", "half a million pounds", "twenty
+# pence"), not a word that is also a name or a verb ("the marks on the wall", "Rand Paul", "the party won").
+CURRENCY_NAME = (r"(?:dollars?|dlrs?|cts|cents?|pounds?|quid|grand|euros?|yen|yuan|renminbi|francs?|marks|rupees?|"
+                 r"rupiah|pence|crowns?|kron(?:or|er|a|e)|lire|lira|pesos?|pesetas?|rand|stg|sterling|roubles?|"
+                 r"rubles?|won|riy?als?|dirhams?|dinars?|shekels?|baht|ringgit|naira|guilders?|schillings?|"
+                 r"shillings?|escudos?|drachmas?|zlotys?|forints?)")
+FIGURE = (rf"(?:\d(?:bn|m|k)?|\b(?:a|an|{NUMBER_WORD}|mln|bln|billion|trillion|crore|lakh)\b)"
+          r"(?:[\s-]+(?-i:[A-Z])[\w.-]*){0,2}")
+MONEY = re.compile(
+    r"[$£€¥₹₩₽₺₪₦₱฿₫₴]|(?<!\d)\d+p\b|\d(?:bn|m)\b(?!\s+(?-i:[a-z]))"
+    r"|(?-i:\b(?:USD|EUR|GBP|JPY|CHF|CNY|RMB|INR|HKD|AUD|CAD|NZD|SGD|KRW|ZAR|BRL|RUB|SEK|NOK|DKK|NIS|SFr|Sfr|DM|Rs)"
+    r"(?![A-Za-z]))"
+    rf"|{FIGURE}[\s-]+{CURRENCY_NAME}\b"
+    # "free", "free of charge", "free for children"; not "a free vote", "free agent", "Mark Free".
+    r"|(?-i:\bfree\b)(?!\s+(?!(?:of|for|to|in|on|at|and|or|from|until|with|if)\b)[a-z])",
+    re.IGNORECASE,
+)
 
 
 def asks_for_money(question: str) -> bool:
@@ -243,8 +261,8 @@ def asks_for_money(question: str) -> bool:
 
 
 def is_money(answer: str) -> bool:
-    """Whether a short answer is an amount of money ("$85", "12 mln dlrs", "£1.3bn", "50p", "free"), not another
-    figure ("17", "5%", "1980")."""
+    """Whether a short answer, as written with the words around it (``rag.pipeline``), is an amount of money ("$85",
+    "12 mln dlrs", "£1.3bn", "50p", "Rs 500 crore", "free"), not another figure ("17", "5%", "1980", "5m people")."""
     return MONEY.search(answer) is not None
 
 
