@@ -565,14 +565,19 @@ def test_a_short_answer_is_read_as_the_quote_writes_it(short: str, quote: str, m
     assert _gives_money(short, quote) is money
 
 
-@pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
-def test_a_figure_that_is_no_amount_of_money_does_not_say_how_much_was_paid(answerer: str, tmp_path: Path) -> None:
+def assistant_over(story: str, answerer: str, tmp_path: Path) -> Assistant:
+    """An assistant of the ``answerer`` asked, over one article holding ``story``, indexed under ``tmp_path``."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "festival.txt").write_text(FESTIVAL_STORY, encoding="utf-8")
-    settings = load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={})
-    assistant = Assistant(settings)
+    (corpus / "story.txt").write_text(story, encoding="utf-8")
+    assistant = Assistant(load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={}))
     assistant.ingest([corpus])
+    return assistant
+
+
+@pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
+def test_a_figure_that_is_no_amount_of_money_does_not_say_how_much_was_paid(answerer: str, tmp_path: Path) -> None:
+    assistant = assistant_over(FESTIVAL_STORY, answerer, tmp_path)
     paid = assistant.ask("how much does Mara Quist get paid for leading the Doria festival")
     assert not paid.answerable and paid.short_answer is None and not paid.citations
     assert assistant.ask("how many years has Mara Quist led the Doria festival").answerable
@@ -580,12 +585,7 @@ def test_a_figure_that_is_no_amount_of_money_does_not_say_how_much_was_paid(answ
 
 @pytest.mark.parametrize("answerer", ["hybrid", "reader", "rules"])
 def test_a_figure_for_another_year_does_not_answer_the_year_asked(answerer: str, tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "doria.txt").write_text(WIRE_STORY, encoding="utf-8")
-    settings = load_settings({"index_dir": str(tmp_path / "index"), "answerer": answerer}, environ={})
-    assistant = Assistant(settings)
-    assistant.ingest([corpus])
+    assistant = assistant_over(WIRE_STORY, answerer, tmp_path)
     asked_for_the_year = assistant.ask("How much did Doria Bank's Ruvian branch lose in 1995?")
     assert asked_for_the_year.answerable and "17 mln" in asked_for_the_year.answer
     assert not assistant.ask("How much did Doria Bank's Ruvian branch lose in 1996?").answerable
