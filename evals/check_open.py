@@ -8,18 +8,20 @@ Run from the repository root (the BBC file is read from ../shared/data/, as the 
     python3 evals/check_open.py evals/quiz.jsonl     # evals/quiz.jsonl against evals/quiz-corpus.json (Reuters, no seeds)
     python3 evals/check_open.py evals/typed.jsonl    # evals/typed.jsonl against evals/typed-corpus.json
     python3 evals/check_open.py evals/chat.jsonl     # evals/chat.jsonl against evals/chat-corpus.json
+    python3 evals/check_open.py evals/news.jsonl     # evals/news.jsonl against evals/news-corpus.json (no seeds)
 
 Checks: every line parses; ids are unique; the fields each kind needs are present and well-typed; every evidence
 string is an exact substring of a corpus article (a seed file, or the `text` of a sampled BBC or Reuters record); the
-corpus holds both seed articles when its "paths" is not empty, and none when it is (quiz-corpus.json); no evidence
-comes from the reader comments of seeds/002 (from the line starting `Tags:` on); for a factoid, the normalised first
-answer occurs as whole tokens in the normalised evidence; for an open question, every key-fact phrasing is 1-4 words
-and occurs (case-insensitive) in the evidence; unanswerable records have empty answers/evidence/key_facts and a valid
-`unanswerable_kind`; ids look like the file's first letter plus three digits (o001 in open.jsonl, d001 in dev.jsonl,
-t001 in tuning.jsonl, q001 in quiz.jsonl, u001 in unseen.jsonl, f001 in fresh.jsonl, t001 again in typed.jsonl and
-c001 in chat.jsonl: ids are unique within a file only); no question repeats one of evals/seeds.jsonl verbatim; no
-question is identical (ignoring case, punctuation and spacing) to one in another held-out set (open, dev, tuning,
-holdout, quiz, unseen, fresh, typed, chat), so the test sets and the development sets do not overlap.
+corpus holds both seed articles when its "paths" is not empty, and none when it is (quiz-corpus.json and
+news-corpus.json); no evidence comes from the reader comments of seeds/002 (from the line starting `Tags:` on); for a
+factoid, the normalised first answer occurs as whole tokens in the normalised evidence; for an open question, every
+key-fact phrasing is 1-4 words and occurs (case-insensitive) in the evidence; unanswerable records have empty
+answers/evidence/key_facts and a valid `unanswerable_kind`; ids look like the file's first letter plus three digits
+(o001 in open.jsonl, d001 in dev.jsonl, t001 in tuning.jsonl, q001 in quiz.jsonl, u001 in unseen.jsonl, f001 in
+fresh.jsonl, t001 again in typed.jsonl, c001 in chat.jsonl and n001 in news.jsonl: ids are unique within a file
+only); no question repeats one of evals/seeds.jsonl verbatim; no question is identical (ignoring case, punctuation
+and spacing) to one in another held-out set (open, dev, tuning, holdout, quiz, unseen, fresh, typed, chat, news), so
+the test sets and the development sets do not overlap.
 Prints counts; exits 1 on any error. Standard library only.
 """
 
@@ -38,7 +40,7 @@ CORPUS = ROOT / "evals" / "open-corpus.json"
 OLD_SET = ROOT / "evals" / "seeds.jsonl"
 # The held-out sets that must not share a question: the test sets and the development sets.
 HELD_OUT_SETS = [ROOT / "evals" / f"{name}.jsonl" for name in ("open", "dev", "tuning", "holdout", "quiz", "unseen",
-                                                                "fresh", "typed", "chat")]
+                                                                "fresh", "typed", "chat", "news")]
 COMMENTED_SEED = "002_21e9abc1f7ceb01f.txt"
 KINDS = {"factoid", "open"}
 UNANSWERABLE_KINDS = {"off-topic", "near-topic", "trap"}
@@ -93,7 +95,7 @@ def load_corpus() -> tuple[dict[str, str], dict[str, str], set[str]]:
                 usable[key] = text
     n_seed = len(usable)
     seed_keys = set(usable)
-    expected_seeds = 2 if spec["paths"] else 0  # quiz-corpus.json has no seed articles ("paths": [])
+    expected_seeds = 2 if spec["paths"] else 0  # quiz-corpus.json and news-corpus.json have no seed articles ("paths": [])
     if n_seed != expected_seeds:
         error(CORPUS.name, f"expected {expected_seeds} seed articles, found {n_seed}: {sorted(usable)}")
     for entry in spec["jsonl"]:
