@@ -597,6 +597,24 @@ def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kin
     assert rule_form(question).kind == analyse(question).kind == kind
 
 
+@pytest.mark.parametrize("question,kind,rules_kind", [
+    ("How much did the firm pay when it bought the mill?", "number", "number"),
+    ("how many people died when the dam burst", "number", "number"),
+    ("who led the party when it won", "person", "person"),
+    ("where was the singer studying when she started acting", "place", "place"),
+    ("which team did the coach play for when he was in the final", "organization", "organization"),
+    # The rules have no pattern for an age: the question is the reader's, whatever its clause asks.
+    ("How old was the host when he died?", "number", "other"),
+    ("when did the 5% cut happen", "date", "date"),
+    ("the strike ended when", "date", "date"),
+])
+def test_the_question_word_that_opens_a_question_says_what_it_asks(question: str, kind: str, rules_kind: str) -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+
+    # A later question word opens a clause ("when he died"), which says when, not what is asked.
+    assert (analyse(question).kind, rule_form(question).kind) == (kind, rules_kind)
+
+
 @pytest.mark.parametrize("answer,name", [("al Qaeda in Iraq", True), ("Haider al-Abadi", True), ("Ludwig van Beethoven",
                                          True), ("F-16", True), ("Ruvian-backed Shia militias", False),
                                         ("the Kurdish forces", False), ("", False),

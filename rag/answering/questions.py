@@ -191,10 +191,21 @@ def _kind(text: str) -> AnswerKind:
         return "open"
     if DESCRIPTION.match(text):
         return "other"
-    for pattern, kind in KINDS:
-        if re.search(pattern, text):
-            return kind
-    return "other"
+    first = first_asked(text, KINDS)
+    return first[0] if first else "other"
+
+
+def first_asked(text: str, kinds: Sequence[tuple[str, AnswerKind]]) -> tuple[AnswerKind, re.Match[str]] | None:
+    """The kind whose pattern matches first in ``text`` (the earlier in ``kinds`` where two start together), with its
+    match. The question word that opens a question says what it asks; a later one opens a clause: "how old was he
+    when he died" asks an age, "how much did the firm pay when it bought the mill" an amount, "who led the party
+    when it won" a name."""
+    found = [(match.start(), order, kind, match) for order, (pattern, kind) in enumerate(kinds)
+             if (match := re.search(pattern, text))]
+    if not found:
+        return None
+    _, _, kind, match = min(found, key=lambda item: item[:2])
+    return kind, match
 
 
 def content_terms(text: str) -> list[str]:

@@ -28,6 +28,7 @@ from rag.answering.questions import (
     Span,
     _trim,
     content_terms,
+    first_asked,
     tokens,
 )
 
@@ -133,13 +134,16 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (rf"\bwho\b|\bwhom\b|\bwhose\b|\b(which|what) {between}(person|official|leader|reporter|general|president|"
          r"minister|spokesman|spokeswoman|envoy|commander|author|analyst|secretary|chairman|chief|man|woman|king|"
          r"queen|writer|journalist|player|coach|ceo|founder)\b", "person"),
+        # Measures the rules have no pattern for: asked first, they are the reader's, whatever clause follows ("how old
+        # was she when she died" asks no date).
+        (r"\bhow (?:old|often|tall|high|fast|quickly|heavy|deep|wide)\b", "other"),
     ]
-    for pattern, kind in rules:
-        match = re.search(pattern, text)
-        if match:
-            noun = match.group(match.lastindex) if match.lastindex else None
-            return kind, noun if noun not in {"what", "which"} else None
-    return "other", None
+    first = first_asked(text, rules)
+    if first is None:
+        return "other", None
+    kind, match = first
+    noun = match.group(match.lastindex) if match.lastindex else None
+    return kind, noun if noun not in {"what", "which"} else None
 
 
 # "how many" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
