@@ -567,6 +567,22 @@ def test_a_question_for_what_a_name_is_reads_the_texts_for_whether_it_is_a_name(
     assert describes_a_name(question, TEXTS) == described
 
 
+@pytest.mark.parametrize("sentence,dates", [
+    ("Unrest peaked in the late 1960s and again in the 1990s.", ["late 1960s", "1990s"]),
+    ("The term spread in the 18th century and the sixteenth century.", ["18th century", "sixteenth century"]),
+    # Less precise than the day a sentence beside it may give, or naming a thing: not dates of their own.
+    ("The book comes out next July, a week ago, last month.", []),
+    ("He plays in a 1980s police drama set in 18th-century houses.", []),
+])
+def test_a_decade_or_a_century_is_a_date(sentence: str, dates: list[str]) -> None:
+    assert [sentence[start:end] for start, end in typed_spans(sentence, "date")] == dates
+
+
+def test_a_decade_is_no_amount() -> None:
+    sentence = "In the 1990s it cost 4 dlrs."
+    assert [sentence[start:end] for start, end in typed_spans(sentence, "number")] == ["4"]
+
+
 @pytest.mark.parametrize("sentence,durations", [("The 25-year-old was banned for two years.", ["two years"]),
                                                 ("A 50-year-old MP since 1997.", []),
                                                 ("Four months after it began.", ["Four months"])])
@@ -635,6 +651,7 @@ def test_a_proper_name_is_capitalised_but_for_its_particles(answer: str, name: b
     ("how much ground did the army give up", False), ("how much did the team give away", False),
     ("how much did inflation get to", False), ("which fee was cut", False),  # ground, goals, a share; which one
     ("which price index rose most", False), ("what fee structure did they adopt", False),
+    ("loan early participation fee", False), ("what fee did the banks charge", False),  # often a share
     ("what was the price of the shares", True), ("what salary does the chief executive earn", True),
 ])
 def test_a_question_asking_an_amount_of_money(question: str, money: bool) -> None:
