@@ -623,6 +623,9 @@ def test_the_rules_type_a_keyword_question_as_the_reader_does(question: str, kin
     ("How old was the host when he died?", "number", "other"),
     ("when did the 5% cut happen", "date", "date"),
     ("the strike ended when", "date", "date"),
+    ("What was the singer on her way to do when she was struck by the cab?", "other", "other"),
+    ("What was the year when the singer went back home?", "date", "date"),
+    ("what time did the polls open", "date", "date"),
 ])
 def test_the_question_word_that_opens_a_question_says_what_it_asks(question: str, kind: str, rules_kind: str) -> None:
     from rag.answering.rule_forms import analyse as rule_form

@@ -139,7 +139,12 @@ COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY}
 # names what it asks for by a noun; not after a question word that asks something else ("who chose the location",
 # "which party won the largest number of seats"), nor as "a number of".
 UNASKED = r"^(?:(?!\b(?:who|whom|whose|which|when|where)\b).)*?"
+# "when" asks a date only as the question's first question word: "what was he on his way to do when he was struck"
+# asks what, with "when" opening a clause (the other question words come first by ``first_asked``).
+WHEN_ASKED = r"^(?:(?!\b(?:what|which|who|whom|whose|how|where|why)\b).)*?\bwhen\b"
 DURATION_ASKED = rf"{UNASKED}\bduration\b"
+DATE_ASKED = (rf"{WHEN_ASKED}|\bdate\b|\b(?:year|day|month) (?:when|in which)\b"
+              r"|\b(?:which|what) (?:day|year|month|time)\b|\bsince when\b|\bhow soon\b")
 LOCATION_ASKED = rf"{UNASKED}\blocation\b"
 COUNT_ASKED = rf"{UNASKED}(?<!\ba )\bnumber of\b"
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
@@ -147,8 +152,7 @@ KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
      rf"{DURATION_ASKED}", "duration"),
-    (r"\bwhen\b|\bdate\b|\bwhat (day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|\bsince when\b|"
-     r"\bhow soon\b", "date"),
+    (DATE_ASKED, "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
      rf"\bwhat (number|amount|total|price|cost|speed|size)\b|{COUNT_ASKED}|{AREA_UNIT}", "number"),
     # "what is the region's biggest city": the place noun asked for may close the question (not "the population of

@@ -18,6 +18,7 @@ from rag.answering.questions import (
     AUXILIARY,
     COUNT_ASKED,
     COUNTED,
+    DATE_ASKED,
     DESCRIPTION,
     DURATION_ASKED,
     LOCATION_ASKED,
@@ -119,8 +120,7 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b", "percent"),
         (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
          rf"{DURATION_ASKED}", "duration"),
-        (r"\bwhen\b|\bdate\b|\bwhat (date|day|year|month|time)\b|\b(which|what) (day|date|year|month)\b|"
-         r"\bsince when\b", "date"),
+        (DATE_ASKED, "date"),
         (rf"\bhow (many|much)\b|\bwhat (number|amount|total)\b|{COUNT_ASKED}|\bhow (large|big|far)\b|"
          rf"{AREA_UNIT}|\bwhat (?:is|was|were|are) the (?:\w+ )?(population|price|cost|size|area|length|height|"
          r"weight|age|budget|toll|value|salary|revenue|temperature|distance|speed|rate)\b", "number"),
