@@ -298,7 +298,8 @@ class Assistant:
 
         answer = self._decided(question, asked, vector, passages)
         quote = answer.citations[0].quote if answer.citations else ""
-        if answer.short_answer and asks_for_money(answer.asked) and not _gives_money(answer.short_answer, quote):
+        short = answer.short_answer
+        if short and asks_for_money(answer.asked) and not _answers_amount(answer.asked, short, quote):
             return dataclasses.replace(answer, answer=refusal(answer.asked), short_answer=None, answerable=False,
                                        citations=[])
         return answer
@@ -356,8 +357,8 @@ class Assistant:
         if composed.quotes and another_year(asked, kind, composed.quotes[0].passage.text):
             return False
         if asks_for_money(asked):
-            reads = _gives_money(composed.short_answer, composed.quotes[0].text if composed.quotes else "")
-            if reads != _gives_money(ruled.short_answer, ruled.citations[0].quote if ruled.citations else ""):
+            reads = _answers_amount(asked, composed.short_answer, composed.quotes[0].text if composed.quotes else "")
+            if reads != _answers_amount(asked, ruled.short_answer, ruled.citations[0].quote if ruled.citations else ""):
                 return reads  # the one that gives an amount of money answers "how much"
         sure = composed.support >= READER_SURE
         where = ruled.answerable and kind == "place" and WHERE.search(asked) is not None
@@ -453,11 +454,13 @@ def _as_written(short: str, quote: str) -> list[str]:
     return written or [short]
 
 
-def _gives_money(short: str | None, quote: str) -> bool:
-    """Whether ``short``, as ``quote`` writes it (``_as_written``), is an amount of money."""
-    from rag.answering.questions import is_money
+def _answers_amount(asked: str, short: str | None, quote: str) -> bool:
+    """Whether ``short``, as ``quote`` writes it (``_as_written``), answers a question asking an amount of money: it is
+    one, or a share where a fee is asked."""
+    from rag.answering.questions import FEE, fits_kind, is_money
 
-    return short is not None and any(is_money(written) for written in _as_written(short, quote))
+    return short is not None and (any(is_money(written) for written in _as_written(short, quote))
+                                  or (FEE.search(asked) is not None and fits_kind(short, "percent")))
 
 
 def names_the_asked(short: str, asked: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SEEDS, run_module
 
 from rag.conversation import contextualize
-from rag.pipeline import MAX_QUESTION_CHARS, READER_LIKELY, READER_SURE, Answer, Assistant, _gives_money
+from rag.pipeline import MAX_QUESTION_CHARS, READER_LIKELY, READER_SURE, Answer, Assistant, _answers_amount
 from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
 
@@ -562,7 +562,16 @@ Tickets for next year go on sale in March.
     ("17", "He was in his 17th year, earning $5 a day.", False), ("17", "", False),
 ])
 def test_a_short_answer_is_read_as_the_quote_writes_it(short: str, quote: str, money: bool) -> None:
-    assert _gives_money(short, quote) is money
+    assert _answers_amount("how much did the firm pay", short, quote) is money
+
+
+@pytest.mark.parametrize("asked,short,answers", [
+    ("loan early participation fee", "3/8 pct", True), ("what was the transfer fee", "7 pct", True),
+    ("what was the transfer fee", "17", False), ("how much did the firm pay", "3/8 pct", False),
+])
+def test_a_fee_may_be_a_share(asked: str, short: str, answers: bool) -> None:
+    # Lenders and managers quote their fees as a share of what they lend or manage.
+    assert _answers_amount(asked, short, f"It charged {short} for it.") is answers
 
 
 def assistant_over(story: str, answerer: str, tmp_path: Path) -> Assistant:

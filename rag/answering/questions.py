@@ -32,16 +32,17 @@ PER_CENT = r"(?:%|percent\b|per cent\b|pct\b)"
 # "sq km lost": a unit of area asks for an amount of it.
 AREA_UNIT = r"\b(?:sq|square) (miles|km|kilomet(?:re|er)s|met(?:re|er)s|feet)\b"
 
-# Dates that name no day: a decade ("in the late 1960s") and a century ("the 18th century"), after "the" (not "a 1980s
-# police drama", "18th-century houses", which name a thing). Not a month alone ("next July") nor a date counted from
-# the day of writing ("last month", "a week ago"): as patterns of a date they drew the rules away from the sentence
-# that gives the day (`evals/holdout.jsonl`, `evals/quiz.jsonl`, seeds).
-DATE_WITHOUT_DAY = (
-    r"(?<=\b[Tt]he )(?:(?:early|mid|late)[\s-]+)?(?:(?:1\d|20)\d0s\b"
+# Dates that name no day: a decade ("in the late 1960s") and a century ("the 18th century"), after "the" or standing
+# alone (a short answer); not "a 1980s police drama" or "18th-century houses", which name a thing. Not a month alone
+# ("next July") nor a date counted from the day of writing ("last month", "a week ago"): as patterns of a date they
+# drew the rules away from the sentence that gives the day (`evals/holdout.jsonl`, `evals/quiz.jsonl`, seeds).
+DECADE_OR_CENTURY = (
+    r"(?:(?:early|mid|late)[\s-]+)?(?:(?:1[5-9]|20)\d0s\b"
     r"|(?:\d{1,2}(?:st|nd|rd|th)|(?:twenty-)?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|"
     r"eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth))"
-    r"\s+century\b)"
+    r"\s+centur(?:y|ies)\b)"
 )
+DATE_WITHOUT_DAY = rf"(?:(?<=\b[Tt]he\s)|\A){DECADE_OR_CENTURY}"
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
@@ -138,13 +139,15 @@ COUNTED = re.compile(rf"\b[Hh]ow many ((?:[\w-]+ ){{0,3}}?[\w-]+) (?={AUXILIARY}
 # Typed as keywords ("doria siege duration", "harlow location province", "number of troops who crossed"), a question
 # names what it asks for by a noun; not after a question word that asks something else ("who chose the location",
 # "which party won the largest number of seats"), nor as "a number of".
-UNASKED = r"^(?:(?!\b(?:who|whom|whose|which|when|where)\b).)*?"
+# These patterns read the whole question up to their word, which the empty group ``at`` marks (``first_asked``).
+UNASKED = r"^(?:(?!\b(?:who|whom|whose|which|when|where)\b).)*?(?P<at>)"
 # "when" asks a date only as the question's first question word: "what was he on his way to do when he was struck"
-# asks what, with "when" opening a clause (the other question words come first by ``first_asked``).
-WHEN_ASKED = r"^(?:(?!\b(?:what|which|who|whom|whose|how|where|why)\b).)*?\bwhen\b"
+# asks what, with "when" opening a clause.
+WHEN_ASKED = r"^(?:(?!\b(?:what|which|who|whom|whose|how|where|why)\b).)*?(?P<at>)\bwhen\b"
 DURATION_ASKED = rf"{UNASKED}\bduration\b"
-DATE_ASKED = (rf"{WHEN_ASKED}|\bdate\b|\b(?:year|day|month) (?:when|in which)\b"
-              r"|\b(?:which|what) (?:day|year|month|time)\b|\bsince when\b|\bhow soon\b")
+# The noun a date is asked by is captured: the rules favour a date next to it ("in which year").
+DATE_ASKED = (r"\b(?:which|what) (day|date|year|month|decade|century)\b|\bwhat (time)\b"
+              rf"|{WHEN_ASKED}|\bdate\b|\b(?:year|day|month) (?:when|in which)\b|\bsince when\b")
 LOCATION_ASKED = rf"{UNASKED}\blocation\b"
 COUNT_ASKED = rf"{UNASKED}(?<!\ba )\bnumber of\b"
 ROUGH = re.compile(r"\b(?:roughly|approximately|approx|about|around|estimated?|more or less)\b")
@@ -152,7 +155,7 @@ KINDS: list[tuple[str, AnswerKind]] = [
     (r"\b(what|which) (percentage|percent|share|proportion|portion|fraction)\b|\bhow much of\b|%", "percent"),
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
      rf"{DURATION_ASKED}", "duration"),
-    (DATE_ASKED, "date"),
+    (rf"{DATE_ASKED}|\bhow soon\b", "date"),
     (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
      rf"\bwhat (number|amount|total|price|cost|speed|size)\b|{COUNT_ASKED}|{AREA_UNIT}", "number"),
     # "what is the region's biggest city": the place noun asked for may close the question (not "the population of
@@ -210,16 +213,27 @@ def _kind(text: str) -> AnswerKind:
     return first[0] if first else "other"
 
 
+# What may come before the question word that opens a question: "and", "so"..., and one preposition ("in what year").
+OPENING = re.compile(r"(?:(?:and|so|but|ok|okay|then)\s+)*(?:(?:in|on|at|from|to|by|for|during|since|until|after|"
+                     r"before|of|with|under|around)\s+)?")
+
+
 def first_asked(text: str, kinds: Sequence[tuple[str, AnswerKind]]) -> tuple[AnswerKind, re.Match[str]] | None:
-    """The kind whose pattern matches first in ``text`` (the earlier in ``kinds`` where two start together), with its
-    match. The question word that opens a question says what it asks; a later one opens a clause: "how old was he
-    when he died" asks an age, "how much did the firm pay when it bought the mill" an amount, "who led the party
-    when it won" a name."""
-    found = [(match.start(), order, kind, match) for order, (pattern, kind) in enumerate(kinds)
-             if (match := re.search(pattern, text))]
+    """The kind ``text`` asks for, with its pattern's match: the one whose word opens the question, if one does ("how
+    old was he when he died" asks an age, "how much did the firm pay when it bought the mill" an amount, "who led the
+    party when it won" a name: a later question word opens a clause); else the first of ``kinds`` that matches
+    ("the man who found it was born in what year" asks a year)."""
+    opening = OPENING.match(text)
+    opens_at = opening.end() if opening else 0
+    found = []
+    for order, (pattern, kind) in enumerate(kinds):
+        match = re.search(pattern, text)
+        if match:
+            at = match.start("at") if "at" in match.re.groupindex and match.start("at") >= 0 else match.start()
+            found.append(((0, at, order) if at <= opens_at else (1, 0, order), kind, match))
     if not found:
         return None
-    _, _, kind, match = min(found, key=lambda item: item[:2])
+    _, kind, match = min(found, key=lambda item: item[0])
     return kind, match
 
 
@@ -250,8 +264,7 @@ def fits_kind(answer: str, kind: AnswerKind) -> bool:
 # An amount of money asked for: "how much did the firm pay", "what price did the shares sell at", "visa cost" (not
 # "by how much did prices fall", a change, nor "how much territory", an amount of something else). A verb that also
 # moves ground, goals or points is not money with its particle ("how much did they give up", "get to", "put on"); "which
-# fee" asks which one, and "what price index" names a thing the price word only qualifies. Not a fee: lenders and
-# managers charge theirs as a share ("an early participation fee of 3/8 pct").
+# fee" asks which one, and "what price index" names a thing the price word only qualifies.
 MONEY_VERB = (r"(?:cost|costs|pay|paid|pays|paying|spend|spent|spends|spending|invest|invests|invested|investing|"
               r"worth|earn|earns|earned|earning|charge|charges|charged|charging|sell|sells|sold|selling|buy|buys|"
               r"bought|offer|offers|offered|offering|bid|receive|receives|received|"
@@ -259,10 +272,12 @@ MONEY_VERB = (r"(?:cost|costs|pay|paid|pays|paying|spend|spent|spends|spending|i
               r"(?!\s+(?:up|away|back|to|on|off|over|through|out|ahead|behind)\b))")
 MONEY_ASKED = re.compile(
     rf"^(?!.*\bby how much\b)(?:.*\bhow much(?:\s+(?:money|cash|funding|compensation))?\s+{AUXILIARY}.*\b{MONEY_VERB}\b"
-    rf"|.*\bwhat\b(?:\s+[\w-]+){{0,3}}\s+(?:price|salary)\b(?=\W*$|\s+(?:of|for|per|at|paid|{AUXILIARY}))"
-    r"|(?!.*\b(?:who|whom|whose|what|when|where|which|why|how)\b).*\b(?:price|salary|cost)\W*$)",
+    rf"|.*\bwhat\b(?:\s+[\w-]+){{0,3}}\s+(?:price|fee|salary)\b(?=\W*$|\s+(?:of|for|per|at|paid|{AUXILIARY}))"
+    r"|(?!.*\b(?:who|whom|whose|what|when|where|which|why|how)\b).*\b(?:price|fee|salary|cost)\W*$)",
     re.IGNORECASE,
 )
+FEE = re.compile(r"\bfees?\b", re.IGNORECASE)
+"""A fee asked: lenders and managers quote theirs as a share ("an early participation fee of 3/8 pct")."""
 # A currency named after a figure ("17 mln marks", "10 mln Swiss francs", "a dollar", "half a million pounds", "twenty
 # pence"), not a word that is also a name or a verb ("the marks on the wall", "Rand Paul", "the party won").
 CURRENCY_NAME = (r"(?:dollars?|dlrs?|cts|cents?|pounds?|quid|grand|euros?|yen|yuan|renminbi|francs?|marks|rupees?|"
@@ -307,6 +322,10 @@ def is_proper_name(answer: str) -> bool:
                                for word in named)
 
 
+NAMED_TIME = re.compile(rf"\b{DECADE_OR_CENTURY}")
+"""A decade or a century however it stands ("1980s police drama"): a time, not an amount."""
+
+
 def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
     """Spans of ``sentence`` matching the generic pattern of ``kind`` (dates, numbers, shares, durations); a year
     or a date is not an amount."""
@@ -314,7 +333,7 @@ def typed_spans(sentence: str, kind: AnswerKind) -> list[Span]:
         return []
     spans = [_trim(sentence, match.span()) for match in PATTERNS[kind].finditer(sentence)]
     if kind == "number":
-        dates = [match.span() for match in PATTERNS["date"].finditer(sentence)]
+        dates = [match.span() for pattern in (PATTERNS["date"], NAMED_TIME) for match in pattern.finditer(sentence)]
         spans = [(a, b) for a, b in spans if not any(a < d_end and d_start < b for d_start, d_end in dates)]
     return spans
 

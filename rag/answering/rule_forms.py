@@ -103,7 +103,7 @@ def _counted(question: str, text: str) -> tuple[str, ...]:
         return (counted.group(1).split()[-1].lower(),)
     unended = UNENDED_COUNT.search(text) or NUMBER_OF.search(text)
     if unended:
-        return tuple(word for word in tokens(unended.group(1)) if word not in STOPWORDS)
+        return tuple(word for word in tokens(unended.group("counted")) if word not in STOPWORDS)
     area = re.search(AREA_UNIT, text)
     return next((unit for unit in AREA_UNITS if area.group(1) in unit), ()) if area else ()
 
@@ -142,14 +142,15 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
     if first is None:
         return "other", None
     kind, match = first
-    noun = match.group(match.lastindex) if match.lastindex else None
+    # The last group that matched names the noun; ``at`` only marks where a keyword stands.
+    noun = match.group(match.lastindex) if match.lastindex and match.lastgroup != "at" else None
     return kind, noun if noun not in {"what", "which"} else None
 
 
 # "how many" and up to three words, when no auxiliary verb ends what it counts (``COUNTED``).
-UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+UNENDED_COUNT = re.compile(rf"\bhow many (?!{AUXILIARY})(?P<counted>(?:[\w-]+ ?){{1,3}})")
 # "number of" and up to three words, where it asks for a count (``COUNT_ASKED``).
-NUMBER_OF = re.compile(rf"{COUNT_ASKED} (?!{AUXILIARY})((?:[\w-]+ ?){{1,3}})")
+NUMBER_OF = re.compile(rf"{COUNT_ASKED} (?!{AUXILIARY})(?P<counted>(?:[\w-]+ ?){{1,3}})")
 # One unit of area however it is written: "sq km" asks for the "square kilometres" an article gives.
 AREA_UNITS = (("km", "km2", "kilometres", "kilometers"), ("miles",), ("metres", "meters", "m2"), ("feet",))
 # The lexical index's stemmer: "fighters" and "fighter" are one word, "fighting" another.
