@@ -117,7 +117,8 @@ OPEN_FORMS = re.compile(
 # "who is bill roggio": asked what someone is (a description), not who holds some role ("who is the envoy", "who is
 # snow patrol's bassist", "who is directing the film"), which a name answers.
 NAME_WORD = r"(?![\w.-]*(?:ing|'s?)\b)[\w.-]+"
-LEAD_IN = r"^(?:(?:and|so|but|ok|okay)\s+)?"
+LEAD_WORDS = r"(?:and|so|but|ok|okay)"
+LEAD_IN = rf"^(?:{LEAD_WORDS}\s+)?"
 """What a question may open with before its question word, as typed in a conversation."""
 POINTING_WORDS = frozenset("the a an this that these those his her its their our your my he she it they him them you "
                            "we i".split())
@@ -213,9 +214,10 @@ def _kind(text: str) -> AnswerKind:
     return first[0] if first else "other"
 
 
-# What may come before the question word that opens a question: "and", "so"..., and one preposition ("in what year").
-OPENING = re.compile(r"(?:(?:and|so|but|ok|okay|then)\s+)*(?:(?:in|on|at|from|to|by|for|during|since|until|after|"
-                     r"before|of|with|under|around)\s+)?")
+# What may come before the question word that opens a question: lead-in words (``LEAD_IN``) and "then", and one
+# preposition ("in what year").
+OPENING = re.compile(rf"(?:(?:{LEAD_WORDS}|then)\s+)*(?:(?:in|on|at|from|to|by|for|during|since|until|after|before|of|"
+                     r"with|under|around)\s+)?")
 
 
 def first_asked(text: str, kinds: Sequence[tuple[str, AnswerKind]]) -> tuple[AnswerKind, re.Match[str]] | None:
