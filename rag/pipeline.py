@@ -294,12 +294,12 @@ class Assistant:
         """The answer the answerer ``asked`` is handed to gives, or a refusal when its short answer is not of the kind
         asked for: a figure that is no amount of money for "how much did the firm pay" ("17" from "his 17th year")
         says the articles do not give the amount."""
-        from rag.answering.questions import asks_for_money
+        from rag.answering.questions import answers_amount, asks_for_money
 
         answer = self._decided(question, asked, vector, passages)
         quote = answer.citations[0].quote if answer.citations else ""
         short = answer.short_answer
-        if short and asks_for_money(answer.asked) and not _answers_amount(answer.asked, short, quote):
+        if short and asks_for_money(answer.asked) and not answers_amount(answer.asked, short, quote):
             return dataclasses.replace(answer, answer=refusal(answer.asked), short_answer=None, answerable=False,
                                        citations=[])
         return answer
@@ -341,6 +341,7 @@ class Assistant:
         from rag.answering.questions import (
             NAME_ASKED,
             another_year,
+            answers_amount,
             asks_for_money,
             fits_kind,
             is_proper_name,
@@ -357,8 +358,8 @@ class Assistant:
         if composed.quotes and another_year(asked, kind, composed.quotes[0].passage.text):
             return False
         if asks_for_money(asked):
-            reads = _answers_amount(asked, composed.short_answer, composed.quotes[0].text if composed.quotes else "")
-            if reads != _answers_amount(asked, ruled.short_answer, ruled.citations[0].quote if ruled.citations else ""):
+            reads = answers_amount(asked, composed.short_answer, composed.quotes[0].text if composed.quotes else "")
+            if reads != answers_amount(asked, ruled.short_answer, ruled.citations[0].quote if ruled.citations else ""):
                 return reads  # the one that gives an amount of money answers "how much"
         sure = composed.support >= READER_SURE
         where = ruled.answerable and kind == "place" and WHERE.search(asked) is not None
@@ -436,31 +437,6 @@ def rule_kind(asked: str) -> AnswerKind:
     from rag.answering.rule_forms import analyse
 
     return analyse(asked).kind
-
-
-def _as_written(short: str, quote: str) -> list[str]:
-    """``short`` as ``quote`` writes it, wherever it does, with the word or sign before it and up to three words after
-    it in its clause: a span may leave out the currency of a figure ("two" of "two dlrs a warrant", "10" of "10 mln
-    Swiss francs", "150" of "$150", "500" of "Rs 500", "50" of "50p"). Every place that starts a word, else every place
-    ("17" of "$17", not of "2017"): the span's offsets are not kept, so a short answer counts as money when any place
-    writes it as money."""
-    places = [found.start() for found in re.finditer(re.escape(short), quote)] if short else []
-    starting = [at for at in places if at == 0 or not (short[0].isalnum() and quote[at - 1].isalnum())]
-    written = []
-    for at in starting or places:
-        before = re.search(r"\S*\s*$", quote[max(0, at - 24) : at])
-        after = re.match(r"[^\s,;]*(?:\s+[^\s,;]+){0,3}", quote[at + len(short) : at + len(short) + 80])
-        written.append((before.group() if before else "") + short + (after.group() if after else ""))
-    return written or [short]
-
-
-def _answers_amount(asked: str, short: str | None, quote: str) -> bool:
-    """Whether ``short``, as ``quote`` writes it (``_as_written``), answers a question asking an amount of money: it is
-    one, or a share where a fee is asked."""
-    from rag.answering.questions import FEE, fits_kind, is_money
-
-    return short is not None and (any(is_money(written) for written in _as_written(short, quote))
-                                  or (FEE.search(asked) is not None and fits_kind(short, "percent")))
 
 
 def names_the_asked(short: str, asked: str) -> bool:

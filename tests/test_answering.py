@@ -12,6 +12,7 @@ from rag.answering.questions import (
     AnswerKind,
     analyse,
     another_year,
+    answers_amount,
     asks_for_money,
     describes_a_name,
     fits_kind,
@@ -690,3 +691,23 @@ def test_a_question_asking_an_amount_of_money(question: str, money: bool) -> Non
                                           ("Rand Paul", False), ("a free vote", False), ("free agent", False)])
 def test_an_amount_of_money_names_its_currency(answer: str, money: bool) -> None:
     assert is_money(answer) is money
+
+
+@pytest.mark.parametrize("short,quote,money", [
+    ("two", "In two years it will pay two dlrs a warrant.", True),  # not only where the quote first writes it
+    ("17", "In 2017 the firm paid $17 a share.", True),  # where it starts a word, not inside "2017"
+    ("50", "Stamps rose to 50p each.", True), ("500", "It paid Rs 500 crore.", True),
+    ("10", "It paid 10 mln Swiss francs for it.", True), ("85", "85 dlrs a share", True),
+    ("17", "He was in his 17th year, earning $5 a day.", False), ("17", "", False),
+])
+def test_a_short_answer_is_read_as_the_quote_writes_it(short: str, quote: str, money: bool) -> None:
+    assert answers_amount("how much did the firm pay", short, quote) is money
+
+
+@pytest.mark.parametrize("asked,short,answers", [
+    ("loan early participation fee", "3/8 pct", True), ("what was the transfer fee", "7 pct", True),
+    ("what was the transfer fee", "17", False), ("how much did the firm pay", "3/8 pct", False),
+])
+def test_a_fee_may_be_a_share(asked: str, short: str, answers: bool) -> None:
+    # Lenders and managers quote their fees as a share of what they lend or manage.
+    assert answers_amount(asked, short, f"It charged {short} for it.") is answers

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SEEDS, run_module
 
 from rag.conversation import contextualize
-from rag.pipeline import MAX_QUESTION_CHARS, READER_LIKELY, READER_SURE, Answer, Assistant, _answers_amount
+from rag.pipeline import MAX_QUESTION_CHARS, READER_LIKELY, READER_SURE, Answer, Assistant
 from rag.retrieval import Scope
 from rag.settings import Settings, load_settings
 
@@ -552,26 +552,6 @@ Mara Quist has led the Doria festival for 17 years, and will lead it for three m
 The festival board said on Monday that 40,000 people came this summer, its best year.
 Tickets for next year go on sale in March.
 """
-
-
-@pytest.mark.parametrize("short,quote,money", [
-    ("two", "In two years it will pay two dlrs a warrant.", True),  # not only where the quote first writes it
-    ("17", "In 2017 the firm paid $17 a share.", True),  # where it starts a word, not inside "2017"
-    ("50", "Stamps rose to 50p each.", True), ("500", "It paid Rs 500 crore.", True),
-    ("10", "It paid 10 mln Swiss francs for it.", True), ("85", "85 dlrs a share", True),
-    ("17", "He was in his 17th year, earning $5 a day.", False), ("17", "", False),
-])
-def test_a_short_answer_is_read_as_the_quote_writes_it(short: str, quote: str, money: bool) -> None:
-    assert _answers_amount("how much did the firm pay", short, quote) is money
-
-
-@pytest.mark.parametrize("asked,short,answers", [
-    ("loan early participation fee", "3/8 pct", True), ("what was the transfer fee", "7 pct", True),
-    ("what was the transfer fee", "17", False), ("how much did the firm pay", "3/8 pct", False),
-])
-def test_a_fee_may_be_a_share(asked: str, short: str, answers: bool) -> None:
-    # Lenders and managers quote their fees as a share of what they lend or manage.
-    assert _answers_amount(asked, short, f"It charged {short} for it.") is answers
 
 
 def assistant_over(story: str, answerer: str, tmp_path: Path) -> Assistant:

@@ -90,6 +90,8 @@ class QuestionForm:
         return self.kind == "open"
 
 
+# What "how" asks a figure of ("how old", "how far"); any other "how" asks how something came about.
+HOW_MEASURED = r"(?:many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)"
 # Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
 OPEN_FORMS = re.compile(
     r"^(?:(?:and|so|but|ok|okay|please|can you|could you|would you)\s+)*"
@@ -97,8 +99,7 @@ OPEN_FORMS = re.compile(
     # high or low" (a choice, which a span answers; "or more", "or not" offer none), nor "did they say who won".
     r"(?:(?:is|are|was|were|does|do|did|has|have|had|will|would|could|can|should)\s+(?!you\b)"
     r"(?!.*\bor\b(?!\s+(?:not|more|less|so)\b))(?!.*\b(?:who|whom|whose|when|where|which|what|why|how)\b)|"
-    r"why\b|how\s+(?!many\b|much\b|long\b|old\b|far\b|big\b|large\b|often\b|tall\b|high\b|fast\b|quickly\b|"
-    r"heavy\b|deep\b|wide\b|soon\b)|"
+    rf"why\b|how\s+(?!(?:{HOW_MEASURED}|long|soon)\b)|"
     r"(?:^|.*\s)what (?:happened|happens|is happening|went on)\b|"
     # "doria vs ruvia, which fell first": a comparison, told by what each side's sentences say; not when a question
     # word of its own clause asks something else of the pair ("who won the doria vs ruvia final").
@@ -157,8 +158,8 @@ KINDS: list[tuple[str, AnswerKind]] = [
     (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
      rf"{DURATION_ASKED}", "duration"),
     (rf"{DATE_ASKED}|\bhow soon\b", "date"),
-    (r"\bhow (many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)\b|"
-     rf"\bwhat (number|amount|total|price|cost|speed|size)\b|{COUNT_ASKED}|{AREA_UNIT}", "number"),
+    (rf"\bhow {HOW_MEASURED}\b|\bwhat (number|amount|total|price|cost|speed|size)\b|{COUNT_ASKED}|{AREA_UNIT}",
+     "number"),
     # "what is the region's biggest city": the place noun asked for may close the question (not "the population of
     # the city", where it only says whose).
     (rf"\bwhere\b|{LOCATION_ASKED}|\b(which|what) (city|town|country|province|region|area|place|village|state|"
@@ -305,9 +306,32 @@ def asks_for_money(question: str) -> bool:
 
 
 def is_money(answer: str) -> bool:
-    """Whether a short answer, as written with the words around it (``rag.pipeline``), is an amount of money ("$85",
+    """Whether a short answer, as written with the words around it (``as_written``), is an amount of money ("$85",
     "12 mln dlrs", "£1.3bn", "50p", "Rs 500 crore", "free"), not another figure ("17", "5%", "1980", "5m people")."""
     return MONEY.search(answer) is not None
+
+
+def as_written(short: str, quote: str) -> list[str]:
+    """``short`` as ``quote`` writes it, wherever it does, with the word or sign before it and up to three words after
+    it in its clause: a span may leave out the currency of a figure ("two" of "two dlrs a warrant", "10" of "10 mln
+    Swiss francs", "150" of "$150", "500" of "Rs 500", "50" of "50p"). Every place that starts a word, else every place
+    ("17" of "$17", not of "2017"): the span's offsets are not kept, so a short answer counts as money when any place
+    writes it as money."""
+    places = [found.start() for found in re.finditer(re.escape(short), quote)] if short else []
+    starting = [at for at in places if at == 0 or not (short[0].isalnum() and quote[at - 1].isalnum())]
+    written = []
+    for at in starting or places:
+        before = re.search(r"\S*\s*$", quote[max(0, at - 24) : at])
+        after = re.match(r"[^\s,;]*(?:\s+[^\s,;]+){0,3}", quote[at + len(short) : at + len(short) + 80])
+        written.append((before.group() if before else "") + short + (after.group() if after else ""))
+    return written or [short]
+
+
+def answers_amount(asked: str, short: str | None, quote: str) -> bool:
+    """Whether ``short``, as ``quote`` writes it (``as_written``), answers a question asking an amount of money: it is
+    one, or a share where a fee is asked."""
+    return short is not None and (any(is_money(written) for written in as_written(short, quote))
+                                  or (FEE.search(asked) is not None and fits_kind(short, "percent")))
 
 
 NAME_ASKED = re.compile(r"\bnames?\b", re.IGNORECASE)

@@ -21,6 +21,7 @@ from rag.answering.questions import (
     DATE_ASKED,
     DESCRIPTION,
     DURATION_ASKED,
+    HOW_MEASURED,
     LOCATION_ASKED,
     PATTERNS,
     PER_CENT,
@@ -108,6 +109,10 @@ def _counted(question: str, text: str) -> tuple[str, ...]:
     return next((unit for unit in AREA_UNITS if area.group(1) in unit), ()) if area else ()
 
 
+# The measures "how" asks that the rules' number patterns find ("how many", "how far"); the others are the reader's.
+RULES_MEASURED = "many|much|large|big|far"
+
+
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
     """The kind of answer, and the noun the question names it by ("province" in "in which province ...")."""
     if DESCRIPTION.match(text):
@@ -121,7 +126,7 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
         (r"\bhow long\b|\bfor how many (days|weeks|months|years)\b|\bhow many (days|weeks|months|years|hours)\b|"
          rf"{DURATION_ASKED}", "duration"),
         (DATE_ASKED, "date"),
-        (rf"\bhow (many|much)\b|\bwhat (number|amount|total)\b|{COUNT_ASKED}|\bhow (large|big|far)\b|"
+        (rf"\bhow ({RULES_MEASURED})\b|\bwhat (number|amount|total)\b|{COUNT_ASKED}|"
          rf"{AREA_UNIT}|\bwhat (?:is|was|were|are) the (?:\w+ )?(population|price|cost|size|area|length|height|"
          r"weight|age|budget|toll|value|salary|revenue|temperature|distance|speed|rate)\b", "number"),
         (rf"\bwhere\b|{LOCATION_ASKED}|\b(which|what) {between}(city|town|country|province|region|area|place|"
@@ -136,7 +141,7 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
          r"queen|writer|journalist|player|coach|ceo|founder)\b", "person"),
         # Measures the rules have no pattern for: asked first, they are the reader's, whatever clause follows ("how old
         # was she when she died" asks no date).
-        (r"\bhow (?:old|often|tall|high|fast|quickly|heavy|deep|wide)\b", "other"),
+        (rf"\bhow (?!(?:{RULES_MEASURED})\b){HOW_MEASURED}\b", "other"),
     ]
     first = first_asked(text, rules)
     if first is None:
