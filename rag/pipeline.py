@@ -134,6 +134,8 @@ class Answer:
 def check_question(question: str) -> str:
     if not question or not question.strip():
         raise QuestionError("the question is empty")
+    if not re.search(r"\w", question):
+        raise QuestionError("the question has no words")  # "???", an emoji: nothing to look for
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
     return " ".join(question.split())

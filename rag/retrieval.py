@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -233,14 +234,22 @@ def lexical_index_current(settings: Settings, store: PassageStore) -> bool:
             and (found[1].generation, found[1].passages) == (store_generation(store), store.count()))
 
 
+def bm25_retriever_class() -> Any:
+    """llama-index's ``BM25Retriever``, with bm25s' logger kept to warnings: bm25s sets it to DEBUG and logs on the
+    root logger once an index is opened, so a question of stopwords alone ("who is he") printed an INFO line with the
+    answer."""
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return BM25Retriever
+
+
 def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     """Build the BM25 index from every stored passage (the caller holds the writer lock).
 
     Built in a directory of its own and named in ``current.json`` by an atomic replace, so a reader sees the old
     version or the new one, never a mixture; the version before stays on disk for readers that opened it.
     """
-    from llama_index.retrievers.bm25 import BM25Retriever
-
     parent = lexical_index_dir(settings)
     parent.mkdir(parents=True, exist_ok=True)
     previous = current_lexical_version(settings)
@@ -248,7 +257,8 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     nodes = store.all_nodes()
     if nodes:
         top_k = min(settings.candidates, len(nodes))
-        BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building), show_progress=False)
+        bm25_retriever_class().from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building),
+                                                                           show_progress=False)
     (building / IDS_FILE).write_text(json.dumps([node.node_id for node in nodes]))
     (building / INITIALS_FILE).write_text(json.dumps(names_by_initials(node.get_content() for node in nodes)))
     stamp = LexicalStamp(store_generation(store), len(nodes), file_stamps(building))
@@ -331,8 +341,6 @@ class HybridRetriever:
 
     def _load_lexical(self) -> tuple[Any, Path | None]:
         """The BM25 retriever of the version in use, and that version's directory."""
-        from llama_index.retrievers.bm25 import BM25Retriever
-
         # A writer may replace the version between reading current.json and opening its files: then read it again.
         for _ in range(2):
             found = current_lexical_version(self.settings)
@@ -340,7 +348,7 @@ class HybridRetriever:
                 return None, None
             try:
                 # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
-                retriever = BM25Retriever.from_persist_dir(str(found[0]), mmap=True)
+                retriever = bm25_retriever_class().from_persist_dir(str(found[0]), mmap=True)
                 break
             except (OSError, ValueError):
                 continue

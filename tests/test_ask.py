@@ -243,8 +243,8 @@ def test_cli_without_any_article_to_index_fails_instead_of_refusing(tmp_path: Pa
 
 @pytest.mark.parametrize(
     "question",
-    ["", "   ", "\t\n", "x" * (MAX_QUESTION_CHARS + 1)],
-    ids=["empty", "spaces", "whitespace", "too-long"],
+    ["", "   ", "\t\n", "x" * (MAX_QUESTION_CHARS + 1), "???"],
+    ids=["empty", "spaces", "whitespace", "too-long", "no-words"],
 )
 def test_cli_rejects_unaskable_questions_in_one_line(question: str, tmp_path: Path) -> None:
     index = tmp_path / "index"
@@ -254,8 +254,15 @@ def test_cli_rejects_unaskable_questions_in_one_line(question: str, tmp_path: Pa
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert "empty" in lines[0] or str(MAX_QUESTION_CHARS) in lines[0]
+    assert "empty" in lines[0] or "no words" in lines[0] or str(MAX_QUESTION_CHARS) in lines[0]
     assert not index.exists()  # rejected before anything was built
+
+
+def test_cli_question_of_stopwords_alone_prints_no_log_lines(seed_index: Path) -> None:
+    # BM25 gets an empty query; bm25s, which sets its logger to DEBUG, used to print an INFO line about it.
+    done = run_module("rag.ask", "is it?", "--index", str(seed_index))
+    assert done.returncode == 0, done.stderr
+    assert not [line for line in done.stderr.splitlines() if line.startswith(("DEBUG:", "INFO:", "WARNING:"))]
 
 
 def test_cli_rejects_a_bad_setting_in_one_line(tmp_path: Path) -> None:

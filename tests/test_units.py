@@ -258,7 +258,7 @@ def test_how_many_mistyped_is_read_as_meant(question: str, meant: str) -> None:
 # --- check_question -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * (MAX_QUESTION_CHARS + 1)])
+@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * (MAX_QUESTION_CHARS + 1), "???", " ?! 🙂 "])
 def test_unaskable_questions(question: str) -> None:
     with pytest.raises(QuestionError):
         check_question(question)
@@ -267,6 +267,7 @@ def test_unaskable_questions(question: str) -> None:
 def test_questions_are_normalised_and_the_limit_is_inclusive() -> None:
     assert check_question("  when did\n Mosul   fall? ") == "when did Mosul fall?"
     assert check_question("x" * MAX_QUESTION_CHARS) == "x" * MAX_QUESTION_CHARS
+    assert check_question("¿cuándo cayó?") == "¿cuándo cayó?"  # words of any script
 
 
 # --- narrows --------------------------------------------------------------------------------------------------------
