@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rag.citing import in_quotes
 from rag.cli import add_index_flags, add_llm_flags, fail, log, run, settings_from
 from rag.pipeline import Answer, Assistant, QuestionError, check_question
 from rag.retrieval import Scope
@@ -73,7 +74,7 @@ def render(answer: Answer) -> str:
         for citation in answer.citations:
             where = f"{citation.source}, characters {citation.start}-{citation.end}"
             lines.append(f"[{citation.n}] {citation.title} ({where})")
-            lines.append(f"    “{citation.quote}”")
+            lines.append(f"    {in_quotes(citation.quote)}")
     else:
         lines.append("Closest passages:")
         for number, passage in enumerate(answer.passages, start=1):

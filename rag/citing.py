@@ -42,6 +42,21 @@ class PassageHit:
     text: str
 
 
+# Double quotation marks, straight or curly, that may open or close a quotation in an article.
+QUOTE_MARKS = "\"“”„"
+
+
+def in_quotes(text: str) -> str:
+    """``text`` on one line, in quotation marks unless it is one quotation already (a sentence that is all a
+    speaker's words): marks of its own are the article's and stay, and a second pair around them reads as a typo."""
+    line = " ".join(text.split())
+    inner = line[1:-1]
+    if len(line) > 1 and line[0] in QUOTE_MARKS and line[-1] in QUOTE_MARKS and not any(
+            mark in inner for mark in QUOTE_MARKS):
+        return line
+    return f"“{line}”"
+
+
 def source_of(metadata: dict[str, Any]) -> str:
     """The path (relative to the current directory when it is below it) or ``FILE.jsonl#id`` to check a span in."""
     path = str(metadata["text_path"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rag.answering.answerer import Answerer, Composed
-from rag.citing import Citation, PassageHit, cite, passage_hit
+from rag.citing import Citation, PassageHit, cite, in_quotes, passage_hit
 from rag.conversation import contextualize
 from rag.indexing import IngestReport, ingest, ingest_locked, remove_file
 from rag.integrity import IndexProblem, index_state, unusable_reason
@@ -416,7 +416,7 @@ class Assistant:
                 or another_year(asked, form.kind, choice.passage.text)):
             return Answer(question, refusal(asked), None, False, [], shown, choice.support if choice else 0.0, asked)
         citations = [cite(1, choice.passage, choice.start, choice.end, choice.score)]
-        text = f"“{' '.join(citations[0].quote.split())}” [1]"
+        text = f"{in_quotes(citations[0].quote)} [1]"
         short = None
         if choice.short_answer is not None:
             start, end = choice.short_answer

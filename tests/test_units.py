@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.citing import source_of
+from rag.citing import in_quotes, source_of
 from rag.conversation import contextualize
 from rag.embedding import pool_spans
 from rag.pipeline import MAX_QUESTION_CHARS, QuestionError, check_question, narrows
@@ -68,6 +68,21 @@ def test_passage_id_is_deterministic_and_content_derived() -> None:
 def test_passage_id_fields_cannot_run_together() -> None:
     assert passage_id("a", "bc", 1, 2) != passage_id("ab", "c", 1, 2)
     assert passage_id("a", "b", 1, 23) != passage_id("a", "b", 12, 3)
+
+
+# --- in_quotes ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,shown", [
+    ("Iraqi forces declared victory\n in Mosul.", "“Iraqi forces declared victory in Mosul.”"),
+    ("“Very soon we will declare full victory in Iraq.”", "“Very soon we will declare full victory in Iraq.”"),
+    ('"We will stay."', '"We will stay."'),
+    # Marks inside: not one quotation, so the sentence is quoted as a whole.
+    ("“We won,” he said, “and we stay.”", "““We won,” he said, “and we stay.””"),
+    ("He said “no” twice.", "“He said “no” twice.”"),
+])
+def test_a_quoted_sentence_is_not_quoted_twice(text: str, shown: str) -> None:
+    assert in_quotes(text) == shown
 
 
 # --- source_of ------------------------------------------------------------------------------------------------------

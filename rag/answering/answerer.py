@@ -6,7 +6,6 @@ Nothing is invented: a short answer is a span the reader found, every quoted sen
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +19,7 @@ from rag.answering.refusal import REFUSAL_FEATURES, RefusalSignals
 from rag.answering.sentences import SENTENCE_FEATURES, CandidateSentence, candidate_sentences, neighbours
 from rag.answering.spans import MARGIN_ONLY, SPAN_FEATURES, span_features
 from rag.answering.terms import missing_share, text_keys
+from rag.citing import in_quotes
 from rag.embedding import Vectors
 from rag.metrics import normalize_answer
 from rag.retrieval import RetrievedPassage
@@ -387,8 +387,4 @@ def _span_text(passage: RetrievedPassage, start: int, end: int) -> str:
 
 
 def _quoted(quotes: Sequence[Quote]) -> str:
-    return " ".join(f"“{_squash(q.text)}” [{n}]" for n, q in enumerate(quotes, start=1))
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    return " ".join(f"{in_quotes(q.text)} [{n}]" for n, q in enumerate(quotes, start=1))
