@@ -307,10 +307,15 @@ class Assistant:
         return answer
 
     def _decided(self, question: str, asked: str, vector: Any, passages: list[RetrievedPassage]) -> Answer:
+        from rag.answering.questions import analyse
+
         shown = [passage_hit(passage) for passage in passages[: self.settings.top_k]]
         # Every signal of the answerers matches the question's words in the passages: read initials as the names
         # the passages write out.
         asked, vector = self.retriever.written_out(asked, vector, passages)
+        if not analyse(asked).terms:
+            # Nothing to look for ("is it?"; "what about it" with no conversation before it): no passage answers it.
+            return Answer(question, refusal(asked), None, False, [], shown, asked=asked)
         pool = passages[:ANSWER_POOL]
         handed_to_rules = self.handed_to(asked, passages) == "rules"
         ruled = self._rules_answer(question, asked, vector, pool, shown) if handed_to_rules else None

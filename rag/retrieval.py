@@ -336,8 +336,12 @@ class HybridRetriever:
         if self.lexical is not None and version is not None:
             from bm25s.stopwords import STOPWORDS_EN
 
+            from rag.answering.questions import STOPWORDS
+
+            # The index leaves out bm25s' stopwords; a question's function words ("so", "he") it may simply lack,
+            # and they are never a misspelt name or initials ("and so?" is not about an "S... O..." the articles name).
             self.spelling = SpellingVariants(self.lexical.bm25.vocab_dict, lambda: _read_initials(version),
-                                             STOPWORDS_EN)
+                                             frozenset(STOPWORDS_EN) | STOPWORDS)
 
     def _load_lexical(self) -> tuple[Any, Path | None]:
         """The BM25 retriever of the version in use, and that version's directory."""

@@ -294,6 +294,15 @@ def test_refusal_has_the_same_shape(assistant: Assistant) -> None:
     assert len(payload["passages"]) == assistant.settings.top_k
 
 
+@pytest.mark.parametrize("question", ["is it?", "what about it", "and so?"])
+def test_a_question_naming_nothing_is_refused(assistant: Assistant, question: str) -> None:
+    answer = assistant.ask(question)
+    assert not answer.answerable and answer.citations == [] and answer.short_answer is None
+    assert answer.passages  # the closest passages are still listed
+    # A function word the articles lack is not read as initials ("so" for a name whose initials are S and O).
+    assert answer.asked == question
+
+
 def test_answer_json_of_an_answer(assistant: Assistant) -> None:
     payload = answer_json(assistant.ask("When did the Syrian government seize Mayadin?"))
     assert payload["answerable"] and payload["short_answer"] == "Oct. 14"
