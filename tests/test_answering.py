@@ -130,6 +130,21 @@ def test_terms_and_names_of_a_question() -> None:
     assert analyse("whats o'sullivan's plan").terms == ("sullivan", "plan")
 
 
+@pytest.mark.parametrize("question,names", [
+    ("When did the Doria militia take Ruvia?", ("doria", "ruvia")),
+    ("WHEN DID THE DORIA MILITIA TAKE RUVIA?", ()),  # typed in capitals: they mark nothing
+    ("When Did the Doria Militia Take Ruvia?", ()),  # a title: "Take" is no name
+    ("Who wrote Rise of the Robots?", ("rise", "robots")),
+    ("Purpose of Telnet", ("telnet",)),  # one capitalised word is no title
+    ("When did the UN enter Ruvia?", ("un", "ruvia")),
+])
+def test_capitals_mark_names_unless_every_word_has_them(question: str, names: tuple[str, ...]) -> None:
+    from rag.answering.rule_forms import analyse as rule_form
+
+    assert analyse(question).names == names
+    assert rule_form(question).names == names
+
+
 # --- answer_spans: dates, numbers, percentages, durations ----------------------------------------------------------
 
 RAQQA = ("Raqqa, the IS group’s de-facto capital, fell to Kurdish-led forces on Oct. 17, four months after "

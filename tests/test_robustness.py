@@ -150,6 +150,20 @@ def test_only_an_empty_directory_is_no_index_yet(tmp_path: Path) -> None:
     assert sorted(path.name for path in index.iterdir()) == ["notes.txt"]
 
 
+def test_an_index_whose_every_file_was_skipped_says_so_and_takes_articles(tmp_path: Path) -> None:
+    index, empty = tmp_path / "index", tmp_path / "empty.txt"
+    empty.write_text("")
+    assert run_module("rag.ingest", str(empty), "--index", str(index)).returncode == 1  # skipped by name
+    error = one_line_error(run_module("rag.ask", QUESTION, "--index", str(index)))
+    checked = run_module("rag.ingest", "--check", "--index", str(index))
+    assert checked.returncode == 1
+    for said in (error, checked.stdout + checked.stderr):
+        assert "no articles are indexed" in said and "interrupted" not in said and "--rebuild" not in said
+    assert run_module("rag.ingest", str(SEEDS), "--index", str(index)).returncode == 0
+    asked = run_module("rag.ask", QUESTION, "--index", str(index))
+    assert asked.returncode == 0 and "July 10" in asked.stdout, asked.stderr
+
+
 def test_a_read_only_index_can_be_asked(seed_copy: Path, tmp_path: Path) -> None:
     # Root ignores file modes, so the index is made read-only by a read-only bind mount in a private namespace.
     script = tmp_path / "ask-read-only.sh"

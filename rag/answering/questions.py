@@ -197,11 +197,28 @@ def written_as_a_name(word: str, texts: Sequence[str]) -> bool:
     return sum(form[0].isupper() for form in found) * 2 > len(found)
 
 
+# Small words a title leaves in small letters ("Rise of the Robots").
+TITLE_SMALL_WORDS = frozenset("a an the of in on at to for and or but nor by from with as vs".split())
+
+
+def capitalised_names(words: Sequence[str]) -> list[str]:
+    """The names a question's words mark with capitals: the words after the first that open with one (lowercased,
+    stopwords left out). None where the capitals mark nothing: a question typed in capitals ("WHEN DID THE CITY
+    FALL"), or written as a title, every word capitalised but the small ones ("When Did the City Fall?", where
+    "Fall" is no name)."""
+    later = [word for word in words[1:] if any(letter.isalpha() for letter in word)]
+    letters = [letter for word in words for letter in word if letter.isalpha()]
+    big = [word for word in later if word.strip("?,.!:;'\"").lower() not in TITLE_SMALL_WORDS]
+    titled = len(big) > 1 and all(word[:1].isupper() for word in big)
+    if titled or all(letter.isupper() for letter in letters):
+        return []
+    return [token for word in later if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
+
+
 def analyse(question: str) -> QuestionForm:
     """The kind of answer the question wants, its content words and its names."""
     text = as_said(question)
-    words = question.replace("’", "'").split()
-    names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
+    names = capitalised_names(question.replace("’", "'").split())
     return QuestionForm(_kind(text), tuple(content_terms(text)), tuple(dict.fromkeys(names)),
                         bool(ROUGH.search(text)))
 

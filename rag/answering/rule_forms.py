@@ -29,6 +29,7 @@ from rag.answering.questions import (
     AnswerKind,
     Span,
     _trim,
+    capitalised_names,
     content_terms,
     first_asked,
     tokens,
@@ -86,7 +87,7 @@ def analyse(question: str) -> QuestionForm:
     unattributed = re.sub(r"\b(?:does|did|do) (?:the )?(?:[A-Z][\w.'-]*\s)+(?=(?:say|name|call|report|describe|"
                           r"claim|write|list)\b)", " ", unattributed)
     words = unattributed.replace("’", "'").split()
-    names = [token for word in words[1:] if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]
+    names = capitalised_names(words)
     kind, noun = _kind(text)
     return QuestionForm(kind, tuple(content_terms(unattributed)), tuple(dict.fromkeys(names)), _counted(question, text),
                         bool(re.search(r"\b(exactly|exact|precisely|precise)\b", text)), noun,
