@@ -48,6 +48,21 @@ class CleanedText:
     """Maximal runs of reporting paragraphs, as ``(start, end)`` offsets into the original text."""
 
 
+TITLE_CHARS = 150
+"""A headline is a line: an article that opens with a paragraph gets that paragraph's first words as its title."""
+
+
+def as_title(text: str) -> str:
+    """``text`` as a title: itself up to ``TITLE_CHARS``, else cut at a word before it and ended with "…" (every
+    passage carries its article's title, and every answer shows it)."""
+    if len(text) <= TITLE_CHARS:
+        return text
+    line = " ".join(text.split())
+    cut = line[: TITLE_CHARS - 1]
+    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return cut.rstrip(" ,;:.-") + "…"
+
+
 def clean(text: str) -> CleanedText:
     """Find the headline and the reporting spans of an article given as plain text."""
     paragraphs = paragraph_spans(text)

@@ -19,7 +19,7 @@ from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
 
-from rag.cleaning import Span, clean
+from rag.cleaning import Span, as_title, clean
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -136,7 +136,7 @@ def estimate_articles(paths: Sequence[Path]) -> int:
     for root in paths:
         files = sorted(_corpus_files(root)) if root.is_dir() else [root] if root.is_file() else []
         for path in files:
-            if path.suffix.lower() not in JSONL_SUFFIXES:
+            if path.suffix.lower() not in JSONL_SUFFIXES or not path.is_file():  # a pipe is not read, only named
                 count += 1
                 continue
             try:
@@ -165,6 +165,11 @@ def _load_file(path: Path, base: Path, origin: str, result: LoadResult) -> Itera
         result.unreadable_keys.add(str(path.resolve()))
         return
     absolute = str(path.resolve())
+    if not path.is_file():
+        # A named pipe would block the ingest until something writes to it; a socket or a device is no article.
+        result.problems.append(Problem(str(path), "not a regular file (a pipe, socket or device)"))
+        result.unreadable_keys.add(absolute)
+        return
     if suffix in JSONL_SUFFIXES:
         # Read line by line: a collection can be any size; it is checked whole first, so a file that is not text
         # is refused (keeping what it had) before any of its records is used.
@@ -277,7 +282,7 @@ def _file_article(
     return Article(
         key=absolute,
         doc_id=doc_id,
-        title=title or cleaned.title or Path(doc_id).stem,
+        title=as_title(title or cleaned.title or Path(doc_id).stem),
         text=text,
         path=absolute,
         origin=origin,
@@ -303,7 +308,7 @@ def _jsonl_articles(lines: Iterable[str], path: Path, absolute: str, origin: str
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            result.problems.append(Problem(str(path), f"malformed JSON ({error.msg})", number))
+            result.problems.append(Problem(str(path), f"malformed JSON ({error.msg}: column {error.colno})", number))
             continue
         if not isinstance(record, dict):
             result.problems.append(Problem(str(path), "a line must be a JSON object", number))
@@ -327,7 +332,7 @@ def _jsonl_articles(lines: Iterable[str], path: Path, absolute: str, origin: str
         yield Article(
             key=f"{absolute}#{record_id}",
             doc_id=record_id,
-            title=title.strip() if isinstance(title, str) and title.strip() else cleaned.title,
+            title=as_title(title.strip() if isinstance(title, str) and title.strip() else cleaned.title),
             text=body,
             path=absolute,
             origin=origin,

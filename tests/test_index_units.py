@@ -11,10 +11,12 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from rag.cleaning import TITLE_CHARS
 from rag.cli import index_dir_from
 from rag.indexing import IngestReport, Progress, catalogue_changes, duplicates_line, format_duration, time_left
 from rag.loading import decode_text, estimate_articles, load_corpus, stream_corpus
@@ -322,6 +324,42 @@ def test_an_article_over_the_size_limit_is_refused_by_name(tmp_path: Path) -> No
     messages = sorted(problem.message for problem in result.problems)
     assert messages[0].startswith("0.0 MB is over the 0.001 MB limit (max_article_mb")
     assert messages[1].startswith("record long is 0.0 MB, over the 0.001 MB limit")
+
+
+def test_an_article_opening_with_a_paragraph_gets_its_first_words_as_its_title(tmp_path: Path) -> None:
+    paragraph = " ".join(["The Karsh tunnel was dug by 400 workers in 1999."] * 40)
+    (tmp_path / "long.txt").write_text(paragraph + "\n\nIt opened in 2001.\n", encoding="utf-8")
+    (tmp_path / "records.jsonl").write_text(json.dumps({"id": "r", "title": "Karsh " * 100, "text": "It opened."})
+                                            + "\n", encoding="utf-8")
+    by_id = {article.doc_id: article for article in load_corpus([tmp_path]).articles}
+    title = by_id["long.txt"].title
+    assert len(title) <= TITLE_CHARS and title.endswith("1999…") and paragraph.startswith(title[:-1])
+    assert by_id["long.txt"].text.startswith(paragraph)  # the text itself is untouched
+    assert len(by_id["r"].title) <= TITLE_CHARS and by_id["r"].title.startswith("Karsh Karsh")
+
+
+def test_a_named_pipe_is_skipped_by_name_not_waited_on(tmp_path: Path) -> None:
+    import threading
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "news.txt").write_text("Dam reopens\n\nThe dam reopened on Monday.\n", encoding="utf-8")
+    found: dict[str, Any] = {}
+
+    def load() -> None:
+        found.update(counted=estimate_articles([tmp_path]), result=load_corpus([tmp_path]))
+
+    # Opening a pipe for reading blocks until a writer comes: a thread that never ends must not hold the test.
+    reading = threading.Thread(target=load, daemon=True)
+    reading.start()
+    reading.join(timeout=30)
+    assert not reading.is_alive(), "loading waited on a named pipe"
+    counted, result = found["counted"], found["result"]
+    assert counted == 3
+    assert [article.doc_id for article in result.articles] == ["news.txt"]
+    assert sorted((Path(problem.path).name, problem.message) for problem in result.problems) == [
+        ("pipe.jsonl", "not a regular file (a pipe, socket or device)"),
+        ("pipe.txt", "not a regular file (a pipe, socket or device)")]
 
 
 def test_a_jsonl_file_is_streamed_and_its_problems_come_as_its_lines_are_read(tmp_path: Path) -> None:

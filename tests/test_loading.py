@@ -321,6 +321,13 @@ def test_jsonl_record_with_unicode_line_separators_is_one_record(tmp_path: Path)
     assert [(problem.line, problem.message.split(" (")[0]) for problem in result.problems] == [(2, "malformed JSON")]
 
 
+def test_a_malformed_json_line_is_named_with_where_it_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "news.jsonl"
+    path.write_text('{"id": "a", "text": "a tab\there"}\n', encoding="utf-8")
+    [problem] = load_corpus([path]).problems
+    assert (problem.line, problem.message) == (1, "malformed JSON (Invalid control character at: column 27)")
+
+
 def test_jsonl_with_crlf_and_bom(tmp_path: Path) -> None:
     path = tmp_path / "crlf.jsonl"
     lines = [json.dumps({"id": n, "text": f"Record {n} from the Karsh desk."}) for n in (1, 2)]
