@@ -212,6 +212,12 @@ def test_a_year_is_not_a_count() -> None:
     assert not any("2015" in span for span in numbers)
 
 
+def test_a_number_word_opening_a_compound_is_not_a_count() -> None:
+    sentence = "One-off gains of 8 mln dlrs lifted a one-time loser in a two-day sale to three buyers."
+    assert spans_of(sentence, "number") == ["8 mln", "three"]
+    assert spans_of(sentence, "duration") == ["two-day"]
+
+
 def test_a_date_is_not_a_count() -> None:
     assert not any("17" in span for span in spans_of(RAQQA, "number"))
 

@@ -24,8 +24,9 @@ NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel
                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
 # Wire copy abbreviates: "4.5 bln dlrs", "17 mln marks", "7.3 pct".
-NUMERAL = (rf"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?"
-           rf"|{NUMBER_WORD})")
+DIGITS = (r"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?"
+          r")")
+NUMERAL = rf"(?:{DIGITS}|{NUMBER_WORD})"
 YEAR_DIGITS = r"(?:1[5-9]|20)\d{2}"
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
 PER_CENT = r"(?:%|percent\b|per cent\b|pct\b)"
@@ -59,8 +60,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b(?!-old)", re.IGNORECASE
     ),
-    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}{NUMERAL}(?:\b|(?<=[$£€\d]))(?:\s?{PER_CENT})?",
-                         re.IGNORECASE),
+    # A number word that opens a compound ("a one-off gain", "a two-way race") counts nothing ("twenty-one" does).
+    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}(?:{DIGITS}|{NUMBER_WORD}(?!-(?!{NUMBER_WORD}\b)[a-z]))"
+                         rf"(?:\b|(?<=[$£€\d]))(?:\s?{PER_CENT})?", re.IGNORECASE),
 }
 
 STOPWORDS = frozenset(
