@@ -333,6 +333,13 @@ def test_spelling_variants_share_a_term_key() -> None:
     assert not term_keys("mosul") & text_keys("Raqqa fell on Oct. 17.")
 
 
+def test_a_name_run_together_matches_its_words_typed_apart() -> None:
+    keys = text_keys("Profits at KarshWorks jumped 76%.")
+    assert term_keys("karsh") & keys and term_keys("works") & keys and term_keys("karshworks") & keys
+    assert missing_share(["karsh", "works"], keys) == 0.0
+    assert not term_keys("works") & text_keys("Profits at Karshworks jumped.")  # one word, not two run together
+
+
 SENTENCES = [
     "Hawija fell on Oct. 10.",
     "The Islamic State lost Mosul.",

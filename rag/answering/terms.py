@@ -8,6 +8,7 @@ stem or its consonant skeleton.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -24,8 +25,15 @@ def term_keys(token: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+# Where a name run together from two words ("TimeWarner", "PlayStation") splits: it matches them typed apart.
+RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+
+
 def text_keys(text: str) -> frozenset[str]:
-    return frozenset(key for token in tokens(text) for key in term_keys(token))
+    words = tokens(text)
+    if RUN_TOGETHER.search(text):
+        words += tokens(RUN_TOGETHER.sub(" ", text))
+    return frozenset(key for token in words for key in term_keys(token))
 
 
 def term_weights(terms: Sequence[str], texts: Sequence[frozenset[str]]) -> dict[str, float]:
