@@ -25,7 +25,7 @@ def term_keys(token: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-# Where a name run together from two words ("TimeWarner", "PlayStation") splits: it matches them typed apart.
+# Where a name run together from two words ("KarshWorks", "DoriaNet") splits: it matches them typed apart.
 RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
 
 
