@@ -58,9 +58,12 @@ def as_title(text: str) -> str:
     if len(text) <= TITLE_CHARS:
         return text
     line = " ".join(text.split())
+    if len(line) <= TITLE_CHARS:
+        return line
     cut = line[: TITLE_CHARS - 1]
-    cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
-    return cut.rstrip(" ,;:.-") + "…"
+    if line[TITLE_CHARS - 1] != " " and " " in cut:  # not a word's end: leave the cut word out
+        cut = cut.rsplit(" ", 1)[0]
+    return (cut.rstrip(" ,;:.-") or cut) + "…"
 
 
 def clean(text: str) -> CleanedText:

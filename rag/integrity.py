@@ -88,7 +88,7 @@ def unusable_reason(settings: Settings, manifest: Manifest | None, stored_passag
         return f"the first ingest into {directory} is under way: ask again when it has stored its articles"
     if manifest.roots and manifest.state == "ok":
         # Every ingest finished, and each file was skipped (empty, not text...): nothing was interrupted.
-        return (f"no articles are indexed in {directory}: nothing ingested into it could be read; ingest articles: "
+        return (f"no articles are indexed in {directory}: every file ingested into it was skipped; ingest articles: "
                 f"python -m rag.ingest PATH --index {directory}")
     if manifest.roots:
         return (f"the first ingest into {directory} was interrupted before it stored an article; finish it: "

@@ -13,6 +13,7 @@ import codecs
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -165,7 +166,13 @@ def _load_file(path: Path, base: Path, origin: str, result: LoadResult) -> Itera
         result.unreadable_keys.add(str(path.resolve()))
         return
     absolute = str(path.resolve())
-    if not path.is_file():
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as error:  # a link to nothing
+        result.problems.append(Problem(str(path), f"cannot read: {error.strerror}"))
+        result.unreadable_keys.add(absolute)
+        return
+    if not regular:
         # A named pipe would block the ingest until something writes to it; a socket or a device is no article.
         result.problems.append(Problem(str(path), "not a regular file (a pipe, socket or device)"))
         result.unreadable_keys.add(absolute)

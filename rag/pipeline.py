@@ -134,7 +134,7 @@ class Answer:
 def check_question(question: str) -> str:
     if not question or not question.strip():
         raise QuestionError("the question is empty")
-    if not re.search(r"\w", question):
+    if not re.search(r"[^\W_]", question):
         raise QuestionError("the question has no words")  # "???", an emoji: nothing to look for
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
@@ -313,7 +313,8 @@ class Assistant:
         # Every signal of the answerers matches the question's words in the passages: read initials as the names
         # the passages write out.
         asked, vector = self.retriever.written_out(asked, vector, passages)
-        if not analyse(asked).terms:
+        form = analyse(asked)
+        if not form.terms and not form.names:
             # Nothing to look for ("is it?"; "what about it" with no conversation before it): no passage answers it.
             return Answer(question, refusal(asked), None, False, [], shown, asked=asked)
         pool = passages[:ANSWER_POOL]

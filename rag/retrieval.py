@@ -234,7 +234,7 @@ def lexical_index_current(settings: Settings, store: PassageStore) -> bool:
             and (found[1].generation, found[1].passages) == (store_generation(store), store.count()))
 
 
-def bm25_retriever_class() -> Any:
+def quiet_bm25_retriever_class() -> Any:
     """llama-index's ``BM25Retriever``, with bm25s' logger kept to warnings: bm25s sets it to DEBUG and logs on the
     root logger once an index is opened, so a question of stopwords alone ("who is he") printed an INFO line with the
     answer."""
@@ -257,8 +257,8 @@ def build_lexical_index(settings: Settings, store: PassageStore) -> None:
     nodes = store.all_nodes()
     if nodes:
         top_k = min(settings.candidates, len(nodes))
-        bm25_retriever_class().from_defaults(nodes=nodes, similarity_top_k=top_k).persist(str(building),
-                                                                           show_progress=False)
+        retriever = quiet_bm25_retriever_class().from_defaults(nodes=nodes, similarity_top_k=top_k)
+        retriever.persist(str(building), show_progress=False)
     (building / IDS_FILE).write_text(json.dumps([node.node_id for node in nodes]))
     (building / INITIALS_FILE).write_text(json.dumps(names_by_initials(node.get_content() for node in nodes)))
     stamp = LexicalStamp(store_generation(store), len(nodes), file_stamps(building))
@@ -352,7 +352,7 @@ class HybridRetriever:
                 return None, None
             try:
                 # Memory-mapped: a large corpus's index is paged in as queries touch it, not read whole at start.
-                retriever = bm25_retriever_class().from_persist_dir(str(found[0]), mmap=True)
+                retriever = quiet_bm25_retriever_class().from_persist_dir(str(found[0]), mmap=True)
                 break
             except (OSError, ValueError):
                 continue

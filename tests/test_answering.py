@@ -136,6 +136,8 @@ def test_terms_and_names_of_a_question() -> None:
     ("When Did the Doria Militia Take Ruvia?", ()),  # a title: "Take" is no name
     ("Who wrote Rise of the Robots?", ("rise", "robots")),
     ("Purpose of Telnet", ("telnet",)),  # one capitalised word is no title
+    ("Karsh Works vs Doria Group", ("works", "doria", "group")),  # keywords: no verb capitalised as in a title
+    ('When Did "Doria" Fall?', ()),
     ("When did the UN enter Ruvia?", ("un", "ruvia")),
 ])
 def test_capitals_mark_names_unless_every_word_has_them(question: str, names: tuple[str, ...]) -> None:
@@ -215,6 +217,7 @@ def test_a_year_is_not_a_count() -> None:
 def test_a_number_word_opening_a_compound_is_not_a_count() -> None:
     sentence = "One-off gains of 8 mln dlrs lifted a one-time loser in a two-day sale to three buyers."
     assert spans_of(sentence, "number") == ["8 mln", "three"]
+    assert spans_of("It signed a thirty-five-year lease.", "number") == []
     assert spans_of(sentence, "duration") == ["two-day"]
 
 

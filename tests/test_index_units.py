@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.cleaning import TITLE_CHARS
+from rag.cleaning import TITLE_CHARS, as_title
 from rag.cli import index_dir_from
 from rag.indexing import IngestReport, Progress, catalogue_changes, duplicates_line, format_duration, time_left
 from rag.loading import decode_text, estimate_articles, load_corpus, stream_corpus
@@ -336,6 +336,17 @@ def test_an_article_opening_with_a_paragraph_gets_its_first_words_as_its_title(t
     assert len(title) <= TITLE_CHARS and title.endswith("1999…") and paragraph.startswith(title[:-1])
     assert by_id["long.txt"].text.startswith(paragraph)  # the text itself is untouched
     assert len(by_id["r"].title) <= TITLE_CHARS and by_id["r"].title.startswith("Karsh Karsh")
+
+
+@pytest.mark.parametrize("text,title", [
+    ("Dam reopens", "Dam reopens"),
+    ("word " * 29 + "word", "word " * 29 + "word"),  # 149 characters: kept
+    ("a" * 148 + " bb " + "c" * 40, "a" * 148 + "…"),  # the word cut at the limit is left out
+    ("a    " * 40, " ".join(["a"] * 40)),  # spaces collapsed, then within the limit
+    ("-" * 200, "-" * 149 + "…"),  # no word to cut at
+])
+def test_a_title_is_at_most_a_line(text: str, title: str) -> None:
+    assert as_title(text) == title and len(as_title(text)) <= TITLE_CHARS
 
 
 def test_a_named_pipe_is_skipped_by_name_not_waited_on(tmp_path: Path) -> None:

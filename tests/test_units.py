@@ -273,7 +273,7 @@ def test_how_many_mistyped_is_read_as_meant(question: str, meant: str) -> None:
 # --- check_question -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * (MAX_QUESTION_CHARS + 1), "???", " ?! 🙂 "])
+@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * (MAX_QUESTION_CHARS + 1), "???", " ?! 🙂 ", "___"])
 def test_unaskable_questions(question: str) -> None:
     with pytest.raises(QuestionError):
         check_question(question)

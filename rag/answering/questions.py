@@ -60,8 +60,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "duration": re.compile(
         rf"\b{QUALIFIER}{NUMERAL}[\s-]+(?:days?|weeks?|months?|years?|hours?|decades?)\b(?!-old)", re.IGNORECASE
     ),
-    # A number word that opens a compound ("a one-off gain", "a two-way race") counts nothing ("twenty-one" does).
-    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}(?:{DIGITS}|{NUMBER_WORD}(?!-(?!{NUMBER_WORD}\b)[a-z]))"
+    # A number word that opens a compound ("a one-off gain", "a thirty-five-year lease") counts nothing.
+    "number": re.compile(rf"(?:\b|(?=[$£€])){QUALIFIER}"
+                         rf"(?:{DIGITS}|{NUMBER_WORD}(?!(?:-{NUMBER_WORD}\b)*-(?!{NUMBER_WORD}\b)[a-z]))"
                          rf"(?:\b|(?<=[$£€\d]))(?:\s?{PER_CENT})?", re.IGNORECASE),
 }
 
@@ -92,7 +93,8 @@ class QuestionForm:
         return self.kind == "open"
 
 
-# What "how" asks a figure of ("how old", "how far"); any other "how" asks how something came about.
+# What "how" asks a figure of ("how old", "how far"; "how long" and "how soon" ask a time): any other "how" asks
+# how something came about.
 HOW_MEASURED = r"(?:many|much|old|far|big|large|often|tall|high|fast|quickly|heavy|deep|wide)"
 # Asked for an explanation, an account, a list or a comparison: several sentences answer it, not one span.
 OPEN_FORMS = re.compile(
@@ -201,17 +203,22 @@ def written_as_a_name(word: str, texts: Sequence[str]) -> bool:
 
 # Small words a title leaves in small letters ("Rise of the Robots").
 TITLE_SMALL_WORDS = frozenset("a an the of in on at to for and or but nor by from with as vs".split())
+# Words that only a title capitalises inside a question ("When Did ..."): no name is made of them.
+TITLE_ONLY_CAPITALS = frozenset(
+    "did does do is was were are has have had when where what who whom how why which".split())
 
 
 def capitalised_names(words: Sequence[str]) -> list[str]:
     """The names a question's words mark with capitals: the words after the first that open with one (lowercased,
     stopwords left out). None where the capitals mark nothing: a question typed in capitals ("WHEN DID THE CITY
-    FALL"), or written as a title, every word capitalised but the small ones ("When Did the City Fall?", where
-    "Fall" is no name)."""
+    FALL"), or written as a title, every word capitalised but the small ones, its verbs too ("When Did the City
+    Fall?", where "Fall" is no name; a keyword query such as "Doria Works Chief" still names Doria Works)."""
     later = [word for word in words[1:] if any(letter.isalpha() for letter in word)]
     letters = [letter for word in words for letter in word if letter.isalpha()]
-    big = [word for word in later if word.strip("?,.!:;'\"").lower() not in TITLE_SMALL_WORDS]
-    titled = len(big) > 1 and all(word[:1].isupper() for word in big)
+    bare = [word.strip("?,.!:;'\"()“”‘’").lower() for word in later]
+    big = [word for word, plain in zip(later, bare, strict=True) if plain not in TITLE_SMALL_WORDS]
+    titled = (any(plain in TITLE_ONLY_CAPITALS for plain in bare)
+              and all(next(letter for letter in word if letter.isalpha()).isupper() for word in big))
     if titled or all(letter.isupper() for letter in letters):
         return []
     return [token for word in later if word[:1].isupper() for token in tokens(word) if token not in STOPWORDS]

@@ -111,7 +111,7 @@ def _counted(question: str, text: str) -> tuple[str, ...]:
 
 
 # The measures "how" asks that the rules' number patterns find ("how many", "how far"); the others are the reader's.
-RULES_MEASURED = "many|much|large|big|far"
+RULES_MEASURED = "(?:many|much|large|big|far)"
 
 
 def _kind(text: str) -> tuple[AnswerKind, str | None]:
@@ -142,7 +142,7 @@ def _kind(text: str) -> tuple[AnswerKind, str | None]:
          r"queen|writer|journalist|player|coach|ceo|founder)\b", "person"),
         # Measures the rules have no pattern for: asked first, they are the reader's, whatever clause follows ("how old
         # was she when she died" asks no date).
-        (rf"\bhow (?!(?:{RULES_MEASURED})\b){HOW_MEASURED}\b", "other"),
+        (rf"\bhow (?!{RULES_MEASURED}\b){HOW_MEASURED}\b", "other"),
     ]
     first = first_asked(text, rules)
     if first is None:

@@ -25,8 +25,9 @@ def term_keys(token: str) -> frozenset[str]:
     return frozenset(keys)
 
 
-# Where a name run together from two words ("KarshWorks", "DoriaNet") splits: it matches them typed apart.
-RUN_TOGETHER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+# Where a name in the text run together from two words ("KarshWorks", "DoriaNet") splits, so that it matches them
+# typed apart; not after a prefix of one name ("McDonald", "MacLeod", "LeBlanc", "DeVito").
+RUN_TOGETHER = re.compile(r"(?<=[a-z]{3})(?=[A-Z][a-z]{2})")
 
 
 def text_keys(text: str) -> frozenset[str]:
