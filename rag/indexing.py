@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rag.embedding import PassageEmbedder, make_passage_embedder
-from rag.loading import Article, Problem, estimate_articles, stream_corpus
+from rag.loading import Article, Problem, estimate_articles, path_key, stream_corpus
 from rag.locking import writer_lock
 from rag.manifest import ArticleRow
 from rag.retrieval import build_lexical_index, lexical_index_current, remove_from_lexical_index, store_generation
@@ -212,7 +212,7 @@ def ingest_locked(paths: Sequence[Path], settings: Settings, store: PassageStore
     report.passages_added = writer.passages
 
     # A file that could not be read, or a JSONL file with a bad line (whose record is unknown), keeps what it had.
-    protected = {str(Path(problem.path).resolve()) for problem in loaded.problems} | loaded.unreadable_keys
+    protected = {path_key(problem.path) for problem in loaded.problems} | loaded.unreadable_keys
     gone = [document.key for document in stored.values()
             if document.key not in present and document.path not in protected
             and any(document.under(origin) for origin in loaded.origins)]

@@ -125,9 +125,22 @@ def _stream(paths: Sequence[Path], result: LoadResult) -> Iterator[Article]:
             files = [root]
             base = root.parent
         for path in files:
-            if path.resolve() not in loaded:
-                loaded.add(path.resolve())
+            resolved = Path(path_key(path))
+            if resolved.is_symlink():  # still a link once resolved: links that lead to each other
+                result.problems.append(Problem(str(path), "cannot read: a loop of symbolic links"))
+                continue
+            if resolved not in loaded:
+                loaded.add(resolved)
                 yield from _load_file(path, base, origin, result)
+
+
+def path_key(path: str | Path) -> str:
+    """The resolved path an article of ``path`` is stored under; for links that lead to each other, which resolve to
+    nothing, the absolute path of the first (Python 3.11 raises ``RuntimeError`` there, later versions ``OSError``)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(Path(path).absolute())
 
 
 def estimate_articles(paths: Sequence[Path]) -> int:

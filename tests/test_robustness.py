@@ -164,6 +164,21 @@ def test_an_index_whose_every_file_was_skipped_says_so_and_takes_articles(tmp_pa
     assert asked.returncode == 0 and "July 10" in asked.stdout, asked.stderr
 
 
+def test_links_that_lead_to_each_other_are_skipped_by_name_and_the_rest_goes_on(tmp_path: Path) -> None:
+    folder, index = tmp_path / "articles", tmp_path / "index"
+    folder.mkdir()
+    (folder / "a.txt").symlink_to(folder / "b.txt")
+    (folder / "b.txt").symlink_to(folder / "a.txt")
+    shutil.copy(SEEDS / "000_ddbd021a6e61dfd0.txt", folder / "story.txt")
+    for run in range(2):  # the second run finds the article unchanged and the loop still named
+        done = run_module("rag.ingest", str(folder), "--index", str(index))
+        assert done.returncode == 1 and "Traceback" not in done.stderr and "error:" not in done.stderr, done.stderr
+        assert done.stderr.count(": cannot read: a loop of symbolic links") == 2
+        assert ("1 new" if run == 0 else "1 unchanged") in done.stderr
+    asked = run_module("rag.ask", QUESTION, "--index", str(index))
+    assert asked.returncode == 0 and "July 10" in asked.stdout, asked.stderr
+
+
 def test_a_read_only_index_can_be_asked(seed_copy: Path, tmp_path: Path) -> None:
     # Root ignores file modes, so the index is made read-only by a read-only bind mount in a private namespace.
     script = tmp_path / "ask-read-only.sh"
