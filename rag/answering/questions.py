@@ -24,8 +24,8 @@ NUMBER_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel
                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
                r"hundreds?|thousands?|millions?|dozens?|several|a few|tens of thousands)")
 # Wire copy abbreviates: "4.5 bln dlrs", "17 mln marks", "7.3 pct".
-DIGITS = (r"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?"
-          r")")
+DIGITS = (r"(?:[$£€]?\d[\d,]*(?:\.\d+)?(?:bn|m|tn|k)?"
+          r"(?:\s+(?:million|billion|trillion|thousand|hundred|mln|bln))?)")
 NUMERAL = rf"(?:{DIGITS}|{NUMBER_WORD})"
 YEAR_DIGITS = r"(?:1[5-9]|20)\d{2}"
 QUALIFIER = r"(?:(?:more than|over|nearly|about|almost|around|some|at least|up to|roughly|approximately)\s+)?"
